@@ -1,0 +1,78 @@
+"""Every Kafka topic of the system, named in one place.
+
+Names are stable and environment-independent; a deployment (or a test run) may put a prefix in
+front of all of them (``JMO_TOPIC_PREFIX``) so that several runs share one cluster without seeing
+each other's messages. Topics are created explicitly (auto-create is off on our brokers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SERVICES: tuple[str, ...] = ("registration", "identity", "biometric", "profile-update", "notification")
+
+DLQ_SUFFIX = ".dlq"
+ONE_HOUR_MS = 60 * 60 * 1000
+SEVEN_DAYS_MS = 7 * 24 * ONE_HOUR_MS
+
+
+def commands(service: str) -> str:
+    """The topic on which the gateway sends commands to ``service``."""
+    _check(service)
+    return f"jmo.{service}.commands"
+
+
+def events(service: str) -> str:
+    """The topic on which ``service`` publishes the events of its log."""
+    _check(service)
+    return f"jmo.{service}.events"
+
+
+def dlq(topic: str) -> str:
+    """Where a consumer of ``topic`` parks what it cannot parse (error details in headers)."""
+    return topic + DLQ_SUFFIX
+
+
+#: OTP codes travel only here, encrypted for the notification service, and only briefly.
+OTP_DELIVERY = "jmo.identity.otp-delivery"
+
+#: What each service consumes; every consumed topic gets a DLQ.
+CONSUMES: dict[str, tuple[str, ...]] = {
+    "registration": (commands("registration"), events("identity")),
+    "identity": (commands("identity"), events("registration")),
+    "biometric": (commands("biometric"),),
+    "profile-update": (commands("profile-update"), events("registration"), events("identity"), events("biometric")),
+    "notification": (OTP_DELIVERY, events("registration"), events("identity"), events("profile-update")),
+}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic to create: its name and the settings that differ from the broker's defaults."""
+
+    name: str
+    partitions: int = 3
+    retention_ms: int | None = None
+
+    def prefixed(self, prefix: str) -> TopicSpec:
+        return TopicSpec(prefix + self.name, self.partitions, self.retention_ms)
+
+    def config(self) -> dict[str, str]:
+        return {} if self.retention_ms is None else {"retention.ms": str(self.retention_ms)}
+
+
+def all_topics(prefix: str = "") -> list[TopicSpec]:
+    """Every topic the system needs, with ``prefix`` applied, in a stable order."""
+    specs: list[TopicSpec] = []
+    for service in SERVICES:
+        specs.append(TopicSpec(commands(service), retention_ms=SEVEN_DAYS_MS))
+        specs.append(TopicSpec(events(service)))
+    specs.append(TopicSpec(OTP_DELIVERY, retention_ms=ONE_HOUR_MS))
+    consumed = sorted({t for topics in CONSUMES.values() for t in topics})
+    specs.extend(TopicSpec(dlq(t), partitions=1) for t in consumed)
+    return [s.prefixed(prefix) for s in specs]
+
+
+def _check(service: str) -> None:
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}; expected one of {SERVICES}")
