@@ -1,0 +1,3 @@
+from jmo_devstack.cli import main
+
+main()

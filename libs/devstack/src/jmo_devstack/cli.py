@@ -1,0 +1,83 @@
+"""``python -m jmo_devstack``: the local stack's command line (what ``make up/down/status/reset`` run)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .install import InstallError, install_all
+from .net import run_sync
+from .paths import StackPaths
+from .stack import Stack, StackError
+from .topics import create_topics
+
+app = typer.Typer(
+    help="Kafka, FerretDB and the five JMO services on 127.0.0.1, without Docker.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+
+def _stack() -> Stack:
+    return Stack(console=console)
+
+
+@app.command()
+def up(
+    services: Annotated[bool, typer.Option("--services/--infra-only", help="Also start the five services.")] = True,
+) -> None:
+    """Start Kafka and FerretDB (unless KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI name others), create the
+    topics, start the services and wait for their /health. Running parts are kept."""
+    try:
+        _stack().up(with_services=services)
+    except StackError as exc:
+        console.print(f"[red bold]make up failed:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def down() -> None:
+    """Stop what `up` started, by pid: services, then Kafka, then FerretDB."""
+    _stack().down()
+
+
+@app.command()
+def status() -> None:
+    """Show what runs, where, and where its log is."""
+    console.print(_stack().status_table())
+
+
+@app.command()
+def reset() -> None:
+    """`down`, then delete the stack's data (.local/state) and logs (.local/logs)."""
+    _stack().reset()
+
+
+@app.command()
+def install() -> None:
+    """Resolve the Kafka jars and build FerretDB into .local/ (skipped when up to date)."""
+    try:
+        install_all(StackPaths.discover(), say=lambda line: console.print(line, highlight=False, markup=False))
+    except InstallError as exc:
+        console.print(f"[red bold]install failed:[/] {exc}")
+        raise typer.Exit(1) from None
+
+
+@app.command("create-topics")
+def create_topics_command(
+    bootstrap: Annotated[str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")] = "127.0.0.1:9092",
+    prefix: Annotated[str, typer.Option(envvar="JMO_TOPIC_PREFIX", help="Prefix of every topic name.")] = "",
+    replication_factor: Annotated[int, typer.Option(envvar="JMO_TOPIC_REPLICATION_FACTOR")] = 1,
+) -> None:
+    """Create every topic of the system on an existing cluster (used by docker-compose)."""
+    names = run_sync(create_topics(bootstrap, prefix, replication_factor=replication_factor))
+    console.print(f"{len(names)} topics present on {bootstrap}")
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

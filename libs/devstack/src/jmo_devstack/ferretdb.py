@@ -1,0 +1,124 @@
+"""FerretDB (MongoDB wire protocol over SQLite) running from .local/bin/ferretdb."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from .net import LOOPBACK, NotReady, port_open, wait_until
+from .paths import StackPaths
+from .processes import PidRecord, kill, spawn, tail, terminate
+
+
+def ping(uri: str, timeout_ms: int = 2000) -> bool:
+    """True if the MongoDB-protocol server at ``uri`` answers ``ping``."""
+    client: MongoClient = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
+    try:
+        return client.admin.command("ping").get("ok") == 1
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
+
+
+class FerretDBServer:
+    """One FerretDB server on 127.0.0.1:``port`` keeping its SQLite files in ``workdir``/data/.
+
+    Its log is ``workdir``/ferretdb.log; ``start()`` adopts a server already running from the
+    same pid file.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        port: int = 27017,
+        *,
+        paths: StackPaths | None = None,
+        pid_file: Path | None = None,
+        log_level: str = "warn",
+        die_with_parent: bool = False,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.port = port
+        self.paths = paths or StackPaths.discover()
+        self.pid_file = pid_file or self.workdir / "ferretdb.pid"
+        self.log_level = log_level
+        self.die_with_parent = die_with_parent
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        """The connection string clients use."""
+        return f"mongodb://{LOOPBACK}:{self.port}/"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "ferretdb.log"
+
+    def record(self) -> PidRecord | None:
+        """The pid record of the running server, if it runs."""
+        record = PidRecord.read(self.pid_file)
+        return record if record is not None and record.alive() else None
+
+    @property
+    def running(self) -> bool:
+        return self.record() is not None
+
+    def command(self) -> list[str]:
+        return [
+            str(self.paths.ferretdb_bin),
+            "-listen-addr", f"{LOOPBACK}:{self.port}",
+            "-sqlite-url", f"file:{self.data_dir}/",
+            "-log-level", self.log_level,
+        ]
+
+    def start(self, timeout: float = 30.0) -> bool:
+        """Start the server and wait until it answers ``ping``. False if it already ran."""
+        if self.running:
+            self.wait_ready(timeout)
+            return False
+        if not self.paths.ferretdb_bin.exists():
+            raise FileNotFoundError(f"no {self.paths.ferretdb_bin}; run `make install`")
+        if port_open(LOOPBACK, self.port):
+            raise NotReady(f"port {LOOPBACK}:{self.port} is already in use by another process")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cmd = self.command()
+        self._popen = spawn(cmd, log_path=self.log_path, cwd=self.workdir, die_with_parent=self.die_with_parent)
+        PidRecord.of(self._popen.pid, cmd[:1]).write(self.pid_file)
+        try:
+            self.wait_ready(timeout)
+        except NotReady as exc:
+            self.stop()
+            raise NotReady(f"{exc}\n--- {self.log_path} ---\n{tail(self.log_path)}") from None
+        return True
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Block until the server answers ``ping``."""
+        wait_until(
+            lambda: port_open(LOOPBACK, self.port) and ping(self.uri),
+            timeout=timeout,
+            what=f"FerretDB on {self.uri}",
+            alive=lambda: self.running,
+        )
+
+    def stop(self, timeout: float = 15.0) -> bool:
+        """SIGTERM the server, SIGKILL after ``timeout`` s. False if it was not running."""
+        record = PidRecord.read(self.pid_file)
+        stopped = record is not None and terminate(record, timeout=timeout, popen=self._popen)
+        self.pid_file.unlink(missing_ok=True)
+        self._popen = None
+        return stopped
+
+    def kill(self) -> None:
+        """SIGKILL the server."""
+        record = PidRecord.read(self.pid_file)
+        if record is not None:
+            kill(record, self._popen)
+        self.pid_file.unlink(missing_ok=True)

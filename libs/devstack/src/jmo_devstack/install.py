@@ -1,0 +1,108 @@
+"""Idempotent installation of the stack's tools into ``.local/``.
+
+Each step hashes its inputs into a stamp file and does nothing when the stamp matches and the
+output exists; otherwise it runs the real tool with its output streaming to the terminal, so a
+first install shows Maven's downloads and Go's build progress.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from .paths import StackPaths
+
+Say = Callable[[str], None]
+
+
+class InstallError(RuntimeError):
+    """A tool needed by the stack is missing or its build failed."""
+
+
+def _digest(files: list[Path]) -> str:
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _fresh(stamp: Path, digest: str, output: Path) -> bool:
+    return output.exists() and stamp.is_file() and stamp.read_text().strip() == digest
+
+
+def _run(cmd: list[str], cwd: Path, say: Say) -> None:
+    if shutil.which(cmd[0]) is None:
+        raise InstallError(f"{cmd[0]!r} is not on PATH; it is needed to install the embedded stack")
+    say(f"$ {' '.join(cmd)}")
+    result = subprocess.run(cmd, cwd=cwd, check=False)
+    if result.returncode != 0:
+        raise InstallError(f"{' '.join(cmd)} failed with exit code {result.returncode}")
+
+
+def install_kafka(paths: StackPaths, say: Say = print) -> bool:
+    """Resolve the Kafka jars of deploy/kafka/pom.xml into .local/kafka/libs. True if work was done."""
+    stamp = paths.kafka_libs.parent / "libs.stamp"
+    digest = _digest([paths.kafka_pom])
+    if _fresh(stamp, digest, paths.kafka_libs) and any(paths.kafka_libs.glob("kafka_2.13-*.jar")):
+        say(f"Kafka jars up to date in {paths.kafka_libs}")
+        return False
+    # Copy into a fresh directory, then swap, so a stale jar from an older pom never lingers and a
+    # running broker keeps its classpath until the swap.
+    staging = paths.kafka_libs.with_name("libs.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    _run(
+        [
+            "mvn", "-B", "-f", str(paths.kafka_pom), "dependency:copy-dependencies",
+            "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
+        ],
+        paths.root,
+        say,
+    )
+    if not any(staging.glob("kafka_2.13-*.jar")):
+        raise InstallError(f"maven finished but no kafka_2.13 jar is in {staging}")
+    old = paths.kafka_libs.with_name("libs.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if paths.kafka_libs.exists():
+        paths.kafka_libs.rename(old)
+    staging.rename(paths.kafka_libs)
+    shutil.rmtree(old, ignore_errors=True)
+    stamp.write_text(digest + "\n")
+    say(f"Kafka jars installed in {paths.kafka_libs}")
+    return True
+
+
+def install_ferretdb(paths: StackPaths, say: Say = print) -> bool:
+    """Build .local/bin/ferretdb from deploy/ferretdb when it is missing or its sources changed."""
+    sources = [p for p in paths.ferretdb_src.iterdir() if p.is_file()]
+    stamp = paths.ferretdb_bin.with_name("ferretdb.stamp")
+    digest = _digest(sources)
+    if _fresh(stamp, digest, paths.ferretdb_bin):
+        say(f"FerretDB up to date at {paths.ferretdb_bin}")
+        return False
+    paths.ferretdb_bin.parent.mkdir(parents=True, exist_ok=True)
+    _run(["go", "mod", "download", "-x"], paths.ferretdb_src, say)
+    tmp = paths.ferretdb_bin.with_name("ferretdb.new")
+    _run(["go", "build", "-v", "-o", str(tmp), "."], paths.ferretdb_src, say)
+    tmp.replace(paths.ferretdb_bin)  # atomic: a running server keeps its old inode
+    stamp.write_text(digest + "\n")
+    say(f"FerretDB built at {paths.ferretdb_bin}")
+    return True
+
+
+def install_all(paths: StackPaths, say: Say = print) -> None:
+    """Install every tool the embedded stack needs (Kafka jars, FerretDB)."""
+    install_kafka(paths, say)
+    install_ferretdb(paths, say)
+
+
+def missing_tools(paths: StackPaths) -> list[str]:
+    """What is not installed yet (without building anything)."""
+    missing = []
+    if not any(paths.kafka_libs.glob("kafka_2.13-*.jar")):
+        missing.append(f"Kafka jars in {paths.kafka_libs}")
+    if not paths.ferretdb_bin.exists():
+        missing.append(f"FerretDB binary {paths.ferretdb_bin}")
+    return missing

@@ -1,0 +1,111 @@
+"""Pytest fixtures giving tests real infrastructure, lazily (a unit test starts nothing).
+
+Registered for the whole repository by the root ``conftest.py``. Fixtures:
+
+- ``infra`` (session): ``.kafka_bootstrap``, ``.mongodb_uri`` — see ``jmo_devstack.infra.provide_infra``.
+- ``run_id`` (session): unique per session, e.g. ``t3f9a1c2e``.
+- ``topic_prefix`` (session): ``f"{run_id}."``; ``database_prefix`` (session): ``f"{run_id}_"``.
+- ``topics`` (session): creates ``all_topics(topic_prefix)`` on ``infra``; returns the prefix.
+- ``service_command`` (function): name -> argv, default ``[sys.executable, "-m", "jmo_<name>"]``;
+  override it in a conftest to run something else.
+- ``service_runner`` (function): ``start(name, extra_env=None, *, wait_healthy=True) -> ServiceProcess``;
+  everything it started is stopped at teardown.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from .infra import Infra, provide_infra
+from .net import free_port, run_sync
+from .services import Command, ServiceProcess, module_name, service_env
+from .topics import create_topics
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    """Kafka and a MongoDB-protocol store for this session (env, Docker, or embedded)."""
+    with provide_infra(tmp_path_factory.mktemp("infra")) as resolved:
+        yield resolved
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    """A name unique to this test session: ``t`` and 8 hex digits."""
+    return "t" + secrets.token_hex(4)
+
+
+@pytest.fixture(scope="session")
+def topic_prefix(run_id: str) -> str:
+    """The prefix of every topic this session uses (JMO_TOPIC_PREFIX)."""
+    return f"{run_id}."
+
+
+@pytest.fixture(scope="session")
+def database_prefix(run_id: str) -> str:
+    """The prefix of every database this session uses (JMO_DATABASE_PREFIX)."""
+    return f"{run_id}_"
+
+
+@pytest.fixture(scope="session")
+def topics(infra: Infra, topic_prefix: str) -> str:
+    """Create every topic of the system under ``topic_prefix`` on ``infra``; return the prefix."""
+    run_sync(create_topics(infra.kafka_bootstrap, topic_prefix))
+    return topic_prefix
+
+
+@pytest.fixture
+def service_command() -> Command:
+    """How ``service_runner`` runs a service by name; override to run a fake."""
+    return lambda name: [sys.executable, "-m", module_name(name)]
+
+
+class ServiceRunner:
+    """Starts services as processes for one test and stops them all afterwards."""
+
+    def __init__(self, env: Mapping[str, str], log_dir: Path, command: Command) -> None:
+        self.env = dict(env)
+        self.log_dir = log_dir
+        self.command = command
+        self.started: list[ServiceProcess] = []
+
+    def __call__(
+        self,
+        name: str,
+        extra_env: Mapping[str, str] | None = None,
+        *,
+        wait_healthy: bool = True,
+        timeout: float = 60.0,
+    ) -> ServiceProcess:
+        """Start service ``name`` (e.g. ``profile-update``) on a free health port; wait for /health 200."""
+        index = sum(1 for p in self.started if p.name == name)
+        proc = ServiceProcess(
+            name,
+            self.command(name),
+            env={**self.env, **(extra_env or {})},
+            health_port=free_port(),
+            log_path=self.log_dir / (f"{name}.log" if index == 0 else f"{name}-{index}.log"),
+            die_with_parent=True,
+        )
+        self.started.append(proc)
+        return proc.start(wait_healthy=wait_healthy, timeout=timeout)
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.started):
+            proc.stop()
+
+
+@pytest.fixture
+def service_runner(
+    infra: Infra, topics: str, database_prefix: str, tmp_path: Path, service_command: Command
+) -> Iterator[ServiceRunner]:
+    """A factory starting services against ``infra`` with this session's topic and database prefixes."""
+    env = service_env(infra.kafka_bootstrap, infra.mongodb_uri, topics, {"JMO_DATABASE_PREFIX": database_prefix})
+    runner = ServiceRunner(env, tmp_path / "services", service_command)
+    yield runner
+    runner.stop_all()

@@ -1,0 +1,91 @@
+"""Explicit creation of the system's Kafka topics (brokers run with auto-create off)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from typing import TYPE_CHECKING
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+if TYPE_CHECKING:
+    from jmo_contracts.topics import TopicSpec
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+class TopicCreationError(RuntimeError):
+    """The broker refused to create a topic."""
+
+
+async def create_topics(
+    bootstrap: str,
+    prefix: str = "",
+    *,
+    replication_factor: int = 1,
+    specs: list[TopicSpec] | None = None,
+    timeout: float = 60.0,
+) -> list[str]:
+    """Create every topic of ``all_topics(prefix)`` (or ``specs``) on ``bootstrap``; return their names.
+
+    Topics that already exist are left as they are. Returns once every topic is visible in the
+    cluster metadata with a leader for each partition.
+    """
+    if specs is None:
+        from jmo_contracts.topics import all_topics
+
+        specs = all_topics(prefix)
+    wanted = [
+        NewTopic(s.name, num_partitions=s.partitions, replication_factor=replication_factor, topic_configs=s.config())
+        for s in specs
+    ]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    await admin.start()
+    try:
+        response = await admin.create_topics(wanted)
+        failed = [
+            f"{name}: error {code} {rest[0] if rest else ''}".strip()
+            for name, code, *rest in response.topic_errors
+            if code not in (0, TOPIC_ALREADY_EXISTS)
+        ]
+        if failed:
+            raise TopicCreationError("could not create topics: " + "; ".join(failed))
+        await _wait_visible(admin, {s.name: s.partitions for s in specs}, timeout)
+    finally:
+        await admin.close()
+    return [s.name for s in specs]
+
+
+async def _wait_visible(admin: AIOKafkaAdminClient, partitions: dict[str, int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        described = await admin.describe_topics(list(partitions))
+        ready = {
+            t["topic"]
+            for t in described
+            if t["error_code"] == 0 and all(p["leader"] >= 0 for p in t["partitions"]) and t["partitions"]
+        }
+        missing = sorted(set(partitions) - ready)
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise TopicCreationError(f"topics not visible after {timeout:.0f}s: {missing}")
+        await asyncio.sleep(0.2)
+
+
+def topic_names(prefix: str = "") -> list[str]:
+    """The names ``create_topics`` would create for ``prefix``."""
+    from jmo_contracts.topics import all_topics
+
+    return [s.name for s in all_topics(prefix)]
+
+
+async def existing_topics(bootstrap: str) -> list[str]:
+    """Every topic name in the cluster at ``bootstrap``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return await admin.list_topics()
+    finally:
+        await admin.close()
