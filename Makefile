@@ -1,0 +1,53 @@
+# JMO backend: the local stack without Docker, tests and benchmarks.
+#   make up      Kafka + FerretDB + the five services on 127.0.0.1 (see README.md)
+#   make test    every test, against real Kafka and FerretDB started for the session
+# Everything installed lives in the git-ignored .local/ (and .venv/); re-running is cheap.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON3 ?= python3
+UV_VERSION := 0.13.9
+LOCAL := .local
+UV_DIR := $(LOCAL)/uv
+UV := $(UV_DIR)/bin/uv
+UV_STAMP := $(UV_DIR)/.installed-$(UV_VERSION)
+PY := .venv/bin/python
+DEVSTACK := $(PY) -m jmo_devstack
+PYTEST_ARGS ?=
+
+.PHONY: help install sync tools up down status reset test bench
+
+help:
+	@echo "make install  uv $(UV_VERSION) + uv sync --frozen + Kafka jars + FerretDB (into .local/)"
+	@echo "make up       start Kafka, FerretDB and the five services; 'make status', 'make down', 'make reset'"
+	@echo "make test     run every test (PYTEST_ARGS=... to pass options)"
+	@echo "make bench    run bench/run.py"
+
+# uv itself, pinned, in its own venv (a fresh machine has none).
+$(UV_STAMP):
+	rm -rf $(UV_DIR)
+	$(PYTHON3) -m venv $(UV_DIR)
+	$(UV_DIR)/bin/pip install --disable-pip-version-check --progress-bar off uv==$(UV_VERSION)
+	touch $@
+
+sync: $(UV_STAMP)
+	$(UV) sync --frozen
+
+tools: sync
+	$(DEVSTACK) install
+
+install: tools
+
+up: install
+	$(DEVSTACK) up
+
+# down/status/reset need no install: without a .venv nothing of ours can be running.
+down status reset:
+	@if [ -x $(PY) ]; then $(DEVSTACK) $@; else echo "no .venv: nothing to $@ (run make install)"; fi
+
+test: install
+	.venv/bin/pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) bench/run.py
