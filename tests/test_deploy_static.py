@@ -1,0 +1,99 @@
+"""deploy/docker-compose.yml is consistent, checked without Docker (it cannot run here)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jmo_devstack.services import SERVICE_PORTS, module_name
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "deploy" / "docker-compose.yml"
+INFRA = ("kafka", "mongodb", "kafka-ui")
+ONE_SHOTS = ("topics",)
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, dict]:
+    return yaml.safe_load(COMPOSE.read_text())["services"]
+
+
+def _health_command(service: dict) -> str:
+    test = service["healthcheck"]["test"]
+    return " ".join(map(str, test)) if isinstance(test, list) else str(test)
+
+
+def test_the_stack_has_the_infrastructure_the_topic_job_and_the_five_services(services):
+    assert set(services) == {*INFRA, *ONE_SHOTS, *SERVICE_PORTS}
+
+
+def test_every_service_has_an_image_or_a_build(services):
+    for name, service in services.items():
+        assert "image" in service or "build" in service, name
+
+
+def test_every_long_running_service_has_a_healthcheck(services):
+    for name, service in services.items():
+        if name not in ONE_SHOTS:
+            assert service.get("healthcheck", {}).get("test"), name
+
+
+def test_every_app_service_has_environment_and_waits_for_healthy_infrastructure(services):
+    for name in (*SERVICE_PORTS, *ONE_SHOTS):
+        service = services[name]
+        assert service["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092", name
+        depends = service["depends_on"]
+        assert depends["kafka"]["condition"] == "service_healthy", name
+    for name in SERVICE_PORTS:
+        depends = services[name]["depends_on"]
+        assert depends["mongodb"]["condition"] == "service_healthy", name
+        assert depends["topics"]["condition"] == "service_completed_successfully", name
+        assert services[name]["environment"]["MONGODB_URI"].startswith("mongodb://mongodb:27017/"), name
+
+
+def test_app_services_run_their_module_from_the_one_repository_image(services):
+    images = set()
+    for name in SERVICE_PORTS:
+        service = services[name]
+        assert service["command"] == ["python", "-m", module_name(name)]
+        assert service["build"]["dockerfile"] == "Dockerfile"
+        assert (COMPOSE.parent / service["build"]["context"] / "Dockerfile").is_file()
+        images.add(service["image"])
+    assert len(images) == 1
+
+
+def test_each_app_health_port_matches_its_healthcheck(services):
+    for name, port in SERVICE_PORTS.items():
+        service = services[name]
+        assert int(service["environment"]["JMO_HEALTH_PORT"]) == port, name
+        checked = re.findall(r"127\.0\.0\.1:(\d+)/health", _health_command(service))
+        assert checked == [str(port)], name
+
+
+def test_kafka_ui_points_at_the_kafka_service(services):
+    env = services["kafka-ui"]["environment"]
+    host, port = env["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"].split(":")
+    assert host == "kafka"
+    assert f"PLAINTEXT://kafka:{port}" in services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert services["kafka-ui"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+
+
+def test_kafka_creates_no_topic_by_accident(services):
+    assert services["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+def test_mongodb_runs_as_a_replica_set_initiated_by_its_healthcheck(services):
+    mongodb = services["mongodb"]
+    assert "--replSet" in mongodb["command"]
+    assert "rs.initiate" in _health_command(mongodb)
+
+
+def test_published_ports_are_bound_to_loopback_only(services):
+    for name, service in services.items():
+        for mapping in service.get("ports", []):
+            assert str(mapping).startswith("127.0.0.1:"), f"{name}: {mapping}"
