@@ -1,0 +1,22 @@
+"""The event log: append with expected version, idempotency by cause, hash chain, global order."""
+
+from .codec import FieldEncryptionCodec, InMemoryKeyRing, KeyRing, PayloadCodec, PlainCodec
+from .memory import InMemoryEventStore
+from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, RecordedEvent
+from .mongo import MongoEventStore
+from .protocol import EventStore
+
+__all__ = [
+    "AppendResult",
+    "ConcurrencyConflict",
+    "EventStore",
+    "FieldEncryptionCodec",
+    "InMemoryEventStore",
+    "InMemoryKeyRing",
+    "IntegrityProblem",
+    "KeyRing",
+    "MongoEventStore",
+    "PayloadCodec",
+    "PlainCodec",
+    "RecordedEvent",
+]

@@ -1,0 +1,128 @@
+"""The commit document shared by every backend: one per decision, holding all its events.
+
+A commit is ``{_id: "<stream>@<expected_version>", stream_id, from_version, to_version, cause_id,
+recorded_at, events: [...], event_count, prev_commit, prev_hash, hash}`` plus, once sequenced,
+``position`` (global position of its first event) and ``last_position``. Using the expected
+version in ``_id`` makes the primary key the optimistic-concurrency check on every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from jmo_contracts import Envelope
+
+from .chain import GENESIS, commit_hash
+from .codec import PayloadCodec
+from .model import AppendResult, IntegrityProblem, RecordedEvent
+
+Doc = dict[str, Any]
+
+
+def commit_id(stream_id: str, expected_version: int) -> str:
+    return f"{stream_id}@{expected_version}"
+
+
+def build_commit(
+    *,
+    stream_id: str,
+    expected_version: int,
+    head: Doc | None,
+    events: Sequence[Envelope],
+    cause_id: str,
+    codec: PayloadCodec,
+) -> Doc:
+    """The document for appending ``events`` after ``head`` (``None`` for a new stream)."""
+    for e in events:
+        if e.stream_id != stream_id:
+            raise ValueError(f"event {e.type} belongs to {e.stream_id}, not {stream_id}")
+    stored = [_stored_event(e, codec) for e in events]
+    recorded_at = datetime.now(UTC).isoformat(timespec="microseconds")
+    prev_hash = head["hash"] if head else GENESIS
+    doc: Doc = {
+        "_id": commit_id(stream_id, expected_version),
+        "stream_id": stream_id,
+        "from_version": expected_version + 1,
+        "to_version": expected_version + len(events),
+        "cause_id": cause_id,
+        "recorded_at": recorded_at,
+        "events": stored,
+        "event_count": len(stored),
+        "prev_commit": head["_id"] if head else None,
+        "prev_hash": prev_hash,
+    }
+    doc["hash"] = hash_of(doc)
+    return doc
+
+
+def hash_of(doc: Doc) -> str:
+    return commit_hash(
+        stream_id=doc["stream_id"],
+        from_version=doc["from_version"],
+        to_version=doc["to_version"],
+        cause_id=doc["cause_id"],
+        recorded_at=doc["recorded_at"],
+        events=doc["events"],
+        prev_hash=doc["prev_hash"],
+    )
+
+
+def recorded_events(doc: Doc, codec: PayloadCodec, *, after_position: int | None = None, from_version: int = 1) -> list[RecordedEvent]:
+    """The events of a commit, decoded, optionally only those after a position or version."""
+    out = []
+    first_position = doc.get("position")
+    for i, stored in enumerate(doc["events"]):
+        version = doc["from_version"] + i
+        position = None if first_position is None else first_position + i
+        if version < from_version or (after_position is not None and position is not None and position <= after_position):
+            continue
+        payload = codec.decode(doc["stream_id"], stored["type"], stored["payload"])
+        envelope = Envelope.model_validate({**stored, "stream_id": doc["stream_id"], "payload": payload})
+        out.append(RecordedEvent(envelope=envelope, stream_version=version, position=position, commit_id=doc["_id"]))
+    return out
+
+
+def verify_chain(stream_id: str, commits: Iterable[Doc]) -> list[IntegrityProblem]:
+    """Every way ``commits`` (in version order) break the stream's hash chain."""
+    problems: list[IntegrityProblem] = []
+    prev: Doc | None = None
+    for doc in commits:
+        expected_from = prev["to_version"] + 1 if prev else 1
+        if doc["from_version"] != expected_from:
+            problems.append(IntegrityProblem(stream_id, doc["_id"], f"version gap: expected {expected_from}, found {doc['from_version']}"))
+        if doc["to_version"] - doc["from_version"] + 1 != len(doc["events"]):
+            problems.append(IntegrityProblem(stream_id, doc["_id"], "event count does not match the versions"))
+        if doc.get("prev_commit") != (prev["_id"] if prev else None):
+            problems.append(IntegrityProblem(stream_id, doc["_id"], "previous-commit link broken"))
+        if doc["prev_hash"] != (prev["hash"] if prev else GENESIS):
+            problems.append(IntegrityProblem(stream_id, doc["_id"], "previous hash does not match"))
+        if hash_of(doc) != doc["hash"]:
+            problems.append(IntegrityProblem(stream_id, doc["_id"], "content does not match its hash"))
+        prev = doc
+    return problems
+
+
+def _stored_event(e: Envelope, codec: PayloadCodec) -> Doc:
+    return {
+        "message_id": e.message_id,
+        "type": e.type,
+        "schema_version": e.schema_version,
+        "occurred_at": e.occurred_at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "correlation_id": e.correlation_id,
+        "causation_id": e.causation_id,
+        "payload": codec.encode(e.stream_id, e.type, e.payload),
+    }
+
+
+def result_of(doc: Doc, *, already: bool) -> AppendResult:
+    """The :class:`AppendResult` describing a stored commit."""
+    return AppendResult(
+        stream_id=doc["stream_id"],
+        commit_id=doc["_id"],
+        from_version=doc["from_version"],
+        to_version=doc["to_version"],
+        already_applied=already,
+        message_ids=tuple(e["message_id"] for e in doc["events"]),
+    )

@@ -1,0 +1,95 @@
+"""In-memory event store: the same semantics as the MongoDB store, for unit and component tests."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Sequence
+
+from jmo_contracts import Envelope
+
+from .codec import PayloadCodec, PlainCodec
+from .commits import Doc, build_commit, result_of, recorded_events, verify_chain
+from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, RecordedEvent
+
+
+class InMemoryEventStore:
+    """Holds commit documents in dicts; positions are assigned when :meth:`sequence` runs."""
+
+    def __init__(self, codec: PayloadCodec | None = None) -> None:
+        self.codec = codec or PlainCodec()
+        self.commits: dict[str, Doc] = {}  # by _id, insertion-ordered
+        self._streams: dict[str, list[str]] = {}
+        self._causes: dict[str, str] = {}
+        self._pending: list[str] = []
+        self._next_position = 1
+        self._lock = asyncio.Lock()
+
+    async def append(self, stream_id: str, expected_version: int, events: Sequence[Envelope], *, cause_id: str) -> AppendResult:
+        if not events:
+            raise ValueError("nothing to append")
+        async with self._lock:
+            if (done := self._result_of_cause(cause_id, already=True)) is not None:
+                return done
+            ids = self._streams.get(stream_id, [])
+            head = self.commits[ids[-1]] if ids else None
+            actual = head["to_version"] if head else 0
+            if actual != expected_version:
+                raise ConcurrencyConflict(stream_id, expected_version, actual)
+            doc = build_commit(stream_id=stream_id, expected_version=expected_version, head=head, events=events, cause_id=cause_id, codec=self.codec)
+            self.commits[doc["_id"]] = doc
+            self._streams.setdefault(stream_id, []).append(doc["_id"])
+            self._causes[cause_id] = doc["_id"]
+            self._pending.append(doc["_id"])
+            return result_of(doc, already=False)
+
+    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
+        out: list[RecordedEvent] = []
+        for cid in self._streams.get(stream_id, []):
+            doc = self.commits[cid]
+            if doc["to_version"] >= from_version:
+                out.extend(recorded_events(doc, self.codec, from_version=from_version))
+        return out
+
+    async def sequence(self, max_commits: int = 1000) -> int:
+        async with self._lock:
+            batch, self._pending = self._pending[:max_commits], self._pending[max_commits:]
+            for cid in batch:
+                doc = self.commits[cid]
+                doc["position"] = self._next_position
+                doc["last_position"] = self._next_position + doc["event_count"] - 1
+                self._next_position += doc["event_count"]
+            return len(batch)
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        docs = sorted((d for d in self.commits.values() if d.get("last_position", 0) > after_position), key=lambda d: d["position"])
+        out: list[RecordedEvent] = []
+        for doc in docs:
+            out.extend(recorded_events(doc, self.codec, after_position=after_position))
+            if len(out) >= limit:
+                break
+        return out[:limit]
+
+    async def find_cause(self, cause_id: str) -> AppendResult | None:
+        return self._result_of_cause(cause_id, already=True)
+
+    async def stream_ids(self) -> list[str]:
+        return sorted(self._streams)
+
+    async def verify(self) -> list[IntegrityProblem]:
+        problems: list[IntegrityProblem] = []
+        for stream_id, ids in sorted(self._streams.items()):
+            present = [self.commits[c] for c in ids if c in self.commits]
+            if len(present) != len(ids):
+                problems.extend(IntegrityProblem(stream_id, c, "commit missing") for c in ids if c not in self.commits)
+            problems.extend(verify_chain(stream_id, sorted(present, key=lambda d: d["from_version"])))
+        return problems
+
+    def snapshot(self) -> dict[str, Doc]:
+        """A deep copy of the stored documents (for tests that tamper with them)."""
+        return copy.deepcopy(self.commits)
+
+    def _result_of_cause(self, cause_id: str, *, already: bool) -> AppendResult | None:
+        cid = self._causes.get(cause_id)
+        return None if cid is None else result_of(self.commits[cid], already=already)
+

@@ -1,0 +1,55 @@
+"""What the event store takes and gives back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from jmo_contracts import Envelope
+
+
+class ConcurrencyConflict(Exception):
+    """Another decision was appended to the stream since it was read; reload and decide again."""
+
+    def __init__(self, stream_id: str, expected_version: int, actual_version: int | None = None) -> None:
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+        super().__init__(f"stream {stream_id}: expected version {expected_version}, found {actual_version}")
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as stored: its envelope, its version in its stream and its global position.
+
+    ``position`` is ``None`` until the sequencer has placed the event in the global order.
+    """
+
+    envelope: Envelope
+    stream_version: int
+    position: int | None
+    commit_id: str
+
+    @property
+    def stream_id(self) -> str:
+        return self.envelope.stream_id
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """Outcome of an append: the versions written, or those of the earlier append of the same cause."""
+
+    stream_id: str
+    commit_id: str
+    from_version: int
+    to_version: int
+    already_applied: bool = False
+    message_ids: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class IntegrityProblem:
+    """One finding of ``verify``: where the log no longer matches its hash chain."""
+
+    stream_id: str
+    commit_id: str | None
+    problem: str
