@@ -81,7 +81,13 @@ class FerretDBServer:
 
     def start(self, timeout: float = 30.0) -> bool:
         """Start the server and wait until it answers ``ping``. False if it already ran."""
-        if self.running:
+        cmd = self.command()
+        running = self.record()
+        if running is not None:
+            if not running.runs(cmd):
+                raise NotReady(
+                    f"a FerretDB from {self.pid_file} (pid {running.pid}) runs with other settings; stop it first"
+                )
             self.wait_ready(timeout)
             return False
         if not self.paths.ferretdb_bin.exists():
@@ -89,9 +95,8 @@ class FerretDBServer:
         if port_open(LOOPBACK, self.port):
             raise NotReady(f"port {LOOPBACK}:{self.port} is already in use by another process")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = self.command()
         self._popen = spawn(cmd, log_path=self.log_path, cwd=self.workdir, die_with_parent=self.die_with_parent)
-        PidRecord.of(self._popen.pid, cmd[:1]).write(self.pid_file)
+        PidRecord.of(self._popen.pid, cmd).write(self.pid_file)
         try:
             self.wait_ready(timeout)
         except NotReady as exc:

@@ -169,7 +169,12 @@ class KafkaServer:
 
     def start(self, timeout: float = 90.0) -> bool:
         """Start the broker and wait until it answers metadata requests. False if it already ran."""
-        if self.running:
+        cmd = self._java("kafka.Kafka", str(self.workdir / "server.properties"))
+        identity = [*cmd, self.properties()["listeners"]]  # the ports live in server.properties
+        running = self.record()
+        if running is not None:
+            if not running.runs(identity):
+                raise NotReady(f"a Kafka from {self.pid_file} (pid {running.pid}) runs with other settings; stop it first")
             self.wait_ready(timeout)
             return False
         if not any(self.paths.kafka_libs.glob("kafka_2.13-*.jar")):
@@ -178,11 +183,10 @@ class KafkaServer:
             if port_open(LOOPBACK, port):
                 raise NotReady(f"port {LOOPBACK}:{port} is already in use by another process")
         self.format_storage()
-        cmd = self._java("kafka.Kafka", str(self.workdir / "server.properties"))
         self._popen = spawn(
             cmd, log_path=self.console_log, cwd=self.workdir, die_with_parent=self.die_with_parent
         )
-        PidRecord.of(self._popen.pid, cmd[:1]).write(self.pid_file)
+        PidRecord.of(self._popen.pid, identity).write(self.pid_file)
         try:
             self.wait_ready(timeout)
         except NotReady as exc:

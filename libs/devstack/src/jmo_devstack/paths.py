@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,10 +45,10 @@ class StackPaths:
     home: Path
 
     @classmethod
-    def discover(cls, start: Path | None = None) -> StackPaths:
-        """Paths for the repository containing ``start`` (default: the cwd)."""
+    def discover(cls, start: Path | None = None, environ: Mapping[str, str] = os.environ) -> StackPaths:
+        """Paths for the repository containing ``start`` (default: the cwd); JMO_DEVSTACK_HOME from ``environ``."""
         root = find_root(start)
-        home = os.environ.get("JMO_DEVSTACK_HOME")
+        home = environ.get("JMO_DEVSTACK_HOME")
         return cls(root=root, home=Path(home).resolve() if home else root / ".local")
 
     @property

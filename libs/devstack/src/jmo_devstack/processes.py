@@ -61,6 +61,10 @@ class PidRecord:
     def of(cls, pid: int, argv: Sequence[str] = ()) -> PidRecord:
         return cls(pid, _ticks(pid), tuple(argv))
 
+    def runs(self, argv: Sequence[str]) -> bool:
+        """True if this record was written for exactly ``argv`` (the same program and settings)."""
+        return self.argv == tuple(argv)
+
     def alive(self) -> bool:
         """True while this very process (not a later one reusing its pid) runs and is not a zombie."""
         now = _ticks(self.pid)

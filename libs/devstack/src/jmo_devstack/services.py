@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -36,8 +38,6 @@ def python_module_command(python: str = sys.executable) -> Command:
 
 def template_command(template: str, python: str = sys.executable) -> Command:
     """A command from a template such as ``"{python} -m {module}"`` ({python}, {module}, {service})."""
-    import shlex
-
     return lambda service: [
         part.format(python=python, module=module_name(service), service=service) for part in shlex.split(template)
     ]
@@ -99,13 +99,26 @@ class ServiceProcess:
         """True if the process runs and its /health answers 200."""
         return self.running and health_ok(self.health_url)
 
+    def identity(self) -> list[str]:
+        """What a pid file records to recognise this very configuration: argv and health port."""
+        return [*self.argv, f"JMO_HEALTH_PORT={self.health_port}"]
+
     def start(self, *, wait_healthy: bool = True, timeout: float = 60.0) -> ServiceProcess:
-        """Start the process (unless it already runs); optionally wait until /health answers 200."""
-        if not self.running:
+        """Start the process (unless it already runs); optionally wait until /health answers 200.
+
+        A process found through the pid file must have been started with the same command and port.
+        """
+        running = self.record()
+        if running is not None and not running.runs(self.identity()):
+            raise NotReady(f"{self.name} (pid {running.pid}) runs with other settings; stop it first")
+        if running is None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path, "a") as log:
+                log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {shlex.join(self.argv)}\n")
             self._popen = spawn(
                 self.argv, log_path=self.log_path, env=self.env, cwd=self.cwd, die_with_parent=self.die_with_parent
             )
-            self._record = PidRecord.of(self._popen.pid, self.argv)
+            self._record = PidRecord.of(self._popen.pid, self.identity())
             if self.pid_file:
                 self._record.write(self.pid_file)
         if wait_healthy:

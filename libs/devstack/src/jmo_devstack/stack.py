@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
 
 from rich.console import Console
 from rich.table import Table
@@ -18,6 +20,9 @@ from .paths import StackPaths
 from .processes import tail
 from .services import SERVICE_PORTS, Command, ServiceProcess, python_module_command, service_env, template_command
 from .topics import create_topics
+
+
+T = TypeVar("T")
 
 
 class StackError(RuntimeError):
@@ -145,7 +150,7 @@ class Stack:
             self.console.print(f"[green]✓[/] FerretDB {'started' if started else 'already running'} on {self.ferretdb.uri}")
 
     @staticmethod
-    def _checked(start, what: str) -> bool:
+    def _checked(start: Callable[[], T], what: str) -> T:
         try:
             return start()
         except (NotReady, FileNotFoundError) as exc:
@@ -157,7 +162,7 @@ class Stack:
             if svc.running:
                 self.console.print(f"[cyan]•[/] {svc.name} already running (pid {svc.pid})")
             else:
-                svc.start(wait_healthy=False)
+                self._checked(lambda svc=svc: svc.start(wait_healthy=False), svc.name)
         deadline = time.monotonic() + self.config.health_timeout
         pending = dict(services)
         with self.console.status("Waiting for /health of the services ...") as status:
@@ -205,11 +210,17 @@ class Stack:
             shutil.rmtree(directory, ignore_errors=True)
         self.console.print(f"[yellow]✗[/] removed {self.paths.state} and {self.paths.logs}")
 
+    def _show(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+
     def status_table(self) -> Table:
         """Where everything is and whether it runs."""
         table = Table(title="JMO local stack", title_justify="left")
         for column in ("component", "state", "pid", "address", "log"):
-            table.add_column(column, overflow="fold")
+            table.add_column(column, no_wrap=column != "log", overflow="fold")
 
         def state(running: bool, healthy: bool | None = None) -> str:
             if not running:
@@ -221,16 +232,16 @@ class Stack:
         else:
             rec = self.kafka.record()
             table.add_row("Kafka", state(rec is not None), str(rec.pid) if rec else "", self.kafka.bootstrap,
-                          str(self.kafka.log_path))
+                          self._show(self.kafka.log_path))
         if self.config.mongodb_uri:
             table.add_row("Store", "[cyan]external[/]", "", self.config.mongodb_uri, "")
         else:
             rec = self.ferretdb.record()
             table.add_row("Store (FerretDB)", state(rec is not None), str(rec.pid) if rec else "", self.ferretdb.uri,
-                          str(self.ferretdb.log_path))
+                          self._show(self.ferretdb.log_path))
         for svc in self.services().values():
             rec = svc.record()
             healthy = health_ok(svc.health_url, timeout=1.0) if rec else None
             table.add_row(svc.name, state(rec is not None, healthy), str(rec.pid) if rec else "", svc.health_url,
-                          str(svc.log_path))
+                          self._show(svc.log_path))
         return table
