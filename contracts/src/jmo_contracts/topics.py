@@ -16,6 +16,11 @@ ONE_HOUR_MS = 60 * 60 * 1000
 SEVEN_DAYS_MS = 7 * 24 * ONE_HOUR_MS
 
 
+def _check(service: str) -> None:
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}; expected one of {SERVICES}")
+
+
 def commands(service: str) -> str:
     """The topic on which the gateway sends commands to ``service``."""
     _check(service)
@@ -71,8 +76,3 @@ def all_topics(prefix: str = "") -> list[TopicSpec]:
     consumed = sorted({t for topics in CONSUMES.values() for t in topics})
     specs.extend(TopicSpec(dlq(t), partitions=1) for t in consumed)
     return [s.prefixed(prefix) for s in specs]
-
-
-def _check(service: str) -> None:
-    if service not in SERVICES:
-        raise ValueError(f"unknown service {service!r}; expected one of {SERVICES}")

@@ -1,0 +1,105 @@
+"""The mobile gateway's side of Kafka: publish a command, then follow its journey by correlation id."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from jmo_contracts import Envelope, message_class, new_id, stream_id, topics
+
+#: Which service takes which command, read from the contracts' modules.
+_SERVICE_OF_MODULE = {"registration": "registration", "identity": "identity", "biometric": "biometric", "profile_update": "profile-update"}
+#: Streams per service, as the services expect them.
+_STREAM_KIND = {"registration": "registration", "identity": "identity", "biometric": "biometric", "profile-update": "profile-update"}
+
+
+def service_for(command_type: str) -> str:
+    """The service whose commands topic takes ``command_type``."""
+    cls = message_class(command_type)
+    if cls.KIND != "command":
+        raise ValueError(f"{command_type} is an event, not a command")
+    return _SERVICE_OF_MODULE[cls.__module__.rsplit(".", 1)[1]]
+
+
+def command_envelope(command_type: str, data: Mapping[str, Any], *, correlation_id: str | None = None, stream: str | None = None) -> Envelope:
+    """Validate ``data`` as ``command_type`` and wrap it as the gateway would."""
+    message = message_class(command_type).model_validate(dict(data))
+    kind = _STREAM_KIND[service_for(command_type)]
+    return Envelope.wrap(message, stream_id=stream or stream_id(kind), correlation_id=correlation_id or new_id())
+
+
+class Gateway:
+    """A Kafka producer and a follower of the events topics, as the mobile gateway uses them."""
+
+    def __init__(self, bootstrap_servers: str, *, topic_prefix: str = "") -> None:
+        self.bootstrap = bootstrap_servers
+        self.prefix = topic_prefix
+        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, client_id="jmo-gateway", enable_idempotence=True, acks="all")
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def __aenter__(self) -> Gateway:
+        await self._producer.start()
+        await self._follow([topics.events(s) for s in topics.SERVICES])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._producer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _follow(self, names: Iterable[str]) -> None:
+        """Start reading the events topics from their current end (before anything is sent)."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, client_id="jmo-gateway-follower")
+        await consumer.start()
+        parts = []
+        for name in names:
+            for p in consumer.partitions_for_topic(self.prefix + name) or await _partitions(consumer, self.prefix + name):
+                parts.append(TopicPartition(self.prefix + name, p))
+        consumer.assign(parts)
+        await consumer.seek_to_end(*parts)
+        for tp in parts:
+            await consumer.position(tp)
+        self._consumer = consumer
+
+    async def send(self, envelope: Envelope, *, topic: str | None = None) -> None:
+        """Publish a command: key = stream id, headers = type / schema version / correlation id."""
+        name = topic or topics.commands(service_for(envelope.type))
+        headers = [(k, v.encode()) for k, v in envelope.kafka_headers().items()]
+        await self._producer.send_and_wait(self.prefix + name, envelope.to_json(), key=envelope.stream_id.encode(), headers=headers)
+
+    async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        await self._producer.send_and_wait(self.prefix + topic, value, key=key)
+
+    async def events(self, correlation_id: str, *, wait: float) -> AsyncIterator[Envelope]:
+        """Every event carrying ``correlation_id``, as it arrives, until ``wait`` seconds pass quietly."""
+        assert self._consumer is not None
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0:
+            batches = await self._consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
+            for records in batches.values():
+                for record in records:
+                    envelope = Envelope.from_json(record.value)
+                    if envelope.correlation_id == correlation_id:
+                        yield envelope
+
+    async def until(self, correlation_id: str, types: set[str], *, timeout: float) -> list[Envelope]:
+        """Collect the journey's events until one of ``types`` arrives (or ``timeout``)."""
+        seen: list[Envelope] = []
+        async for e in self.events(correlation_id, wait=timeout):
+            seen.append(e)
+            if e.type in types:
+                break
+        return seen
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    for _ in range(50):
+        await consumer._client.force_metadata_update()  # noqa: SLF001 (no public refresh in aiokafka)
+        if parts := consumer.partitions_for_topic(topic):
+            return parts
+        await asyncio.sleep(0.1)
+    raise LookupError(f"topic {topic} does not exist")

@@ -1,0 +1,86 @@
+"""The one generic command handler: load, fold, decide, append with the expected version."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from jmo_contracts import Command, Envelope, reply
+from jmo_eventstore import AppendResult, ConcurrencyConflict, EventStore
+
+from .decider import Context, Decider, Rejection, rejected
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What happened to a command: the events now in the log for it (new or from earlier)."""
+
+    stream_id: str
+    events: tuple[Envelope, ...]
+    duplicate: bool
+
+    @property
+    def rejected(self) -> bool:
+        return any(e.type == "CommandRejected" for e in self.events)
+
+
+class CommandHandler:
+    """Applies commands to streams through a :class:`Decider`.
+
+    A redelivered command (same ``message_id``) is recognised by the store and changes nothing.
+    A concurrent decision on the same stream makes it reload and decide again (a few times).
+    """
+
+    def __init__(self, service: str, store: EventStore, decider: Decider[Any], *, clock: Callable[[], datetime] | None = None, attempts: int = 5) -> None:
+        self.service = service
+        self.store = store
+        self.decider = decider
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.attempts = attempts
+
+    async def handle(self, command: Envelope, *, stream_id: str | None = None) -> Handled:
+        stream = stream_id or command.stream_id
+        if (earlier := await self.store.find_cause(command.message_id)) is not None:
+            return await self._replay(stream, earlier)
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(ConcurrencyConflict),
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_random_exponential(multiplier=0.01, max=0.2),
+            reraise=True,
+        ):
+            with attempt:
+                return await self._decide_and_append(stream, command)
+        raise AssertionError("unreachable")
+
+    async def _decide_and_append(self, stream: str, command: Envelope) -> Handled:
+        history = await self.store.read_stream(stream)
+        state = self.decider.fold(e.envelope.open() for e in history)
+        message = command.open()
+        assert isinstance(message, Command), f"{command.type} is not a command"
+        now = self.clock()
+        try:
+            decided = list(self.decider.decide(message, state, Context(now=now, stream_id=stream)))
+        except Rejection as r:
+            decided = [rejected(self.service, command.type, command.message_id, r.reason_code, r.reason)]
+        if not decided:
+            return Handled(stream, (), duplicate=False)
+        envelopes = [reply(command, event, stream_id=stream, occurred_at=now) for event in decided]
+        result = await self.store.append(stream, len(history), envelopes, cause_id=command.message_id)
+        if result.already_applied:
+            return await self._replay(stream, result)
+        for e in envelopes:
+            log.info("event appended", event_type=e.type, stream_id=stream, correlation_id=e.correlation_id)
+        return Handled(stream, tuple(envelopes), duplicate=False)
+
+    async def _replay(self, stream: str, earlier: AppendResult) -> Handled:
+        events = await self.store.read_stream(earlier.stream_id, from_version=earlier.from_version)
+        mine = tuple(e.envelope for e in events if e.commit_id == earlier.commit_id)
+        log.info("duplicate command ignored", stream_id=stream, commit_id=earlier.commit_id)
+        return Handled(earlier.stream_id, mine, duplicate=True)

@@ -1,0 +1,21 @@
+"""Running a service process: settings from the environment, logging once, uvicorn on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import uvicorn
+
+from .logging import configure_logging
+from .service import Service
+from .settings import ServiceSettings
+
+
+def run_service(name: str, build: Callable[[ServiceSettings], Service]) -> None:
+    """Build the service from the environment and serve it (health on 127.0.0.1 by default)."""
+    settings = ServiceSettings()
+    configure_logging(name, fmt=settings.log_format, level=settings.log_level)
+    app = build(settings).asgi()
+    config = uvicorn.Config(app, host=settings.health_host, port=settings.health_port_for(name), log_config=None, access_log=False, lifespan="on")
+    asyncio.run(uvicorn.Server(config).serve())

@@ -1,0 +1,171 @@
+"""Assembling a service: broker, event store, relay, subscribers and health, started in order.
+
+Nothing connects at import or construction time: the store client and the relay are created in
+the application's start-up hook, so building a :class:`Service` (for a test, or to generate the
+AsyncAPI document) has no side effects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+from faststream.asgi import AsgiFastStream
+from faststream.specification import AsyncAPI
+from faststream.kafka import KafkaBroker
+from pymongo import AsyncMongoClient
+
+from jmo_contracts import Envelope, topics
+from jmo_eventstore import EventStore, MongoEventStore
+
+from .decider import Decider
+from .handler import CommandHandler
+from .health import health_route
+from .messaging import EnvelopeHandler, publish, subscribe
+from .relay import Checkpoints, InMemoryCheckpoints, KafkaRecordPublisher, MongoCheckpoints, OutgoingRecord, RecordPublisher, Relay
+from .settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+
+class BrokerRecordPublisher:
+    """Relay output through the faststream broker: used with ``TestKafkaBroker`` in component tests."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self._broker = broker
+
+    async def publish(self, records: Sequence[OutgoingRecord]) -> None:
+        for r in records:
+            await self._broker.publish(r.value, topic=r.topic, key=r.key, headers={k: v.decode() for k, v in r.headers})
+
+
+class Service:
+    """One microservice: its name, settings, Kafka broker, event store and relay.
+
+    Pass ``store`` (e.g. an in-memory store) to run without MongoDB; pass ``relay_publisher`` to
+    route the relay through something other than its own Kafka producer.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: ServiceSettings,
+        *,
+        store: EventStore | None = None,
+        relay_publisher: RecordPublisher | None = None,
+        checkpoints: Checkpoints | None = None,
+        topic_for: Callable[[str], str] | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id=f"jmo-{name}", enable_idempotence=True, acks="all")
+        self.events_topic = settings.topic(topics.events(name))
+        self._topic_for = topic_for or (lambda _type: self.events_topic)
+        self._store = store
+        self._relay_publisher = relay_publisher
+        self._checkpoints = checkpoints
+        self._mongo: AsyncMongoClient | None = None
+        self._relay: Relay | None = None
+        self._relay_task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._handlers: dict[int, CommandHandler] = {}
+
+    # -- wiring ----------------------------------------------------------------------------
+
+    def consume(self, topic: str, handler: EnvelopeHandler, description: str) -> None:
+        """Subscribe to ``topic`` (a base name from :mod:`jmo_contracts.topics`) in this service's group."""
+        subscribe(self.broker, self.settings.topic(topic), group_id=f"jmo-{self.name}", handler=handler, description=description)
+
+    def commands(self, decider: Decider[Any]) -> CommandHandler:
+        """The command handler for ``decider`` over this service's store (available once started)."""
+        key = id(decider)
+        if key not in self._handlers:
+            self._handlers[key] = CommandHandler(self.name, self.store, decider)
+        return self._handlers[key]
+
+    async def publish(self, topic: str, envelope: Envelope) -> None:
+        await publish(self.broker, self.settings.topic(topic), envelope)
+
+    @property
+    def store(self) -> EventStore:
+        if self._store is None:
+            raise RuntimeError(f"{self.name}: the event store exists once the service has started")
+        return self._store
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start_store(self) -> None:
+        if self._store is None:
+            self._mongo = AsyncMongoClient(
+                self.settings.mongodb_uri,
+                serverSelectionTimeoutMS=self.settings.store_timeout_ms,
+                socketTimeoutMS=self.settings.store_timeout_ms,
+                appname=f"jmo-{self.name}",
+            )
+            store = MongoEventStore(self._mongo[self.settings.database_for(self.name)], name="events")
+            await store.ensure_indexes()
+            self._store = store
+        if self._checkpoints is None:
+            self._checkpoints = MongoCheckpoints(self._mongo[self.settings.database_for(self.name)]["relay_checkpoints"]) if self._mongo else InMemoryCheckpoints()
+
+    async def start_relay(self) -> None:
+        publisher = self._relay_publisher
+        if publisher is None:
+            kafka = KafkaRecordPublisher(self.settings.kafka_bootstrap_servers, client_id=f"jmo-{self.name}-relay")
+            await kafka.start()
+            publisher = kafka
+        assert self._checkpoints is not None
+        self._relay = Relay(f"{self.name}-events", self.store, publisher, self._checkpoints, self._topic_for, batch_size=self.settings.relay_batch_size, lease_seconds=self.settings.relay_lease_seconds)
+        self._stop.clear()
+        self._relay_task = asyncio.create_task(self._relay.run(self._stop, self.settings.relay_idle_seconds), name=f"{self.name}-relay")
+        log.info("service started", events_topic=self.events_topic)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._relay_task is not None:
+            await self._relay_task
+        if self._relay is not None and isinstance(self._relay.publisher, KafkaRecordPublisher):
+            await self._relay.publisher.stop()
+        if self._mongo is not None:
+            await self._mongo.close()
+
+    async def relay_once(self) -> int:
+        """Run one relay round now (tests use it to flush the log to the broker)."""
+        assert self._relay is not None
+        return await self._relay.run_once()
+
+    # -- health ----------------------------------------------------------------------------
+
+    async def _check_kafka(self) -> str | None:
+        return None if await self.broker.ping(timeout=2.0) else "broker not reachable"
+
+    async def _check_store(self) -> str | None:
+        if self._mongo is None:
+            return None if self._store is not None else "store not started"
+        await self._mongo.admin.command("ping")
+        return None
+
+    async def _check_relay(self) -> str | None:
+        if self._relay_task is None:
+            return "relay not started"
+        if self._relay_task.done():
+            return "relay stopped"
+        return None
+
+    def asgi(self) -> AsgiFastStream:
+        """The runnable application: faststream app plus ``GET /health``."""
+        checks = {"kafka": self._check_kafka, "store": self._check_store, "relay": self._check_relay}
+        return AsgiFastStream(
+            self.broker,
+            asgi_routes=[("/health", health_route(self.name, checks))],
+            on_startup=[self.start_store],
+            after_startup=[self.start_relay],
+            on_shutdown=[self.stop],
+            specification=self.specification(),
+        )
+
+    def specification(self) -> AsyncAPI:
+        """The AsyncAPI description of what this service consumes and publishes."""
+        return AsyncAPI(self.broker, title=f"JMO {self.name} service", version="1.0.0", description=(self.__doc__ or "").strip())

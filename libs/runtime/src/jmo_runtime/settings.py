@@ -1,0 +1,37 @@
+"""Service configuration from the environment (pydantic-settings). Secrets never live in the repo."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HEALTH_PORTS = {"registration": 8081, "identity": 8082, "biometric": 8083, "profile-update": 8084, "notification": 8085}
+
+
+class ServiceSettings(BaseSettings):
+    """What every service reads at start-up. ``KAFKA_BOOTSTRAP_SERVERS`` and ``MONGODB_URI`` are the
+    conventional names; everything else is prefixed ``JMO_``."""
+
+    model_config = SettingsConfigDict(env_prefix="JMO_", extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "JMO_KAFKA_BOOTSTRAP_SERVERS"))
+    mongodb_uri: str = Field(default="mongodb://127.0.0.1:27017/", validation_alias=AliasChoices("MONGODB_URI", "JMO_MONGODB_URI"))
+    topic_prefix: str = Field(default="", description="Put in front of every topic name (test runs, shared clusters).")
+    database_prefix: str = Field(default="", description="Put in front of every database name.")
+    health_host: str = "127.0.0.1"
+    health_port: int | None = Field(default=None, description="Defaults to the service's well-known port (8081-8085).")
+    log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
+    log_level: str = "INFO"
+    relay_batch_size: int = Field(default=500, ge=1)
+    relay_idle_seconds: float = Field(default=0.05, gt=0)
+    relay_lease_seconds: float = Field(default=10.0, gt=0)
+    store_timeout_ms: int = Field(default=10_000, ge=100)
+
+    def health_port_for(self, service: str) -> int:
+        return self.health_port or DEFAULT_HEALTH_PORTS[service]
+
+    def database_for(self, service: str) -> str:
+        return f"{self.database_prefix}jmo_{service.replace('-', '_')}"
+
+    def topic(self, name: str) -> str:
+        return self.topic_prefix + name

@@ -1,0 +1,65 @@
+"""The walking skeleton through the real stack: Kafka broker, FerretDB, the service as a process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from pymongo import AsyncMongoClient
+
+from jmo_cli.gateway import Gateway, command_envelope
+from jmo_contracts import topics
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("topics")]
+COMMANDS = topics.commands("registration")
+
+BUDI = {"category": "PU", "nik": "3201010508900001", "full_name": "Budi Santoso", "email": "budi@example.com", "phone": "081234567890", "otp_channel": "sms"}
+
+
+async def test_the_gateway_registers_a_participant_and_reads_it_back_through_kafka_and_the_store(infra: Any, topic_prefix: str, service_runner: Any, database_prefix: str) -> None:
+    service_runner("registration")
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+        command = command_envelope("RegisterParticipant", BUDI)
+        await gateway.send(command)
+        [event] = await gateway.until(command.correlation_id, {"ParticipantRegistered", "CommandRejected"}, timeout=60)
+    assert (event.type, event.causation_id, event.stream_id) == ("ParticipantRegistered", command.message_id, command.stream_id)
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri)
+    try:
+        stored = await client[f"{database_prefix}jmo_registration"]["events_commits"].find_one({"stream_id": command.stream_id})
+    finally:
+        await client.close()
+    assert stored["cause_id"] == command.message_id
+    assert [e["type"] for e in stored["events"]] == ["ParticipantRegistered"]
+
+
+async def test_a_malformed_message_goes_to_the_dlq_and_the_service_keeps_consuming(infra: Any, topic_prefix: str, service_runner: Any) -> None:
+    service = service_runner("registration")
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+        await gateway.send_raw(COMMANDS, b"this is not an envelope", key=b"registration-x")
+        command = command_envelope("RegisterParticipant", BUDI | {"nik": "3201010508900002"})
+        await gateway.send(command)
+        [event] = await gateway.until(command.correlation_id, {"ParticipantRegistered", "CommandRejected"}, timeout=60)
+    assert event.type == "ParticipantRegistered"
+    dead = await read_topic(infra.kafka_bootstrap, topic_prefix + topics.dlq(COMMANDS), 1)
+    assert dead[0].value == b"this is not an envelope"
+    assert dict(dead[0].headers)["jmo-dlq-reason"] == b"INVALID_ENVELOPE"
+    log = service.read_log()
+    assert "event appended" in log  # the log is there, and it carries no personal data in clear:
+    for personal in ("3201010508900002", "Budi", "BUDI", "budi@example.com", "081234567890", "+6281234567890"):
+        assert personal not in log
+
+
+async def read_topic(bootstrap: str, topic: str, count: int) -> list[Any]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        out: list[Any] = []
+        for _ in range(60):
+            batches = await consumer.getmany(timeout_ms=500)
+            out.extend(r for rs in batches.values() for r in rs)
+            if len(out) >= count:
+                break
+        return out
+    finally:
+        await consumer.stop()
