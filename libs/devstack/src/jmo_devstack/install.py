@@ -7,6 +7,7 @@ first install shows Maven's downloads and Go's build progress.
 
 from __future__ import annotations
 
+import filecmp
 import hashlib
 import shutil
 import subprocess
@@ -63,15 +64,28 @@ def install_kafka(paths: StackPaths, say: Say = print) -> bool:
     )
     if not any(staging.glob("kafka_2.13-*.jar")):
         raise InstallError(f"maven finished but no kafka_2.13 jar is in {staging}")
-    old = paths.kafka_libs.with_name("libs.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if paths.kafka_libs.exists():
-        paths.kafka_libs.rename(old)
-    staging.rename(paths.kafka_libs)
-    shutil.rmtree(old, ignore_errors=True)
+    if _same_files(staging, paths.kafka_libs):
+        # Identical jars: keep the directory a running broker may still load classes from.
+        shutil.rmtree(staging)
+    else:
+        old = paths.kafka_libs.with_name("libs.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if paths.kafka_libs.exists():
+            paths.kafka_libs.rename(old)
+        staging.rename(paths.kafka_libs)
+        shutil.rmtree(old, ignore_errors=True)
     stamp.write_text(digest + "\n")
     say(f"Kafka jars installed in {paths.kafka_libs}")
     return True
+
+
+def _same_files(a: Path, b: Path) -> bool:
+    if not b.is_dir():
+        return False
+    names = sorted(p.name for p in a.iterdir())
+    if names != sorted(p.name for p in b.iterdir()):
+        return False
+    return all(filecmp.cmp(a / n, b / n, shallow=False) for n in names)
 
 
 def install_ferretdb(paths: StackPaths, say: Say = print) -> bool:
