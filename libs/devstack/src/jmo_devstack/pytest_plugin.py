@@ -23,6 +23,7 @@ import pytest
 
 from .infra import Infra, provide_infra
 from .net import free_port, run_sync
+from .processes import tail
 from .services import Command, ServiceProcess, module_name, service_env
 from .topics import create_topics
 
@@ -109,3 +110,14 @@ def service_runner(
     runner = ServiceRunner(env, tmp_path / "services", service_command)
     yield runner
     runner.stop_all()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """When a test that started services fails, show the end of each service's log in the report."""
+    report = yield
+    runner = getattr(item, "funcargs", {}).get("service_runner")
+    if report.when == "call" and report.failed and isinstance(runner, ServiceRunner):
+        for proc in runner.started:
+            report.sections.append((f"service {proc.name} log ({proc.log_path})", tail(proc.log_path, 60)))
+    return report

@@ -129,7 +129,10 @@ class Stack:
             directory.mkdir(parents=True, exist_ok=True)
         self._start_infra()
         with self.console.status(f"Creating topics (prefix {self.config.topic_prefix!r}) ..."):
-            names = run_sync(create_topics(self.kafka_bootstrap, self.config.topic_prefix))
+            try:
+                names = run_sync(create_topics(self.kafka_bootstrap, self.config.topic_prefix))
+            except Exception as exc:  # connection, authorisation, broker errors: all end `up` the same way
+                raise StackError(f"could not create the topics on {self.kafka_bootstrap}: {exc!r}") from exc
         self.console.print(f"[green]✓[/] {len(names)} topics present on {self.kafka_bootstrap}")
         if with_services:
             self._start_services()
