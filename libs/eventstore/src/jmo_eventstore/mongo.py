@@ -17,7 +17,7 @@ Collections (``<name>`` is the store's name, one per service):
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
@@ -28,11 +28,13 @@ from pymongo.errors import DuplicateKeyError
 from jmo_contracts import Envelope
 
 from .codec import PayloadCodec, PlainCodec
-from .commits import Doc, build_commit, result_of, recorded_events, verify_chain
+from .commits import Doc, build_commit, commit_id, recorded_events, result_of, verify_chain
 from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, RecordedEvent
 
 HEAD_CACHE_SIZE = 10_000
-_HEAD_FIELDS = {"_id": 1, "to_version": 1, "hash": 1}
+#: FerretDB v1 (SQLite) stops answering on a bulk write of 100 or more operations; stay below.
+WRITE_CHUNK = 50
+_HEAD_FIELDS = ("_id", "to_version", "hash")
 
 
 class MongoEventStore:
@@ -82,13 +84,24 @@ class MongoEventStore:
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
         out: list[RecordedEvent] = []
         last: Doc | None = None
-        cursor = self.commits.find({"stream_id": stream_id, "to_version": {"$gte": from_version}}).sort("to_version", ASCENDING)
-        async for doc in cursor:
-            out.extend(recorded_events(doc, self.codec, from_version=from_version))
+        async for doc in self._walk(stream_id):
+            if doc["to_version"] >= from_version:
+                out.extend(recorded_events(doc, self.codec, from_version=from_version))
             last = doc
         if last is not None:
             self._remember_head(stream_id, last)
         return out
+
+    async def _walk(self, stream_id: str, start: Doc | None = None) -> AsyncIterator[Doc]:
+        """A stream's commits in order, each looked up by ``_id`` (``<stream>@<version before it>``).
+
+        Primary-key lookups are the one query every MongoDB-protocol server answers from an index
+        (FerretDB v1 scans its whole table for anything else), and streams are short.
+        """
+        version = start["to_version"] if start else 0
+        while (doc := await self.commits.find_one({"_id": commit_id(stream_id, version)}, {"pending": 0})) is not None:
+            yield doc
+            version = doc["to_version"]
 
     async def stream_ids(self) -> list[str]:
         return sorted(await self.commits.distinct("stream_id"))
@@ -140,8 +153,8 @@ class MongoEventStore:
             UpdateOne({"_id": a["commit"], "pending": True}, {"$set": {"position": a["position"], "last_position": a["position"] + a["count"] - 1}, "$unset": {"pending": ""}})
             for a in batch["commits"]
         ]
-        if updates:
-            await self.commits.bulk_write(updates, ordered=False)
+        for i in range(0, len(updates), WRITE_CHUNK):
+            await self.commits.bulk_write(updates[i : i + WRITE_CHUNK], ordered=False)
         await self.sequence_log.update_one({"_id": batch["_id"]}, {"$set": {"applied": True}})
 
     async def _orderable(self, pending: list[Doc]) -> list[Doc]:
@@ -204,8 +217,10 @@ class MongoEventStore:
     async def _head(self, stream_id: str, expected_version: int) -> Doc | None:
         cached = self._heads.get(stream_id)
         if cached is not None and cached["to_version"] == expected_version:
-            return cached
-        head = await self.commits.find_one({"stream_id": stream_id}, _HEAD_FIELDS, sort=[("to_version", DESCENDING)])
+            return cached  # trusted: if someone appended since, our insert collides on _id
+        head = cached if cached is not None and cached["to_version"] < expected_version else None
+        async for doc in self._walk(stream_id, head):
+            head = doc
         if head is not None:
             self._remember_head(stream_id, head)
         return head

@@ -47,8 +47,8 @@ class CommandHandler:
 
     async def handle(self, command: Envelope, *, stream_id: str | None = None) -> Handled:
         stream = stream_id or command.stream_id
-        if (earlier := await self.store.find_cause(command.message_id)) is not None:
-            return await self._replay(stream, earlier)
+        # No look-up of the cause first: that is a scan on FerretDB. The store's unique index on
+        # the cause recognises a redelivered command when its decision is appended.
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(ConcurrencyConflict),
             stop=stop_after_attempt(self.attempts),

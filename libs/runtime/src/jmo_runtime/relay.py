@@ -159,18 +159,30 @@ class Relay:
         self.published += len(events)
         return len(events)
 
-    async def run(self, stop: asyncio.Event, idle_seconds: float = 0.05) -> None:
-        """Loop until ``stop`` is set; store or broker errors are logged and retried."""
-        backoff = idle_seconds
+    async def run(self, stop: asyncio.Event, idle_seconds: float = 0.05, *, wake: asyncio.Event | None = None, max_idle_seconds: float = 1.0) -> None:
+        """Loop until ``stop`` is set. When idle, wait longer and longer (up to ``max_idle_seconds``)
+        unless ``wake`` is set (the service sets it after appending). Errors are logged and retried."""
+        wake = wake or asyncio.Event()
+        idle = idle_seconds
         while not stop.is_set():
+            wake.clear()
             try:
                 n = await self.run_once()
-                backoff = idle_seconds
             except Exception:
                 log.exception("relay round failed; retrying", relay=self.name)
-                n, backoff = 0, min(backoff * 2, 5.0)
-            if n == 0:
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=backoff)
-                except TimeoutError:
-                    pass
+                n = 0
+                idle = min(max(idle, 0.5) * 2, 5.0)
+            if n:
+                idle = idle_seconds
+                continue
+            await _first_of(stop, wake, timeout=idle)
+            idle = min(idle * 2, max_idle_seconds) if not wake.is_set() else idle_seconds
+
+
+async def _first_of(*events: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

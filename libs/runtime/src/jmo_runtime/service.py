@@ -70,13 +70,18 @@ class Service:
         self._relay: Relay | None = None
         self._relay_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._wake_relay = asyncio.Event()
         self._handlers: dict[int, CommandHandler] = {}
 
     # -- wiring ----------------------------------------------------------------------------
 
     def consume(self, topic: str, handler: EnvelopeHandler, description: str) -> None:
         """Subscribe to ``topic`` (a base name from :mod:`jmo_contracts.topics`) in this service's group."""
-        subscribe(self.broker, self.settings.topic(topic), group_id=f"jmo-{self.name}", handler=handler, description=description)
+        async def handle_then_wake_relay(envelope: Envelope) -> None:
+            await handler(envelope)
+            self._wake_relay.set()
+
+        subscribe(self.broker, self.settings.topic(topic), group_id=f"jmo-{self.name}", handler=handle_then_wake_relay, description=description)
 
     def commands(self, decider: Decider[Any]) -> CommandHandler:
         """The command handler for ``decider`` over this service's store (available once started)."""
@@ -119,7 +124,7 @@ class Service:
         assert self._checkpoints is not None
         self._relay = Relay(f"{self.name}-events", self.store, publisher, self._checkpoints, self._topic_for, batch_size=self.settings.relay_batch_size, lease_seconds=self.settings.relay_lease_seconds)
         self._stop.clear()
-        self._relay_task = asyncio.create_task(self._relay.run(self._stop, self.settings.relay_idle_seconds), name=f"{self.name}-relay")
+        self._relay_task = asyncio.create_task(self._relay.run(self._stop, self.settings.relay_idle_seconds, wake=self._wake_relay), name=f"{self.name}-relay")
         log.info("service started", events_topic=self.events_topic)
 
     async def stop(self) -> None:

@@ -1,0 +1,103 @@
+"""The generic command handler over the in-memory store, given / when / then."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+
+from jmo_contracts import Command, Envelope, Event, Message, new_id, stream_id
+from jmo_contracts.registration import ParticipantRegistered, RegisterParticipant
+from jmo_eventstore import InMemoryEventStore
+from jmo_runtime import CommandHandler, Context, Decider, Rejection
+
+pytestmark = pytest.mark.unit
+NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Count:
+    registered: int = 0
+
+
+def decide(command: Command, state: Count, context: Context) -> Sequence[Event]:
+    assert isinstance(command, RegisterParticipant)
+    if command.full_name == "REFUSE":
+        raise Rejection("TEST_REFUSAL", "refused on purpose")
+    return [ParticipantRegistered(participant_id="ab" * 16, category=command.category, nik=command.nik, full_name=f"{command.full_name} #{state.registered + 1}", email=command.email, phone=command.phone, otp_channel=command.otp_channel, birth_date="1990-08-05", gender="F")]
+
+
+def evolve(state: Count, event: Message) -> Count:
+    return Count(state.registered + 1) if isinstance(event, ParticipantRegistered) else state
+
+
+counter = Decider(initial_state=Count(), decide=decide, evolve=evolve)
+
+
+def a_command(stream: str, name: str = "SITI") -> Envelope:
+    body = RegisterParticipant(category="BPU", nik="3201014508900001", full_name=name, email="s@example.com", phone="081234567890", otp_channel="email")
+    return Envelope.wrap(body, stream_id=stream, correlation_id=new_id())
+
+
+def handler(store: InMemoryEventStore) -> CommandHandler:
+    return CommandHandler("test", store, counter, clock=lambda: NOW)
+
+
+async def test_the_events_of_a_decision_carry_the_commands_correlation_and_causation() -> None:
+    store = InMemoryEventStore()
+    command = a_command(stream_id("test"))
+    handled = await handler(store).handle(command)
+    [event] = handled.events
+    assert (event.correlation_id, event.causation_id, event.stream_id, event.occurred_at) == (command.correlation_id, command.message_id, command.stream_id, NOW)
+    assert [e.envelope for e in await store.read_stream(command.stream_id)] == [event]
+
+
+async def test_a_decision_sees_the_state_folded_from_the_stream() -> None:
+    store = InMemoryEventStore()
+    s = stream_id("test")
+    await handler(store).handle(a_command(s))
+    handled = await handler(store).handle(a_command(s))
+    assert handled.events[0].payload["full_name"] == "SITI #2"
+
+
+async def test_a_refusal_becomes_a_command_rejected_event_in_the_log() -> None:
+    store = InMemoryEventStore()
+    command = a_command(stream_id("test"), name="REFUSE")
+    handled = await handler(store).handle(command)
+    assert handled.rejected
+    [stored] = await store.read_stream(command.stream_id)
+    assert stored.envelope.type == "CommandRejected"
+    assert (stored.envelope.payload["reason_code"], stored.envelope.payload["command_id"]) == ("TEST_REFUSAL", command.message_id)
+
+
+async def test_a_redelivered_command_returns_the_earlier_events_and_appends_nothing() -> None:
+    store = InMemoryEventStore()
+    command = a_command(stream_id("test"))
+    first = await handler(store).handle(command)
+    again = await handler(store).handle(command)
+    assert again.duplicate and again.events == first.events
+    assert len(await store.read_stream(command.stream_id)) == 1
+
+
+class RacingStore(InMemoryEventStore):
+    """Lets a rival decision land between this handler's read and its append, once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raced = False
+
+    async def append(self, stream_id, expected_version, events, *, cause_id):  # noqa: ANN001, ANN201
+        if not self.raced:
+            self.raced = True
+            await handler(self).handle(a_command(stream_id, name="RIVAL"))
+        return await super().append(stream_id, expected_version, events, cause_id=cause_id)
+
+
+async def test_a_concurrent_decision_makes_the_handler_reload_and_decide_again() -> None:
+    store = RacingStore()
+    s = stream_id("test")
+    handled = await handler(store).handle(a_command(s))
+    assert [e.envelope.payload["full_name"] for e in await store.read_stream(s)] == ["RIVAL #1", "SITI #2"]
+    assert handled.events[0].payload["full_name"] == "SITI #2"
