@@ -57,32 +57,28 @@ def remove() -> Callable[..., Any]:
 
 
 class TestMongoEventStore(EventStoreContract):
-    async def test_a_commit_written_with_an_earlier_timestamp_after_a_read_is_still_delivered(self, store: MongoEventStore) -> None:
-        """A writer whose clock lags (or whose insert was slow) commits 'in the past'; no reader skips it."""
+    async def test_a_commit_written_by_an_instance_that_died_before_sequencing_is_found_by_reconciliation(self, store: MongoEventStore, second_store: MongoEventStore) -> None:
         a, b = stream_id("test"), stream_id("test")
         await store.append(a, 0, [an_event(a, 1)], cause_id=new_id())
         await store.sequence()
         checkpoint = (await read_everything(store))[-1].position
-        await store.append(b, 0, [an_event(b, 2)], cause_id=new_id())
-        await store.commits.update_one({"_id": f"{b}@0"}, {"$set": {"recorded_at": "2000-01-01T00:00:00.000000+00:00"}})
-        await store.sequence()
+        await second_store.append(b, 0, [an_event(b, 2)], cause_id=new_id())  # ... and then it crashed
+        assert await store.sequence() == 0  # not this instance's append, and no reconciliation due
+        assert await store.sequence(reconcile=True) == 1
         assert [e.stream_id for e in await read_everything(store, checkpoint)] == [b]
 
-    async def test_a_sequencer_that_died_before_applying_its_batch_is_finished_by_the_next(self, store: MongoEventStore) -> None:
+    async def test_a_stream_written_by_two_instances_is_sequenced_in_version_order(self, store: MongoEventStore, second_store: MongoEventStore) -> None:
         s = stream_id("test")
-        await store.append(s, 0, [an_event(s, 1), an_event(s, 2)], cause_id=new_id())
-        await store.sequence_log.insert_one({"_id": 1, "end": 2, "commits": [{"commit": f"{s}@0", "position": 1, "count": 2}], "applied": False})
-        assert await store.read_all(0) == []  # an unapplied batch is not visible yet
-        await store.append(s, 2, [an_event(s, 3)], cause_id=new_id())
-        await store.sequence()
-        assert [e.position for e in await read_everything(store)] == [1, 2, 3]
+        await store.sequence()  # the start-up reconciliation is behind us
+        await second_store.append(s, 0, [an_event(s, 1)], cause_id=new_id())  # never sequenced by its writer
+        await store.read_stream(s)
+        await store.append(s, 1, [an_event(s, 2)], cause_id=new_id())
+        assert await store.sequence() == 2  # brings the other instance's predecessor along
+        assert [e.stream_version for e in await read_everything(store)] == [1, 2]
 
-    async def test_a_successor_whose_predecessor_is_left_out_of_a_batch_waits_for_it(self, store: MongoEventStore) -> None:
+    async def test_the_log_is_never_rewritten_by_sequencing(self, store: MongoEventStore) -> None:
         s = stream_id("test")
         await store.append(s, 0, [an_event(s, 1)], cause_id=new_id())
-        await store.append(s, 1, [an_event(s, 2)], cause_id=new_id())
-        # make the successor look older so a batch of one would pick it first
-        await store.commits.update_one({"_id": f"{s}@1"}, {"$set": {"recorded_at": "2000-01-01T00:00:00.000000+00:00"}})
-        assert await store.sequence(max_commits=1) == 0
-        await store.sequence(max_commits=10)
-        assert [e.stream_version for e in await read_everything(store)] == [1, 2]
+        before = await store.commits.find_one({"_id": f"{s}@0"})
+        await store.sequence()
+        assert await store.commits.find_one({"_id": f"{s}@0"}) == before
