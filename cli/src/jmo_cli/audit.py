@@ -1,0 +1,64 @@
+"""What an auditor asks of the log: a participant's history, proof of integrity, rebuilt read models."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from jmo_eventstore import IntegrityProblem, MongoEventStore, RecordedEvent
+
+from .projections import Projection
+
+_REF = re.compile(r"^[0-9a-f]{32}$")
+INSERT_CHUNK = 500
+
+
+async def history(stores: dict[str, MongoEventStore], ref: str) -> list[tuple[str, RecordedEvent]]:
+    """Every event of a stream (``registration-<id>``) or of a participant (its 32-hex reference),
+    from every service, in the order they happened (each stream in version order)."""
+    found: list[tuple[str, RecordedEvent]] = []
+    for service, store in stores.items():
+        if _REF.match(ref):
+            streams = [s for s in await store.stream_ids() if s.endswith("-" + ref)]
+        else:
+            streams = [ref]
+        for stream in streams:
+            found.extend((service, e) for e in await store.read_stream(stream))
+    found.sort(key=lambda se: (se[1].envelope.occurred_at, se[1].stream_id, se[1].stream_version))
+    return found
+
+
+def as_json(service: str, event: RecordedEvent) -> dict[str, Any]:
+    return {"service": service, "stream_version": event.stream_version, "position": event.position, **event.envelope.model_dump(mode="json")}
+
+
+async def verify(stores: dict[str, MongoEventStore]) -> dict[str, list[IntegrityProblem]]:
+    """Every hash chain and sequence log checked, per service."""
+    return {service: await store.verify() for service, store in stores.items()}
+
+
+async def all_events(store: MongoEventStore, page: int = 1000) -> AsyncIterator[RecordedEvent]:
+    after = 0
+    while batch := await store.read_all(after, limit=page):
+        for event in batch:
+            yield event
+        after = batch[-1].position or after
+
+
+async def rebuild(store: MongoEventStore, projection: Projection, progress: Callable[[int], None] = lambda _n: None) -> int:
+    """Drop the read model and fold the whole log into it again; returns the number of documents.
+
+    Reads what the services' sequencers have placed in the global order (the CLI writes nothing
+    to the log); a commit written a moment ago appears once its service has sequenced it.
+    """
+    docs: dict[str, dict[str, Any]] = {}
+    async for event in all_events(store):
+        projection.apply(docs, event)
+        progress(1)
+    collection = store.commits.database[projection.collection]
+    await collection.drop()
+    values = list(docs.values())
+    for i in range(0, len(values), INSERT_CHUNK):
+        await collection.insert_many(values[i : i + INSERT_CHUNK])
+    return len(values)

@@ -1,0 +1,138 @@
+"""``jmo``: the gateway simulator, audit and ops commands of the JMO backend.
+
+Configuration comes from the same environment variables as the services (KAFKA_BOOTSTRAP_SERVERS,
+MONGODB_URI, JMO_TOPIC_PREFIX, JMO_DATABASE_PREFIX).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from jmo_contracts import topics
+from jmo_runtime import ServiceSettings
+
+from . import audit as audit_ops
+from .gateway import Gateway, command_envelope
+from .projections import PROJECTIONS
+from .stores import open_stores
+
+app = typer.Typer(help="JMO backend: gateway simulator, audit and ops.", no_args_is_help=True, add_completion=False)
+gateway_app = typer.Typer(help="Act as the mobile gateway.", no_args_is_help=True)
+audit_app = typer.Typer(help="Read and check the event logs.", no_args_is_help=True)
+app.add_typer(gateway_app, name="gateway")
+app.add_typer(audit_app, name="audit")
+err = Console(stderr=True)
+
+#: Events after which a journey waits for the participant (or is over).
+PAUSES = {
+    "CommandRejected", "OtpIssued", "OtpRejected", "ContributionAssessed", "ContributionPaymentRejected",
+    "AccountActivated", "RegistrationRejected", "RegistrationExpired", "EmployerMembershipNotFound",
+    "SelfieMatched", "SelfieRejected", "ProfileUpdateStarted", "ParticipationDataConfirmed", "ContactDataSubmitted",
+    "PopulationDataSubmitted", "AdditionalDataSubmitted", "ProfileUpdated", "ProfileUpdateExpired",
+}
+
+
+def _print(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+@gateway_app.command("send")
+def gateway_send(
+    command_type: Annotated[str, typer.Argument(help="e.g. RegisterParticipant")],
+    data: Annotated[str, typer.Option("--data", help="The payload as JSON.")],
+    correlation_id: Annotated[str | None, typer.Option(help="Continue a journey (32 hex).")] = None,
+    stream: Annotated[str | None, typer.Option("--stream-id", help="Target stream, e.g. registration-<32 hex>; new if omitted.")] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to follow the journey's events.")] = 15.0,
+    until: Annotated[list[str] | None, typer.Option("--until", help="Also stop at this event type (repeatable).")] = None,
+) -> None:
+    """Publish a command as the gateway would, then print (one JSON per line) every event with its
+    correlation id until the journey pauses for input or WAIT seconds pass."""
+    settings = ServiceSettings()
+    try:
+        envelope = command_envelope(command_type, json.loads(data), correlation_id=correlation_id, stream=stream)
+    except (ValueError, LookupError) as e:
+        err.print(f"[red]cannot send {command_type}:[/red] {e}")
+        raise typer.Exit(2) from None
+
+    async def go() -> None:
+        async with Gateway(settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix) as gw:
+            await gw.send(envelope)
+            _print({"sent": envelope.type, "message_id": envelope.message_id, "correlation_id": envelope.correlation_id, "stream_id": envelope.stream_id})
+            async for event in gw.events(envelope.correlation_id, wait=wait):
+                _print(event.model_dump(mode="json"))
+                if event.type in PAUSES or event.type in (until or []):
+                    return
+
+    asyncio.run(go())
+
+
+@audit_app.command("history")
+def audit_history(
+    ref: Annotated[str, typer.Argument(help="A stream id (registration-<32 hex>) or a participant reference (32 hex).")],
+    service: Annotated[str | None, typer.Option(help="Only this service's log.")] = None,
+) -> None:
+    """The full ordered history, one JSON object per line."""
+
+    async def go() -> int:
+        async with open_stores(ServiceSettings(), service) as stores:
+            events = await audit_ops.history(stores, ref)
+        for svc, e in events:
+            _print(audit_ops.as_json(svc, e))
+        return len(events)
+
+    if asyncio.run(go()) == 0:
+        err.print(f"no events for {ref}")
+        raise typer.Exit(1)
+
+
+@audit_app.command("verify")
+def audit_verify(service: Annotated[str | None, typer.Option(help="Only this service's log.")] = None) -> None:
+    """Check every hash chain and the global order; exit 1 and name the streams if anything was altered."""
+
+    async def go() -> dict[str, list[audit_ops.IntegrityProblem]]:
+        async with open_stores(ServiceSettings(), service) as stores:
+            return await audit_ops.verify(stores)
+
+    results = asyncio.run(go())
+    broken = False
+    for svc, problems in results.items():
+        for p in problems:
+            broken = True
+            _print({"service": svc, "stream_id": p.stream_id, "commit": p.commit_id, "problem": p.problem})
+        err.print(f"{svc}: {'[red]ALTERED[/red]' if problems else '[green]intact[/green]'}")
+    if broken:
+        raise typer.Exit(1)
+
+
+@audit_app.command("rebuild")
+def audit_rebuild(projection: Annotated[str, typer.Argument(help=f"One of: {', '.join(PROJECTIONS)}")]) -> None:
+    """Drop a read model and rebuild it from the event log, with a progress bar."""
+    if projection not in PROJECTIONS:
+        err.print(f"unknown projection {projection!r}; known: {', '.join(PROJECTIONS)}")
+        raise typer.Exit(2)
+    p = PROJECTIONS[projection]
+
+    async def go() -> int:
+        async with open_stores(ServiceSettings(), p.service) as stores:
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err) as bar:
+                task = bar.add_task(f"rebuilding {p.name} from {p.service}'s log", total=None)
+                return await audit_ops.rebuild(stores[p.service], p, progress=lambda n: bar.advance(task, n))
+
+    count = asyncio.run(go())
+    err.print(f"{p.name}: {count} documents in {p.collection}")
+
+
+@app.command("topics")
+def list_topics() -> None:
+    """Every topic of the system (with the configured prefix), one per line."""
+    settings = ServiceSettings()
+    for spec in topics.all_topics(settings.topic_prefix):
+        typer.echo(spec.name)

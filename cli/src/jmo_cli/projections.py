@@ -1,0 +1,43 @@
+"""Read models rebuilt from the log. Each is a pure fold from events to documents."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jmo_eventstore import RecordedEvent
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A read model: which service's log it folds, into which collection, and how."""
+
+    name: str
+    service: str
+    collection: str
+    apply: Callable[[dict[str, Doc], RecordedEvent], None]
+    description: str
+
+
+def _registrations(docs: dict[str, Doc], event: RecordedEvent) -> None:
+    env = event.envelope
+    doc = docs.setdefault(env.stream_id, {"_id": env.stream_id, "status": "STARTED", "rejections": 0})
+    doc.update(version=event.stream_version, last_event=env.type, updated_at=env.occurred_at.isoformat())
+    if env.type == "ParticipantRegistered":
+        doc.update(status="REGISTERED", participant_id=env.payload["participant_id"], category=env.payload["category"], registered_at=env.occurred_at.isoformat())
+    elif env.type == "CommandRejected":
+        doc["rejections"] += 1
+        doc["last_rejection"] = env.payload["reason_code"]
+    elif env.type in {"AccountActivated", "RegistrationRejected", "RegistrationExpired"}:
+        doc["status"] = {"AccountActivated": "ACTIVE", "RegistrationRejected": "REJECTED", "RegistrationExpired": "EXPIRED"}[env.type]
+
+
+PROJECTIONS: dict[str, Projection] = {
+    p.name: p
+    for p in [
+        Projection("registrations", "registration", "read_registrations", _registrations, "Status of every registration, for ops (no personal data)."),
+    ]
+}

@@ -1,0 +1,86 @@
+"""The ``jmo`` command as a person uses it, against the real stack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("topics")]
+JMO = str(Path(sys.executable).with_name("jmo"))
+SITI = {"category": "BPU", "nik": "3201014508900001", "full_name": "Siti Aminah", "email": "siti@example.com", "phone": "081234567890", "otp_channel": "email"}
+
+
+@pytest.fixture
+def jmo(infra: Any, topic_prefix: str, database_prefix: str):  # noqa: ANN201
+    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap, "MONGODB_URI": infra.mongodb_uri, "JMO_TOPIC_PREFIX": topic_prefix, "JMO_DATABASE_PREFIX": database_prefix}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([JMO, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    return run
+
+
+def lines(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+async def wait_sequenced(uri: str, db: str, stream: str) -> None:
+    client: AsyncMongoClient = AsyncMongoClient(uri)
+    try:
+        for _ in range(100):
+            async for batch in client[db]["events_sequence"].find({}):
+                if any(a["commit"].startswith(stream) for a in batch["commits"]):
+                    return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{stream} was never sequenced")
+    finally:
+        await client.close()
+
+
+async def test_a_person_registers_reads_the_history_verifies_and_rebuilds_with_jmo(jmo: Any, service_runner: Any, infra: Any, database_prefix: str) -> None:
+    service_runner("registration")
+    sent = jmo("gateway", "send", "RegisterParticipant", "--data", json.dumps(SITI), "--wait", "60", "--until", "ParticipantRegistered")
+    assert sent.returncode == 0, sent.stderr
+    [receipt, event] = lines(sent.stdout)
+    assert event["type"] == "ParticipantRegistered" and event["correlation_id"] == receipt["correlation_id"]
+    stream = receipt["stream_id"]
+
+    history = jmo("audit", "history", stream)
+    assert history.returncode == 0, history.stderr
+    assert [(e["service"], e["type"], e["stream_version"]) for e in lines(history.stdout)] == [("registration", "ParticipantRegistered", 1)]
+    by_participant = jmo("audit", "history", event["payload"]["participant_id"])
+    assert [e["message_id"] for e in lines(by_participant.stdout)] == [event["message_id"]]
+
+    assert jmo("audit", "verify").returncode == 0
+
+    db = f"{database_prefix}jmo_registration"
+    await wait_sequenced(infra.mongodb_uri, db, stream)
+    rebuilt = jmo("audit", "rebuild", "registrations")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri)
+    try:
+        row = await client[db]["read_registrations"].find_one({"_id": stream})
+        assert (row["status"], row["category"], row["participant_id"]) == ("REGISTERED", "BPU", event["payload"]["participant_id"])
+        assert "nik" not in row and "full_name" not in row
+        # an auditor's nightmare: someone edits a stored event behind the log's back
+        commit = await client[db]["events_commits"].find_one({"stream_id": stream})
+        commit["events"][0]["payload"]["email"] = "attacker@example.com"
+        await client[db]["events_commits"].replace_one({"_id": commit["_id"]}, commit)
+    finally:
+        await client.close()
+    tampered = jmo("audit", "verify")
+    assert tampered.returncode == 1
+    assert stream in {p["stream_id"] for p in lines(tampered.stdout)}
+
+
+def test_an_unknown_command_type_is_refused_before_anything_is_sent(jmo: Any) -> None:
+    result = jmo("gateway", "send", "LaunchRocket", "--data", "{}", "--wait", "1")
+    assert result.returncode == 2 and "LaunchRocket" in result.stderr
