@@ -33,7 +33,7 @@ PUBLISHED_TYPES = {
 }
 
 #: Fields of the core-owned ParticipantRegistered that still lack a description (to be fixed there).
-KNOWN_UNDESCRIBED = {("ParticipantRegistered", "category"), ("ParticipantRegistered", "email"), ("ParticipantRegistered", "otp_channel")}
+KNOWN_UNDESCRIBED: set[tuple[str, str]] = set()
 
 
 def _nested_models(model: type[BaseModel]) -> set[type[BaseModel]]:

@@ -10,26 +10,23 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from jmo_contracts import Envelope, message_class, new_id, stream_id, topics
+from jmo_contracts.catalog import service_of
 
-#: Which service takes which command, read from the contracts' modules.
-_SERVICE_OF_MODULE = {"registration": "registration", "identity": "identity", "biometric": "biometric", "profile_update": "profile-update"}
-#: Streams per service, as the services expect them.
-_STREAM_KIND = {"registration": "registration", "identity": "identity", "biometric": "biometric", "profile-update": "profile-update"}
 
 
 def service_for(command_type: str) -> str:
     """The service whose commands topic takes ``command_type``."""
     cls = message_class(command_type)
-    if cls.KIND != "command":
-        raise ValueError(f"{command_type} is an event, not a command")
-    return _SERVICE_OF_MODULE[cls.__module__.rsplit(".", 1)[1]]
+    service = service_of(cls)
+    if cls.KIND != "command" or service is None:
+        raise ValueError(f"{command_type} is not a command")
+    return service
 
 
 def command_envelope(command_type: str, data: Mapping[str, Any], *, correlation_id: str | None = None, stream: str | None = None) -> Envelope:
     """Validate ``data`` as ``command_type`` and wrap it as the gateway would."""
     message = message_class(command_type).model_validate(dict(data))
-    kind = _STREAM_KIND[service_for(command_type)]
-    return Envelope.wrap(message, stream_id=stream or stream_id(kind), correlation_id=correlation_id or new_id())
+    return Envelope.wrap(message, stream_id=stream or stream_id(service_for(command_type)), correlation_id=correlation_id or new_id())
 
 
 class Gateway:

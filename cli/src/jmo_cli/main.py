@@ -28,6 +28,8 @@ gateway_app = typer.Typer(help="Act as the mobile gateway.", no_args_is_help=Tru
 audit_app = typer.Typer(help="Read and check the event logs.", no_args_is_help=True)
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(audit_app, name="audit")
+contracts_app = typer.Typer(help="The published contracts.", no_args_is_help=True)
+app.add_typer(contracts_app, name="contracts")
 err = Console(stderr=True)
 
 #: Events after which a journey waits for the participant (or is over).
@@ -136,3 +138,20 @@ def list_topics() -> None:
     settings = ServiceSettings()
     for spec in topics.all_topics(settings.topic_prefix):
         typer.echo(spec.name)
+
+
+@contracts_app.command("asyncapi")
+def contracts_asyncapi(check: Annotated[bool, typer.Option("--check", help="Exit 1 if the committed document differs.")] = False) -> None:
+    """Write (or check) contracts/asyncapi/jmo.asyncapi.json from the services' faststream apps."""
+    from .asyncapi import DOCUMENT, render
+
+    text = render()
+    if check:
+        if not DOCUMENT.exists() or DOCUMENT.read_text() != text:
+            err.print(f"[red]{DOCUMENT} is out of date[/red]: run `jmo contracts asyncapi`")
+            raise typer.Exit(1)
+        err.print(f"{DOCUMENT} is up to date")
+        return
+    DOCUMENT.parent.mkdir(parents=True, exist_ok=True)
+    DOCUMENT.write_text(text)
+    err.print(f"wrote {DOCUMENT}")

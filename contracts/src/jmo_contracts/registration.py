@@ -29,12 +29,12 @@ class ParticipantRegistered(Event):
     """The registration data passed validation; identity checks (Dukcapil, OTP) follow."""
 
     participant_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="Participant reference used by every later stream.", examples=["5b0e7c3a9d1f4e2a8c6b4d2f0e1a3c5b"])
-    category: Category = Field(examples=["BPU"])
+    category: Category = Field(description="Participation category chosen at registration.", examples=["BPU"])
     nik: str = Field(description="NIK (16 digits).", examples=["3201014508900001"])
     full_name: str = Field(description="Name normalised: trimmed, single spaces, upper case.", examples=["SITI AMINAH"])
-    email: str = Field(examples=["siti.aminah@example.com"])
+    email: str = Field(description="Email address, trimmed and lower case.", examples=["siti.aminah@example.com"])
     phone: str = Field(description="Mobile number in E.164.", examples=["+6281234567890"])
-    otp_channel: OtpChannel = Field(examples=["email"])
+    otp_channel: OtpChannel = Field(description="Where the verification code will be sent.", examples=["email"])
     birth_date: date = Field(description="Birth date encoded in the NIK.", examples=["1990-08-05"])
     gender: str = Field(pattern=r"^[MF]$", description="Gender encoded in the NIK (day + 40 for women).", examples=["F"])
 

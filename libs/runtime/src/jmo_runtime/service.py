@@ -18,6 +18,7 @@ from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 
 from jmo_contracts import Envelope, topics
+from jmo_contracts.catalog import envelope_union
 from jmo_eventstore import EventStore, MongoEventStore
 
 from .decider import Decider
@@ -72,6 +73,11 @@ class Service:
         self._stop = asyncio.Event()
         self._wake_relay = asyncio.Event()
         self._handlers: dict[int, CommandHandler] = {}
+        self.document_publishing(topics.events(name), f"Events of the {name} service's log, relayed in log order; key = stream id.")
+
+    def document_publishing(self, topic: str, description: str) -> None:
+        """Declare, for the AsyncAPI document, that this service publishes ``topic`` (via the relay)."""
+        self.broker.publisher(self.settings.topic(topic), schema=envelope_union(topic), title=f"{self.settings.topic(topic)}:publish", description=description)
 
     # -- wiring ----------------------------------------------------------------------------
 

@@ -1,0 +1,34 @@
+"""The committed AsyncAPI document is what the services' faststream apps generate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jmo_cli.asyncapi import DOCUMENT, generate, render
+
+pytestmark = pytest.mark.unit
+
+
+def test_the_committed_asyncapi_document_matches_the_code() -> None:
+    assert DOCUMENT.read_text() == render(), "run `.venv/bin/jmo contracts asyncapi` and commit the result"
+
+
+def test_the_gateway_sees_the_registration_command_schemas_on_the_commands_channel() -> None:
+    doc = generate()
+    [channel] = [c for c in doc["channels"].values() if c["address"] == "jmo.registration.commands"]
+    [ref] = channel["messages"].values()
+    payload = doc["components"]["messages"][ref["$ref"].rsplit("/", 1)[1]]["payload"]
+    documented = {r["$ref"].rsplit("/", 1)[1] for r in payload["anyOf"]}
+    assert {"RegisterParticipantEnvelope", "ProvideEmploymentDetailsEnvelope", "RecordContributionPaymentEnvelope"} <= documented
+    schema = doc["components"]["schemas"]["RegisterParticipantEnvelope"]
+    assert schema["properties"]["type"]["const"] == "RegisterParticipant"
+
+
+def test_every_events_channel_documents_command_rejected() -> None:
+    doc = generate()
+    text = json.dumps(doc)
+    events_channels = [c for c in doc["channels"].values() if c["address"].endswith(".events")]
+    assert len(events_channels) == 5
+    assert "CommandRejectedEnvelope" in text
