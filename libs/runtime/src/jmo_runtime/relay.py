@@ -142,9 +142,14 @@ class Relay:
         self.lease_seconds = lease_seconds
         self.owner = owner or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self.published = 0
+        self._round = asyncio.Lock()  # one round at a time per instance (the loop and a flush may overlap)
 
     async def run_once(self) -> int:
         """Sequence, publish one batch, checkpoint. Returns how many events were published."""
+        async with self._round:
+            return await self._round_once()
+
+    async def _round_once(self) -> int:
         await self.store.sequence()
         position = await self.checkpoints.acquire(self.name, self.owner, self.lease_seconds)
         if position is None:
