@@ -52,10 +52,21 @@ def summary(metrics: list[Metric], environment: dict[str, Any], extras: dict[str
     lines += [f"  {m.title}: {', '.join(f'{k}={v}' for k, v in m.sizes.items())}" for m in metrics]
     if extras:
         lines += ["", "other timings:"]
-        lines += [f"  {k}: {v}" for k, v in extras.items()]
+        lines += _nested(extras, "  ")
     lines += ["", "versions: " + ", ".join(f"{k} {v}" for k, v in environment["versions"].items())]
     lines.append("spread = half of (max - min) / median of the subject's measured rounds")
     return "\n".join(lines) + "\n"
+
+
+def _nested(d: dict[str, Any], indent: str) -> list[str]:
+    out: list[str] = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.append(f"{indent}{k}:")
+            out += _nested(v, indent + "  ")
+        else:
+            out.append(f"{indent}{k}: {v}")
+    return out
 
 
 def write(directory: Path, metrics: list[Metric], environment: dict[str, Any], extras: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ from pymongo import AsyncMongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import probe  # noqa: E402
 import report  # noqa: E402
 import suite_append  # noqa: E402
 import suite_relay  # noqa: E402
@@ -53,6 +54,9 @@ async def benchmark(kafka_bootstrap: str, mongodb_uri: str) -> tuple[list[Metric
         metrics += await suite_replay.run(bench, log)
         _say("relay ...")
         metrics += await suite_relay.run(bench, log)
+        _say("where the time goes ...")
+        extras["breakdown"] = await probe.breakdown(bench, log)
+        extras["query_ms_by_collection_size"] = await probe.scaling(bench)
     finally:
         await client.drop_database(run_id)
         await client.close()

@@ -76,7 +76,7 @@ async def run(bench: Bench) -> list[Metric]:
         await compare(
             "append_single", "append, 1 event per commit", "events/s",
             subject_trial(bench, single), insert_one_trial(bench, single),
-            baseline_is="raw insert_one of the same commit documents (built with build_commit, + pending), one per append, same indexes",
+            baseline_is="raw insert_one of the same commit documents (exactly build_commit's output), one per append, into a collection with ensure_indexes' indexes",
             sizes={**SINGLE, "events": SINGLE["streams"] * SINGLE["commits_per_stream"]},
         ),
         await compare(

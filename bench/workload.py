@@ -33,13 +33,14 @@ def appends(streams: int, commits_per_stream: int, events_per_commit: int) -> li
 
 
 def commit_documents(plan: list[Append]) -> list[Doc]:
-    """The documents ``MongoEventStore.append`` inserts for ``plan``: ``build_commit`` + ``pending``."""
+    """The documents ``MongoEventStore.append`` inserts for ``plan``: exactly what ``build_commit`` returns
+    (the store is insert-only: no ``pending``, no positions)."""
     heads: dict[str, Doc] = {}
     docs = []
     for a in plan:
         doc = build_commit(stream_id=a.stream_id, expected_version=a.expected_version, head=heads.get(a.stream_id), events=a.events, cause_id=a.cause_id, codec=PlainCodec())
         heads[a.stream_id] = doc
-        docs.append({**doc, "pending": True})
+        docs.append(doc)
     return docs
 
 
