@@ -1,0 +1,67 @@
+"""Personal data in stored payloads: encrypted at rest, readable through the codec, erasable."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from jmo_contracts import Envelope, new_id, stream_id
+from jmo_contracts.registration import ParticipantRegistered
+from jmo_eventstore import FieldEncryptionCodec, InMemoryEventStore, InMemoryKeyRing, MongoEventStore
+
+PERSONAL = ("3201014508900001", "SITI AMINAH", "siti@example.com", "+6281234567890")
+
+
+def registered(stream: str) -> Envelope:
+    body = ParticipantRegistered(participant_id="ab" * 16, category="BPU", nik=PERSONAL[0], full_name=PERSONAL[1], email=PERSONAL[2], phone=PERSONAL[3], otp_channel="email", birth_date="1990-08-05", gender="F")
+    return Envelope.wrap(body, stream_id=stream, correlation_id=new_id())
+
+
+@pytest.mark.unit
+async def test_personal_fields_are_stored_encrypted_and_read_back_in_clear() -> None:
+    store = InMemoryEventStore(codec=FieldEncryptionCodec(InMemoryKeyRing()))
+    s = stream_id("registration")
+    sent = registered(s)
+    await store.append(s, 0, [sent], cause_id=new_id())
+    stored = json.dumps(store.snapshot())
+    assert not any(value in stored for value in PERSONAL)
+    assert "BPU" in stored  # what is not personal stays readable
+    [got] = await store.read_stream(s)
+    assert got.envelope == sent
+
+
+@pytest.mark.unit
+async def test_forgetting_the_key_erases_the_personal_data_and_the_log_still_verifies() -> None:
+    keys = InMemoryKeyRing()
+    store = InMemoryEventStore(codec=FieldEncryptionCodec(keys))
+    s = stream_id("registration")
+    await store.append(s, 0, [registered(s)], cause_id=new_id())
+    keys.forget(s)
+    [got] = await store.read_stream(s)
+    assert {got.envelope.payload[f] for f in ("nik", "full_name", "email", "phone")} == {"[erased]"}
+    assert got.envelope.payload["category"] == "BPU"
+    assert await store.verify() == []
+
+
+@pytest.fixture
+async def mongo_db(infra: Any, database_prefix: str) -> AsyncIterator[Any]:
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri, socketTimeoutMS=20_000)
+    yield client[f"{database_prefix}crypto"]
+    await client.close()
+
+
+@pytest.mark.integration
+async def test_the_real_store_never_holds_personal_data_in_clear(mongo_db: Any) -> None:
+    store = MongoEventStore(mongo_db, name=f"c{new_id()[:8]}", codec=FieldEncryptionCodec(InMemoryKeyRing()))
+    await store.ensure_indexes()
+    s = stream_id("registration")
+    sent = registered(s)
+    await store.append(s, 0, [sent], cause_id=new_id())
+    raw = json.dumps([d async for d in store.commits.find({})], default=str)
+    assert not any(value in raw for value in PERSONAL)
+    assert [e.envelope for e in await store.read_stream(s)] == [sent]
+    assert await store.verify() == []
