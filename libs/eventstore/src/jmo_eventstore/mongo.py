@@ -151,6 +151,8 @@ class MongoEventStore:
         events = 0
         for start in self._starts[max(bisect.bisect_right(self._starts, after_position) - 1, 0) :]:
             for a in self._batches[start]:
+                if events >= limit:
+                    break
                 if a["position"] + a["count"] - 1 > after_position:
                     wanted.append(a)
                     events += a["count"]
