@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -90,7 +91,7 @@ def test_ferretdb_is_not_rebuilt_while_its_sources_are_unchanged(tmp_path):
     paths.ferretdb_bin.write_text("binary")
     said: list[str] = []
     stamp = paths.ferretdb_bin.with_name("ferretdb.stamp")
-    stamp.write_text(install._digest([src / "main.go"]) + "\n")
+    stamp.write_text(install.ferretdb_digest([src / "main.go"]) + "\n")
     assert install_ferretdb(paths, said.append) is False
     assert "up to date" in said[-1]
 
@@ -103,3 +104,14 @@ def test_paths_live_under_local_unless_moved(tmp_path):
     assert paths.kafka_libs == tmp_path / ".local" / "kafka" / "libs"
     moved = StackPaths.discover(tmp_path, environ={"JMO_DEVSTACK_HOME": str(tmp_path / "other")})
     assert moved.state == tmp_path / "other" / "state" and moved.kafka_libs == paths.kafka_libs
+
+
+def test_the_ferretdb_patch_still_matches_the_pinned_source() -> None:
+    """If FerretDB is upgraded, the _id-index patch must be reviewed, not silently skipped."""
+    cache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True).stdout.strip()
+    for rel, old, _new in install.FERRETDB_PATCHES:
+        module, _, inner = rel.partition("/internal/")
+        candidates = list(Path(cache).glob("github.com/!ferret!d!b/!ferret!d!b@v1.24.2/internal/" + inner))
+        if not candidates:
+            pytest.skip("FerretDB sources are not in the Go module cache yet")
+        assert old in candidates[0].read_text()

@@ -88,18 +88,54 @@ def _same_files(a: Path, b: Path) -> bool:
     return all(filecmp.cmp(a / n, b / n, shallow=False) for n in names)
 
 
+#: Source fixes applied to a vendored copy of FerretDB before building (module path, file, old, new).
+#: FerretDB v1.24.2's SQLite backend builds its unique _id index on `_ferretdb_sjson->"_id"` but
+#: filters, updates and deletes by `_ferretdb_sjson->'$._id'`; SQLite does not match the two, so
+#: every look-up by _id scanned the table (about 40 us per row). Making them the same expression
+#: lets SQLite use the index.
+FERRETDB_PATCHES: tuple[tuple[str, str, str], ...] = (
+    (
+        "github.com/FerretDB/FerretDB/internal/backends/sqlite/metadata/metadata.go",
+        "IDColumn = DefaultColumn + \"->'$._id'\"",
+        "IDColumn = DefaultColumn + `->\"_id\"`",
+    ),
+)
+
+
+def _patch_vendored(vendor: Path) -> None:
+    for rel, old, new in FERRETDB_PATCHES:
+        target = vendor / rel
+        text = target.read_text()
+        if old not in text:
+            raise InstallError(f"FerretDB patch no longer applies to {rel}: review FERRETDB_PATCHES")
+        target.chmod(0o644)
+        target.write_text(text.replace(old, new))
+
+
+def ferretdb_digest(sources: list[Path]) -> str:
+    """What a FerretDB build depends on: deploy/ferretdb's files and the patches applied."""
+    return hashlib.sha256((_digest(sources) + repr(FERRETDB_PATCHES)).encode()).hexdigest()
+
+
 def install_ferretdb(paths: StackPaths, say: Say = print) -> bool:
-    """Build .local/bin/ferretdb from deploy/ferretdb when it is missing or its sources changed."""
+    """Build .local/bin/ferretdb from deploy/ferretdb (with FERRETDB_PATCHES) when it is missing or changed."""
     sources = [p for p in paths.ferretdb_src.iterdir() if p.is_file()]
     stamp = paths.ferretdb_bin.with_name("ferretdb.stamp")
-    digest = _digest(sources)
+    digest = ferretdb_digest(sources)
     if _fresh(stamp, digest, paths.ferretdb_bin):
         say(f"FerretDB up to date at {paths.ferretdb_bin}")
         return False
     paths.ferretdb_bin.parent.mkdir(parents=True, exist_ok=True)
     _run(["go", "mod", "download", "-x"], paths.ferretdb_src, say)
-    tmp = paths.ferretdb_bin.with_name("ferretdb.new")
-    _run(["go", "build", "-v", "-o", str(tmp), "."], paths.ferretdb_src, say)
+    vendor = paths.ferretdb_src / "vendor"
+    shutil.rmtree(vendor, ignore_errors=True)
+    _run(["go", "mod", "vendor"], paths.ferretdb_src, say)
+    try:
+        _patch_vendored(vendor)
+        tmp = paths.ferretdb_bin.with_name("ferretdb.new")
+        _run(["go", "build", "-mod=vendor", "-v", "-o", str(tmp), "."], paths.ferretdb_src, say)
+    finally:
+        shutil.rmtree(vendor, ignore_errors=True)
     tmp.replace(paths.ferretdb_bin)  # atomic: a running server keeps its old inode
     stamp.write_text(digest + "\n")
     say(f"FerretDB built at {paths.ferretdb_bin}")

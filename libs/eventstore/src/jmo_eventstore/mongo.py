@@ -6,8 +6,8 @@ Collections (``<name>`` is the store's name, one per service):
   changed once written. Inserting it is the only write of an append, so an append is atomic
   without multi-document transactions. ``_id`` = ``<stream>@<expected version>`` is the
   concurrency check; a unique index on ``cause_id`` makes appends idempotent per causing message.
-* ``<name>_sequence``: the global order, as batches ``{_id: first position, end, commits:
-  [{commit, position, count}]}``. A sequencer orders commits not yet sequenced (each stream by
+* ``<name>_sequence``: the global order, as batches ``{_id: first position (zero-padded), start,
+  end, commits: [{commit, position, count}]}``. A sequencer orders commits not yet sequenced (each stream by
   version) and inserts the next batch; the unique ``_id`` fences concurrent sequencers. Positions
   are only ever given to commits already written, so a commit that was slow to be written lands
   in a later batch and no reader can skip it.
@@ -15,17 +15,18 @@ Collections (``<name>`` is the store's name, one per service):
 How a sequencer learns of new commits: from the appends of its own store instance, plus each
 one's predecessors (fetched by ``_id``) so a stream's order holds across instances; and by a
 reconciliation scan at start-up and every ``reconcile_seconds`` for commits of other or crashed
-instances. Nothing here updates or deletes a document: on FerretDB v1 (SQLite) every update or
-delete scans the whole table (so does every query, in the end), so the hot path is
-inserts, and as few queries as possible.
+instances. Nothing here updates or deletes a document, and the hot path is inserts and look-ups
+by ``_id``: FerretDB v1 (SQLite) answers only a plain ``{_id: <string>}`` filter from an index
+(with the patch in ``jmo_devstack.install``) and scans the whole table for anything else.
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from pymongo import ASCENDING
@@ -36,7 +37,7 @@ from pymongo.errors import DuplicateKeyError
 from jmo_contracts import Envelope
 
 from .codec import PayloadCodec, PlainCodec
-from .commits import Doc, build_commit, recorded_events, result_of, verify_chain
+from .commits import Doc, build_commit, commit_id, recorded_events, result_of, verify_chain
 from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, RecordedEvent
 
 # Cursors are always bounded by limit() and read to the end, never abandoned: FerretDB v1 keeps
@@ -44,7 +45,14 @@ from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, Recorded
 # request on that database once they are all taken.
 HEAD_CACHE_SIZE = 10_000
 _HEAD_FIELDS = ("_id", "to_version", "hash")
+FETCH_CONCURRENCY = 16
 _ORDER_FIELDS = {"_id": 1, "stream_id": 1, "from_version": 1, "prev_commit": 1, "event_count": 1, "recorded_at": 1}
+
+
+def batch_id(start: int) -> str:
+    """A sequence batch's ``_id``: its first position, zero-padded so ids sort like numbers and
+    look-ups use the primary key (FerretDB pushes down only string or ObjectId ``_id`` filters)."""
+    return f"{start:015d}"
 
 
 class MongoEventStore:
@@ -67,7 +75,6 @@ class MongoEventStore:
 
     async def ensure_indexes(self) -> None:
         await self.commits.create_index([("cause_id", ASCENDING)], unique=True, name="cause_unique")
-        await self.commits.create_index([("stream_id", ASCENDING), ("to_version", ASCENDING)], name="stream_version")
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -99,14 +106,23 @@ class MongoEventStore:
     # -- reading one stream ----------------------------------------------------------------
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
-        docs = [d async for d in self.commits.find({"stream_id": stream_id, "to_version": {"$gte": from_version}})]
-        docs.sort(key=lambda d: d["to_version"])  # sorted here: FerretDB v1 sorts in memory anyway
         out: list[RecordedEvent] = []
-        for doc in docs:
-            out.extend(recorded_events(doc, self.codec, from_version=from_version))
-        if docs:
-            self._remember_head(stream_id, docs[-1])
+        last: Doc | None = None
+        async for doc in self._walk(stream_id):
+            if doc["to_version"] >= from_version:
+                out.extend(recorded_events(doc, self.codec, from_version=from_version))
+            last = doc
+        if last is not None:
+            self._remember_head(stream_id, last)
         return out
+
+    async def _walk(self, stream_id: str, start: Doc | None = None) -> AsyncIterator[Doc]:
+        """A stream's commits in order, each found by its ``_id`` (``<stream>@<version before it>``):
+        primary-key look-ups, which stay fast however large the log grows. Streams are short."""
+        version = start["to_version"] if start else 0
+        while (doc := await self.commits.find_one({"_id": commit_id(stream_id, version)})) is not None:
+            yield doc
+            version = doc["to_version"]
 
     async def stream_ids(self) -> list[str]:
         return sorted(await self.commits.distinct("stream_id"))
@@ -131,7 +147,7 @@ class MongoEventStore:
             assignments.append({"commit": doc["_id"], "position": position, "count": doc["event_count"]})
             position += doc["event_count"]
         try:
-            await self.sequence_log.insert_one({"_id": start, "end": position - 1, "commits": assignments})
+            await self.sequence_log.insert_one({"_id": batch_id(start), "start": start, "end": position - 1, "commits": assignments})
         except DuplicateKeyError:
             await self._catch_up()  # another sequencer placed this range first
             self._forget_sequenced()
@@ -169,8 +185,8 @@ class MongoEventStore:
 
     async def _catch_up(self) -> None:
         """Read sequence batches written since we last looked (each found by its first position)."""
-        while (batch := await self.sequence_log.find_one({"_id": self._next_position})) is not None:
-            self._learn(batch["_id"], batch["commits"])
+        while (batch := await self.sequence_log.find_one({"_id": batch_id(self._next_position)})) is not None:
+            self._learn(batch["start"], batch["commits"])
 
     def _learn(self, start: int, assignments: list[Doc]) -> None:
         """Record one batch; idempotent, since a concurrent read on this instance may learn it first."""
@@ -225,10 +241,15 @@ class MongoEventStore:
         return [next(queues[d["stream_id"]]) for d in slots]
 
     async def _fetch(self, ids: Sequence[str], projection: dict[str, int] | None = None) -> dict[str, Doc]:
-        """Documents by ``_id`` in one query (an index look-up on MongoDB, one scan on FerretDB)."""
-        if not ids:
-            return {}
-        return {d["_id"]: d async for d in self.commits.find({"_id": {"$in": list(ids)}}, projection).limit(len(ids))}
+        """Documents by ``_id``, as concurrent primary-key look-ups (FerretDB answers no other
+        query from an index, ``$in`` included)."""
+        gate = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+        async def one(cid: str) -> Doc | None:
+            async with gate:
+                return await self.commits.find_one({"_id": cid}, projection)
+
+        return {d["_id"]: d for d in await asyncio.gather(*(one(c) for c in ids)) if d is not None}
 
     # -- integrity -------------------------------------------------------------------------
 
@@ -242,8 +263,8 @@ class MongoEventStore:
         present = {d["_id"] for docs in by_stream.values() for d in docs}
         expected_start = 1
         async for batch in self.sequence_log.find({}).sort("_id", ASCENDING):
-            if batch["_id"] != expected_start:
-                problems.append(IntegrityProblem("<sequence>", None, f"sequence batch at {batch['_id']} where {expected_start} was expected"))
+            if batch["_id"] != batch_id(expected_start) or batch["start"] != expected_start:
+                problems.append(IntegrityProblem("<sequence>", None, f"sequence batch {batch['_id']} where {expected_start} was expected"))
             for a in batch["commits"]:
                 if a["commit"] not in present:
                     problems.append(IntegrityProblem(a["commit"].rsplit("@", 1)[0], a["commit"], "sequenced commit is missing"))
@@ -258,8 +279,9 @@ class MongoEventStore:
         cached = self._heads.get(stream_id)
         if cached is not None and cached["to_version"] == expected_version:
             return cached  # trusted: if someone appended since, our insert collides on _id
-        docs = [d async for d in self.commits.find({"stream_id": stream_id}, dict.fromkeys(_HEAD_FIELDS, 1))]
-        head = max(docs, key=lambda d: d["to_version"], default=None)
+        head = cached if cached is not None and cached["to_version"] < expected_version else None
+        async for doc in self._walk(stream_id, head):
+            head = doc
         if head is not None:
             self._remember_head(stream_id, head)
         return head
