@@ -1,0 +1,1 @@
+"""Identity's pure domain: deciders over ``identity-<participant_id>`` streams (no I/O, no clock, no randomness)."""
