@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import os
 import shutil
 import time
@@ -79,7 +81,7 @@ class Stack:
     ) -> None:
         self.paths = paths or StackPaths.discover()
         self.config = config or StackConfig.from_env()
-        self.console = console or Console()
+        self.console = console or Console(width=None if sys.stdout.isatty() else 140)
         if command is None:
             python = self.paths.python
             template = self.config.service_command
