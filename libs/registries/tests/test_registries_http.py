@@ -1,0 +1,205 @@
+"""The HTTP adapters against the embedded registry server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+
+import httpx
+import pytest
+
+from jmo_registries import (
+    CircuitOpen,
+    EmployerRegistry,
+    NikCheck,
+    PopulationRegistry,
+    RegistryError,
+    RegistryUnavailable,
+    default_dataset,
+)
+from jmo_registries.breaker import CircuitBreaker
+from jmo_registries.network import HttpEmployerRegistry, HttpPopulationRegistry
+from jmo_registries.server import RegistryServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+FAST = {"timeout": 0.3, "attempts": 3, "backoff": 0.02, "max_backoff": 0.05}
+UNKNOWN = "3201011205900001"
+
+
+def first(pred):  # noqa: ANN001, ANN201
+    return next(r for r in default_dataset() if pred(r))
+
+
+@pytest.fixture(scope="module")
+async def server() -> AsyncIterator[RegistryServer]:
+    async with RegistryServer() as s:
+        yield s
+
+
+@pytest.fixture(autouse=True)
+def clean(server: RegistryServer) -> None:
+    server.faults.clear()
+    server.requests.clear()
+
+
+@pytest.fixture
+async def dukcapil(server: RegistryServer) -> AsyncIterator[HttpPopulationRegistry]:
+    breaker = CircuitBreaker("dukcapil-test", failure_threshold=5, cooldown=60)
+    async with HttpPopulationRegistry(server.base_url, breaker=breaker, **FAST) as registry:
+        yield registry
+
+
+@pytest.fixture
+async def employers(server: RegistryServer) -> AsyncIterator[HttpEmployerRegistry]:
+    breaker = CircuitBreaker("employers-test", failure_threshold=5, cooldown=60)
+    async with HttpEmployerRegistry(server.base_url, breaker=breaker, **FAST) as registry:
+        yield registry
+
+
+async def test_adapters_satisfy_the_ports(dukcapil: HttpPopulationRegistry, employers: HttpEmployerRegistry) -> None:
+    assert isinstance(dukcapil, PopulationRegistry) and isinstance(employers, EmployerRegistry)
+
+
+async def test_health(server: RegistryServer) -> None:
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        assert (await client.get("/health")).json() == {"status": "ok"}
+        assert (await client.get("/v1/nik/verify")).status_code == 405
+        assert (await client.post("/v1/nik/verify", content=b"not json")).status_code == 400
+
+
+async def test_verify_sesuai_tidak_sesuai_and_not_found(dukcapil: HttpPopulationRegistry) -> None:
+    r = first(lambda r: True)
+    born = date.fromisoformat(r["birth_date"])
+    assert await dukcapil.verify(r["nik"], f"  {r['full_name'].lower()}  ", born) is NikCheck.SESUAI
+    assert await dukcapil.verify(r["nik"], r["full_name"]) is NikCheck.SESUAI
+    assert await dukcapil.verify(r["nik"], "NAMA LAIN", born) is NikCheck.TIDAK_SESUAI
+    assert await dukcapil.verify(r["nik"], r["full_name"], born - timedelta(days=1)) is NikCheck.TIDAK_SESUAI
+    assert await dukcapil.verify(UNKNOWN, r["full_name"]) is NikCheck.NOT_FOUND
+
+
+async def test_ktp_photo(dukcapil: HttpPopulationRegistry) -> None:
+    r = first(lambda r: (r.get("photo") or "").endswith(".png"))
+    assert await dukcapil.ktp_photo(r["nik"]) == default_dataset().photo_path(r["nik"]).read_bytes()  # type: ignore[union-attr]
+    assert await dukcapil.ktp_photo(first(lambda r: not r.get("photo"))["nik"]) is None
+    assert await dukcapil.ktp_photo(UNKNOWN) is None
+
+
+async def test_membership(employers: HttpEmployerRegistry) -> None:
+    active = first(lambda r: (r.get("employer") or {}).get("status") == "ACTIVE")
+    inactive = first(lambda r: (r.get("employer") or {}).get("status") == "INACTIVE")
+    m = await employers.membership(active["nik"])
+    assert m is not None and m.active and m.kpj_number == active["employer"]["kpj_number"]
+    assert m.employer_name == active["employer"]["employer_name"]
+    assert (await employers.membership(inactive["nik"])).active is False  # type: ignore[union-attr]
+    assert await employers.membership(first(lambda r: "employer" not in r)["nik"]) is None
+
+
+async def test_no_nik_in_any_url(server: RegistryServer, dukcapil: HttpPopulationRegistry,
+                                 employers: HttpEmployerRegistry) -> None:
+    r = first(lambda r: "employer" in r)
+    await dukcapil.verify(r["nik"], r["full_name"])
+    await dukcapil.ktp_photo(r["nik"])
+    await employers.membership(r["nik"])
+    assert set(server.requests) == {"/v1/nik/verify", "/v1/nik/foto", "/v1/peserta/cari"}
+
+
+async def test_timeout_is_retried_then_unavailable(server: RegistryServer, dukcapil: HttpPopulationRegistry,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    r = first(lambda r: True)
+    server.faults.latency = 1.0  # > the 0.3 s timeout
+    started = time.monotonic()
+    with caplog.at_level(logging.DEBUG), pytest.raises(RegistryUnavailable) as excinfo:
+        await dukcapil.verify(r["nik"], r["full_name"])
+    assert time.monotonic() - started < 3
+    assert server.requests["/v1/nik/verify"] == 3
+    assert "timeout" in str(excinfo.value)
+    # no personal data in the exception or the logs; the NIK appears masked
+    text = str(excinfo.value) + "\n".join(rec.getMessage() for rec in caplog.records)
+    assert r["nik"] not in text and r["full_name"] not in text
+    assert f"{r['nik'][:4]}********{r['nik'][-4:]}" in text
+
+
+async def test_5xx_is_retried_and_can_succeed(server: RegistryServer, dukcapil: HttpPopulationRegistry) -> None:
+    r = first(lambda r: True)
+    server.faults.fail_next = 2
+    assert await dukcapil.verify(r["nik"], r["full_name"]) is NikCheck.SESUAI
+    assert server.requests["/v1/nik/verify"] == 3
+
+
+async def test_4xx_is_not_retried_nor_a_breaker_failure(server: RegistryServer,
+                                                        dukcapil: HttpPopulationRegistry) -> None:
+    server.faults.fail_status = 400
+    for _ in range(6):
+        with pytest.raises(RegistryError):
+            await dukcapil.verify(UNKNOWN, "X")
+    assert server.requests["/v1/nik/verify"] == 6
+    assert await dukcapil.breaker.state() == "closed"
+
+
+async def test_unreachable_registry_is_unavailable() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    breaker = CircuitBreaker("nowhere", failure_threshold=10, cooldown=60)
+    async with HttpEmployerRegistry(f"http://127.0.0.1:{port}", breaker=breaker, **FAST) as registry:
+        with pytest.raises(RegistryUnavailable) as excinfo:
+            await registry.membership(UNKNOWN)
+    assert UNKNOWN not in str(excinfo.value)
+    assert await breaker.failure_count() == 3
+
+
+async def test_breaker_opens_sends_nothing_then_closes_after_recovery(server: RegistryServer) -> None:
+    r = first(lambda r: True)
+    breaker = CircuitBreaker("dukcapil-breaker", failure_threshold=4, cooldown=0.3)
+    async with HttpPopulationRegistry(server.base_url, breaker=breaker, **{**FAST, "attempts": 2}) as dukcapil:
+        server.faults.fail_status = 503
+        for _ in range(2):  # 2 calls × 2 attempts = 4 consecutive failures
+            with pytest.raises(RegistryUnavailable):
+                await dukcapil.verify(r["nik"], r["full_name"])
+        assert server.requests["/v1/nik/verify"] == 4
+        assert await breaker.state() == "opened"
+
+        server.faults.clear()  # the registry is back, but the circuit is still open
+        for _ in range(3):
+            with pytest.raises(CircuitOpen):
+                await dukcapil.verify(r["nik"], r["full_name"])
+        assert server.requests["/v1/nik/verify"] == 4  # nothing sent while open
+
+        async with asyncio.timeout(5):  # after the cool-down one probe goes through and closes it
+            await asyncio.sleep(0.35)
+            assert await dukcapil.verify(r["nik"], r["full_name"]) is NikCheck.SESUAI
+        assert await breaker.state() == "closed"
+        assert server.requests["/v1/nik/verify"] == 5
+
+
+async def test_breaker_reopens_when_the_probe_fails(server: RegistryServer) -> None:
+    r = first(lambda r: True)
+    breaker = CircuitBreaker("dukcapil-reopen", failure_threshold=2, cooldown=0.2)
+    async with HttpPopulationRegistry(server.base_url, breaker=breaker, **{**FAST, "attempts": 1}) as dukcapil:
+        server.faults.fail_status = 500
+        for _ in range(2):
+            with pytest.raises(RegistryUnavailable):
+                await dukcapil.verify(r["nik"], r["full_name"])
+        await asyncio.sleep(0.25)
+        with pytest.raises(RegistryUnavailable) as excinfo:  # the probe is sent and fails
+            await dukcapil.verify(r["nik"], r["full_name"])
+        assert not isinstance(excinfo.value, CircuitOpen)
+        assert server.requests["/v1/nik/verify"] == 3
+        with pytest.raises(CircuitOpen):
+            await dukcapil.verify(r["nik"], r["full_name"])
+        assert server.requests["/v1/nik/verify"] == 3
+
+
+async def test_open_circuit_stops_the_retries_of_a_call(server: RegistryServer) -> None:
+    r = first(lambda r: True)
+    breaker = CircuitBreaker("dukcapil-midcall", failure_threshold=2, cooldown=60)
+    async with HttpPopulationRegistry(server.base_url, breaker=breaker, **{**FAST, "attempts": 5}) as dukcapil:
+        server.faults.fail_status = 502
+        with pytest.raises(CircuitOpen):
+            await dukcapil.verify(r["nik"], r["full_name"])
+        assert server.requests["/v1/nik/verify"] == 2
