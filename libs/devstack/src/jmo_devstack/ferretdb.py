@@ -8,9 +8,9 @@ from pathlib import Path
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from .net import LOOPBACK, NotReady, port_open, wait_until
+from .net import LOOPBACK, port_open, wait_until
 from .paths import StackPaths
-from .processes import PidRecord, kill, spawn, tail, terminate
+from .server import ManagedServer
 
 
 def ping(uri: str, timeout_ms: int = 2000) -> bool:
@@ -24,12 +24,14 @@ def ping(uri: str, timeout_ms: int = 2000) -> bool:
         client.close()
 
 
-class FerretDBServer:
+class FerretDBServer(ManagedServer):
     """One FerretDB server on 127.0.0.1:``port`` keeping its SQLite files in ``workdir``/data/.
 
     Its log is ``workdir``/ferretdb.log; ``start()`` adopts a server already running from the
     same pid file.
     """
+
+    label = "FerretDB"
 
     def __init__(
         self,
@@ -62,15 +64,6 @@ class FerretDBServer:
     def log_path(self) -> Path:
         return self.workdir / "ferretdb.log"
 
-    def record(self) -> PidRecord | None:
-        """The pid record of the running server, if it runs."""
-        record = PidRecord.read(self.pid_file)
-        return record if record is not None and record.alive() else None
-
-    @property
-    def running(self) -> bool:
-        return self.record() is not None
-
     def command(self) -> list[str]:
         return [
             str(self.paths.ferretdb_bin),
@@ -81,28 +74,10 @@ class FerretDBServer:
 
     def start(self, timeout: float = 30.0) -> bool:
         """Start the server and wait until it answers ``ping``. False if it already ran."""
-        cmd = self.command()
-        running = self.record()
-        if running is not None:
-            if not running.runs(cmd):
-                raise NotReady(
-                    f"a FerretDB from {self.pid_file} (pid {running.pid}) runs with other settings; stop it first"
-                )
-            self.wait_ready(timeout)
-            return False
         if not self.paths.ferretdb_bin.exists():
             raise FileNotFoundError(f"no {self.paths.ferretdb_bin}; run `make install`")
-        if port_open(LOOPBACK, self.port):
-            raise NotReady(f"port {LOOPBACK}:{self.port} is already in use by another process")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._popen = spawn(cmd, log_path=self.log_path, cwd=self.workdir, die_with_parent=self.die_with_parent)
-        PidRecord.of(self._popen.pid, cmd).write(self.pid_file)
-        try:
-            self.wait_ready(timeout)
-        except NotReady as exc:
-            self.stop()
-            raise NotReady(f"{exc}\n--- {self.log_path} ---\n{tail(self.log_path)}") from None
-        return True
+        cmd = self.command()
+        return self._launch(cmd, identity=cmd, ports=[self.port], output=self.log_path, timeout=timeout, prepare=lambda: self.data_dir.mkdir(parents=True, exist_ok=True))
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Block until the server answers ``ping``."""
@@ -112,18 +87,3 @@ class FerretDBServer:
             what=f"FerretDB on {self.uri}",
             alive=lambda: self.running,
         )
-
-    def stop(self, timeout: float = 15.0) -> bool:
-        """SIGTERM the server, SIGKILL after ``timeout`` s. False if it was not running."""
-        record = PidRecord.read(self.pid_file)
-        stopped = record is not None and terminate(record, timeout=timeout, popen=self._popen)
-        self.pid_file.unlink(missing_ok=True)
-        self._popen = None
-        return stopped
-
-    def kill(self) -> None:
-        """SIGKILL the server."""
-        record = PidRecord.read(self.pid_file)
-        if record is not None:
-            kill(record, self._popen)
-        self.pid_file.unlink(missing_ok=True)

@@ -12,9 +12,9 @@ from pathlib import Path
 from aiokafka import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
-from .net import LOOPBACK, NotReady, port_open, run_sync, wait_until
+from .net import LOOPBACK, port_open, run_sync, wait_until
 from .paths import StackPaths
-from .processes import PidRecord, kill, spawn, tail, terminate
+from .server import ManagedServer
 
 DEFAULT_HEAP = "-Xmx512m -Xms256m"
 _JVM_OPTS = (
@@ -44,13 +44,16 @@ async def metadata_answers(bootstrap: str, timeout_ms: int = 3000) -> bool:
         await client.close()
 
 
-class KafkaServer:
+class KafkaServer(ManagedServer):
     """One Kafka broker+controller in ``workdir`` listening on 127.0.0.1.
 
     ``workdir`` holds server.properties, cluster.id, the data (``data/``), the logs (``logs/server.log``,
     configured by deploy/kafka/log4j2.xml) and the pid file. Formatting happens once; later starts
     reuse the data. ``start()`` adopts a broker already running from the same pid file.
     """
+
+    label = "Kafka"
+    stop_timeout = 30.0  # a clean shutdown writes its logs
 
     def __init__(
         self,
@@ -158,42 +161,13 @@ class KafkaServer:
         if result.returncode != 0:
             raise RuntimeError(f"kafka storage format failed:\n{result.stdout}\n{result.stderr}")
 
-    def record(self) -> PidRecord | None:
-        """The pid record of the running broker, if it runs."""
-        record = PidRecord.read(self.pid_file)
-        return record if record is not None and record.alive() else None
-
-    @property
-    def running(self) -> bool:
-        return self.record() is not None
-
     def start(self, timeout: float = 90.0) -> bool:
         """Start the broker and wait until it answers metadata requests. False if it already ran."""
-        cmd = self._java("kafka.Kafka", str(self.workdir / "server.properties"))
-        identity = [*cmd, self.properties()["listeners"]]  # the ports live in server.properties
-        running = self.record()
-        if running is not None:
-            if not running.runs(identity):
-                raise NotReady(f"a Kafka from {self.pid_file} (pid {running.pid}) runs with other settings; stop it first")
-            self.wait_ready(timeout)
-            return False
         if not any(self.paths.kafka_libs.glob("kafka_2.13-*.jar")):
             raise FileNotFoundError(f"no Kafka jars in {self.paths.kafka_libs}; run `make install`")
-        for port in (self.port, self.controller_port):
-            if port_open(LOOPBACK, port):
-                raise NotReady(f"port {LOOPBACK}:{port} is already in use by another process")
-        self.format_storage()
-        self._popen = spawn(
-            cmd, log_path=self.console_log, cwd=self.workdir, die_with_parent=self.die_with_parent
-        )
-        PidRecord.of(self._popen.pid, identity).write(self.pid_file)
-        try:
-            self.wait_ready(timeout)
-        except NotReady as exc:
-            detail = tail(self.log_path) or tail(self.console_log)
-            self.stop()
-            raise NotReady(f"{exc}\n--- {self.log_path} ---\n{detail}") from None
-        return True
+        cmd = self._java("kafka.Kafka", str(self.workdir / "server.properties"))
+        identity = [*cmd, self.properties()["listeners"]]  # the ports live in server.properties
+        return self._launch(cmd, identity=identity, ports=[self.port, self.controller_port], output=self.console_log, timeout=timeout, prepare=self.format_storage)
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Block until the broker answers a metadata request."""
@@ -204,18 +178,3 @@ class KafkaServer:
             alive=lambda: self.running,
             interval=0.5,
         )
-
-    def stop(self, timeout: float = 30.0) -> bool:
-        """SIGTERM the broker (a clean shutdown), SIGKILL after ``timeout`` s. False if it was not running."""
-        record = PidRecord.read(self.pid_file)
-        stopped = record is not None and terminate(record, timeout=timeout, popen=self._popen)
-        self.pid_file.unlink(missing_ok=True)
-        self._popen = None
-        return stopped
-
-    def kill(self) -> None:
-        """SIGKILL the broker."""
-        record = PidRecord.read(self.pid_file)
-        if record is not None:
-            kill(record, self._popen)
-        self.pid_file.unlink(missing_ok=True)
