@@ -84,3 +84,4 @@ async def test_a_person_registers_reads_the_history_verifies_and_rebuilds_with_j
 def test_an_unknown_command_type_is_refused_before_anything_is_sent(jmo: Any) -> None:
     result = jmo("gateway", "send", "LaunchRocket", "--data", "{}", "--wait", "1")
     assert result.returncode == 2 and "LaunchRocket" in result.stderr
+

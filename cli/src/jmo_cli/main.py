@@ -29,6 +29,8 @@ audit_app = typer.Typer(help="Read and check the event logs.", no_args_is_help=T
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(audit_app, name="audit")
 contracts_app = typer.Typer(help="The published contracts.", no_args_is_help=True)
+dev_app = typer.Typer(help="Helpers for development with the embedded stack.", no_args_is_help=True)
+app.add_typer(dev_app, name="dev")
 app.add_typer(contracts_app, name="contracts")
 err = Console(stderr=True)
 
@@ -155,3 +157,21 @@ def contracts_asyncapi(check: Annotated[bool, typer.Option("--check", help="Exit
     DOCUMENT.parent.mkdir(parents=True, exist_ok=True)
     DOCUMENT.write_text(text)
     err.print(f"wrote {DOCUMENT}")
+
+
+@dev_app.command("identities")
+def dev_identities(
+    category: Annotated[str | None, typer.Option(help="PU lists only citizens an employer has enrolled.")] = None,
+    count: Annotated[int, typer.Option(min=1, max=1000)] = 5,
+) -> None:
+    """Synthetic citizens of the embedded population registry, usable for registration (JSON array).
+
+    Each has nik, full_name, birth_date, employer_registered (and kpj_number) and photo (the path of
+    a KTP photo, for the few that have one). Synthetic data only.
+    """
+    from jmo_registries import identities
+
+    if category is not None and category not in {"PU", "BPU", "PMI"}:
+        err.print("category must be PU, BPU or PMI")
+        raise typer.Exit(2)
+    typer.echo(json.dumps(identities(category, count), ensure_ascii=False, indent=2, default=str))
