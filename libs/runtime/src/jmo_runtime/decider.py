@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from jmo_contracts import Command, Event, Message
+from jmo_contracts import Event, Message
 from jmo_contracts.common import CommandRejected
 
 S = TypeVar("S")
@@ -15,18 +15,24 @@ S = TypeVar("S")
 
 @dataclass(frozen=True)
 class Context:
-    """What a decision may know besides the command and the state: when, and for which stream."""
+    """What a decision may know besides the message and the state: when, for which stream, and
+    ``facts`` the application looked up for it beforehand (registry answers, reserved numbers...),
+    so that the decision itself stays pure."""
 
     now: datetime
     stream_id: str
+    facts: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Decider(Generic[S]):
-    """``decide(command, state, context) -> events`` and ``evolve(state, event) -> state``."""
+    """``decide(message, state, context) -> events`` and ``evolve(state, event) -> state``.
+
+    The message is a command, or an event of another service that this stream reacts to.
+    """
 
     initial_state: S
-    decide: Callable[[Command, S, Context], Sequence[Event]]
+    decide: Callable[[Message, S, Context], Sequence[Event]]
     evolve: Callable[[S, Message], S]
 
     def fold(self, events: Iterable[Message]) -> S:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from jmo_contracts import Command, Envelope, reply
+from jmo_contracts import Envelope, reply
 from jmo_eventstore import AppendResult, ConcurrencyConflict, EventStore
 
 from .decider import Context, Decider, Rejection, rejected
@@ -45,7 +45,11 @@ class CommandHandler:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.attempts = attempts
 
-    async def handle(self, command: Envelope, *, stream_id: str | None = None) -> Handled:
+    async def handle(self, command: Envelope, *, stream_id: str | None = None, facts: Mapping[str, Any] | None = None) -> Handled:
+        """Apply ``command`` (or another service's event) to ``stream_id`` (default: its own stream).
+
+        ``facts`` are handed to the decider in its :class:`Context`.
+        """
         stream = stream_id or command.stream_id
         # No look-up of the cause first: that is a scan on FerretDB. The store's unique index on
         # the cause recognises a redelivered command when its decision is appended.
@@ -56,17 +60,16 @@ class CommandHandler:
             reraise=True,
         ):
             with attempt:
-                return await self._decide_and_append(stream, command)
+                return await self._decide_and_append(stream, command, facts or {})
         raise AssertionError("unreachable")
 
-    async def _decide_and_append(self, stream: str, command: Envelope) -> Handled:
+    async def _decide_and_append(self, stream: str, command: Envelope, facts: Mapping[str, Any]) -> Handled:
         history = await self.store.read_stream(stream)
         state = self.decider.fold(e.envelope.open() for e in history)
         message = command.open()
-        assert isinstance(message, Command), f"{command.type} is not a command"
         now = self.clock()
         try:
-            decided = list(self.decider.decide(message, state, Context(now=now, stream_id=stream)))
+            decided = list(self.decider.decide(message, state, Context(now=now, stream_id=stream, facts=facts)))
         except Rejection as r:
             decided = [rejected(self.service, command.type, command.message_id, r.reason_code, r.reason)]
         if not decided:
