@@ -314,3 +314,21 @@ class RegistrationContactConfirmed(Event):
     participant_id: str = _participant_id()
     channel: OtpChannel = Field(description="Channel whose contact was verified.", examples=["email"])
     source_message_id: str = Field(pattern=HEX32, description="message_id of the OtpVerified event.", examples=["8b7c6d5e4f3a42b1a0d9e8f7a6b5c4d3"])
+
+
+# --- Internal commands of the registration service (sent by its own schedulers, not by the app) --
+
+
+@message("RetryEmployerMembershipCheck")
+class RetryEmployerMembershipCheck(Command):
+    """PU: ask the employer registry again after ``EmployerMembershipCheckDeferred`` (sent by the retry scheduler at ``retry_at``)."""
+
+    attempt: int = Field(ge=1, description="`attempt` of the EmployerMembershipCheckDeferred this retry follows; a retry for an older attempt is ignored.", examples=[1])
+
+
+@message("ExpireRegistration")
+class ExpireRegistration(Command):
+    """End a registration left unfinished (SPEC §3.7); sent by the expiry scheduler, ignored when the registration finished or is not due yet."""
+
+    registered_at: AwareDatetime = Field(description="When ParticipantRegistered was appended (its envelope's occurred_at, UTC); the configured time counts from it.", examples=["2026-11-20T08:30:00Z"])
+    reason: str = Field(default="registration left unfinished", description="Why the scheduler sent it (no personal data).", examples=["registration left unfinished"])
