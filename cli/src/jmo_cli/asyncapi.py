@@ -7,7 +7,9 @@ cannot see those for subscribers, which read raw bytes so that they can park bad
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,13 @@ def build_services() -> list[Any]:
     from jmo_profile_update.entrypoint.app import build as profile_update
     from jmo_registration.entrypoint.app import build as registration
 
-    settings = ServiceSettings(topic_prefix="", database_prefix="", kafka_bootstrap_servers="127.0.0.1:9092")
-    return [build(settings) for build in (registration, identity, biometric, profile_update, notification)]
+    from jmo_identity.settings import IdentitySettings
+
+    common = {"topic_prefix": "", "database_prefix": "", "kafka_bootstrap_servers": "127.0.0.1:9092"}
+    settings = ServiceSettings(**common)
+    throwaway = base64.b64encode(os.urandom(32)).decode()  # keys shape nothing in the document
+    identity_settings = IdentitySettings(**common, otp_hmac_key=throwaway, otp_delivery_key=throwaway)
+    return [registration(settings), identity(identity_settings), biometric(settings), profile_update(settings), notification(settings)]
 
 
 def generate() -> dict[str, Any]:

@@ -24,6 +24,7 @@ import pytest
 from .infra import Infra, provide_infra
 from .net import free_port, run_sync
 from .processes import tail
+from .secrets import new_keys
 from .services import Command, ServiceProcess, module_name, service_env
 from .topics import create_topics
 
@@ -101,12 +102,19 @@ class ServiceRunner:
             proc.stop()
 
 
+@pytest.fixture(scope="session")
+def service_keys() -> dict[str, str]:
+    """Keys the services of this session run with (fresh each session; tests may use them to
+    open what the services sealed, as the notification service would)."""
+    return new_keys()
+
+
 @pytest.fixture
 def service_runner(
-    infra: Infra, topics: str, database_prefix: str, tmp_path: Path, service_command: Command
+    infra: Infra, topics: str, database_prefix: str, tmp_path: Path, service_command: Command, service_keys: dict[str, str]
 ) -> Iterator[ServiceRunner]:
     """A factory starting services against ``infra`` with this session's topic and database prefixes."""
-    env = service_env(infra.kafka_bootstrap, infra.mongodb_uri, topics, {"JMO_DATABASE_PREFIX": database_prefix})
+    env = service_env(infra.kafka_bootstrap, infra.mongodb_uri, topics, {"JMO_DATABASE_PREFIX": database_prefix, **service_keys})
     runner = ServiceRunner(env, tmp_path / "services", service_command)
     yield runner
     runner.stop_all()

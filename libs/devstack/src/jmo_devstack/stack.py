@@ -20,6 +20,7 @@ from .kafka import KafkaServer
 from .net import NotReady, health_ok, run_sync
 from .paths import StackPaths
 from .processes import tail
+from .secrets import local_secrets
 from .services import SERVICE_PORTS, Command, ServiceProcess, python_module_command, service_env, template_command
 from .topics import create_topics
 
@@ -109,7 +110,7 @@ class Stack:
 
     def services(self) -> dict[str, ServiceProcess]:
         """The five services as this stack runs them (whether or not they run now)."""
-        env = service_env(self.kafka_bootstrap, self.mongodb_uri, self.config.topic_prefix)
+        env = service_env(self.kafka_bootstrap, self.mongodb_uri, self.config.topic_prefix, local_secrets(self.paths.state / "secrets.json"))
         return {
             name: ServiceProcess(
                 name,

@@ -1,12 +1,87 @@
-"""The identity service process (walking skeleton: health, event log and relay; behaviour comes later)."""
+"""The identity service process: NIK checks with Dukcapil and OTPs; the rules live in ``domain``.
+
+An OTP's plain code exists only here, in memory, between generating it and sealing it for the
+notification service: the log keeps its keyed hash, Kafka carries it only encrypted, on the
+short-retention delivery topic.
+"""
 
 from __future__ import annotations
 
-from jmo_runtime import Service, ServiceSettings
+import asyncio
+
+import structlog
+
+from jmo_contracts import Envelope, new_id, reply, topics
+from jmo_contracts.identity import OtpDeliveryRequested, OtpIssued, RequestOtp, SubmitOtp
+from jmo_contracts.registration import ParticipantRegistered
+from jmo_registries import EmbeddedPopulationRegistry, HttpPopulationRegistry, PopulationRegistry, RegistryUnavailable
+from jmo_runtime import Handled, Service
+
+from ..crypto import code_hmac, codes_match, generate_code, seal_code
+from ..domain.identity import identity
+from ..settings import IdentitySettings
 
 NAME = "identity"
+log = structlog.get_logger(__name__)
 
 
-def build(settings: ServiceSettings, **overrides: object) -> Service:
-    """The identity service, with its store and relay running and no subscribers yet."""
-    return Service(NAME, settings, **overrides)  # type: ignore[arg-type]
+def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = None, **overrides: object) -> Service:
+    """The identity service: reacts to ParticipantRegistered, takes RequestOtp / SubmitOtp."""
+    service = Service(NAME, settings, **overrides)  # type: ignore[arg-type]
+    service.document_publishing(topics.OTP_DELIVERY, "OTP codes sealed for the notification service (AES-256-GCM); short retention.")
+    dukcapil = registry or (HttpPopulationRegistry(settings.dukcapil_url, timeout=settings.dukcapil_timeout_seconds) if settings.dukcapil_url else EmbeddedPopulationRegistry())
+    policy = settings.policy()
+    hmac_key, delivery_key = settings.hmac_key(), settings.delivery_key()
+    codes: dict[str, str] = {}  # otp_id -> plain code, only until it is sealed
+
+    def new_code(participant_id: str) -> dict[str, str]:
+        otp_id, code = new_id(), generate_code(policy.code_length)
+        codes[otp_id] = code
+        return {"otp_id": otp_id, "code_hmac": code_hmac(hmac_key, participant_id, otp_id, code), "key_id": settings.otp_hmac_key_id}
+
+    async def deliver(handled: Handled) -> None:
+        try:
+            for envelope in handled.events:
+                if envelope.type == "OtpIssued" and not handled.duplicate:
+                    issued = envelope.open()
+                    assert isinstance(issued, OtpIssued)
+                    sealed, key_id = seal_code(delivery_key, settings.otp_delivery_key_id, issued.otp_id, codes[issued.otp_id])
+                    request = OtpDeliveryRequested(
+                        participant_id=issued.participant_id, otp_id=issued.otp_id, purpose=issued.purpose, channel=issued.channel,
+                        destination=issued.destination, destination_masked=issued.destination_masked, algorithm="AES-256-GCM",
+                        key_id=key_id, code_ciphertext=sealed, expires_at=issued.expires_at,
+                    )
+                    await service.publish(topics.OTP_DELIVERY, reply(envelope, request))
+        finally:
+            codes.clear()
+
+    async def on_registration_event(envelope: Envelope) -> None:
+        registered = envelope.open()
+        if not isinstance(registered, ParticipantRegistered):
+            return
+        try:
+            answer = await dukcapil.verify(registered.nik, registered.full_name, registered.birth_date)
+        except RegistryUnavailable:
+            # the registration waits: the message is not acknowledged and comes back after a pause
+            log.warning("Dukcapil unavailable; the NIK check waits", stream_id=envelope.stream_id)
+            await asyncio.sleep(settings.dukcapil_retry_seconds)
+            raise
+        facts = {"nik_check": answer.name, "policy": policy, "otp": new_code(registered.participant_id)}
+        handled = await service.commands(identity).handle(envelope, stream_id=f"identity-{registered.participant_id}", facts=facts)
+        await deliver(handled)
+
+    async def on_command(envelope: Envelope) -> None:
+        command = envelope.open()
+        participant_id = envelope.stream_id.removeprefix("identity-")
+        facts: dict[str, object] = {"policy": policy, "command_id": envelope.message_id}
+        if isinstance(command, RequestOtp):
+            facts["otp"] = new_code(participant_id)
+        elif isinstance(command, SubmitOtp):
+            state = identity.fold(e.envelope.open() for e in await service.store.read_stream(envelope.stream_id))
+            target = state.codes.target(command.purpose, command.otp_id)
+            facts["matches"] = target is not None and codes_match(hmac_key, participant_id, target.otp_id, command.code, target.code_hmac)
+        await deliver(await service.commands(identity).handle(envelope, facts=facts))
+
+    service.consume(topics.events("registration"), on_registration_event, "ParticipantRegistered starts the NIK check with Dukcapil and the first OTP.")
+    service.consume(topics.commands(NAME), on_command, "RequestOtp (resend) and SubmitOtp from the mobile gateway.")
+    return service

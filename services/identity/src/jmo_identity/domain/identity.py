@@ -1,0 +1,117 @@
+"""The identity decider: NIK verification against Dukcapil, then contact verification by OTP.
+
+Stream ``identity-<participant_id>``. Registration's ``ParticipantRegistered`` starts it; what
+Dukcapil answered and the new code's keyed hash arrive as facts, so the decision stays pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from jmo_contracts import Event, Message
+from jmo_contracts.common import OtpChannel
+from jmo_contracts.identity import NikRejected, NikRejectionReason, NikVerified, OtpIssued, OtpPurpose, OtpRejected, OtpVerified, RequestOtp, SubmitOtp
+from jmo_contracts.registration import ParticipantRegistered
+from jmo_runtime import Context, Decider, Rejection
+
+from . import otp
+
+
+class NikStatus(StrEnum):
+    UNKNOWN = "UNKNOWN"
+    VERIFIED = "VERIFIED"
+    REJECTED = "REJECTED"
+
+
+#: Dukcapil's three answers, as facts["nik_check"].
+SESUAI, TIDAK_SESUAI, NOT_FOUND = "SESUAI", "TIDAK_SESUAI", "NOT_FOUND"
+
+
+@dataclass(frozen=True)
+class Identity:
+    participant_id: str | None = None
+    nik: NikStatus = NikStatus.UNKNOWN
+    contacts: dict[OtpChannel, str] = field(default_factory=dict)  # registration contacts a code went to
+    codes: otp.OtpState = otp.initial_state
+
+
+def decide(message: Message, state: Identity, context: Context) -> Sequence[Event]:
+    match message:
+        case ParticipantRegistered():
+            return verify_nik(message, state, context)
+        case RequestOtp():
+            return request_code(message, state, context)
+        case SubmitOtp():
+            return [submit_code(message, state, context)]
+    raise Rejection("UNSUPPORTED_COMMAND", f"identity does not handle {message.TYPE}")
+
+
+def verify_nik(registered: ParticipantRegistered, state: Identity, context: Context) -> Sequence[Event]:
+    if state.nik is not NikStatus.UNKNOWN:
+        return []  # this participant was checked already
+    pid = registered.participant_id
+    registration_stream = f"registration-{pid}"
+    answer = context.facts["nik_check"]
+    if answer != SESUAI:
+        reason = NikRejectionReason.DUKCAPIL_MISMATCH if answer == TIDAK_SESUAI else NikRejectionReason.NOT_FOUND
+        text = "Data tidak sesuai dengan data Dukcapil" if answer == TIDAK_SESUAI else "Data tidak ditemukan di Dukcapil"
+        return [NikRejected(participant_id=pid, registration_stream_id=registration_stream, reason_code=reason, reason=text)]
+    destination = registered.email if registered.otp_channel is OtpChannel.EMAIL else registered.phone
+    code = context.facts["otp"]
+    issued = otp.issue(
+        state.codes, context.facts["policy"], context.now, participant_id=pid, otp_id=code["otp_id"], code_hmac=code["code_hmac"],
+        key_id=code["key_id"], channel=registered.otp_channel, destination=destination, purpose=OtpPurpose.REGISTRATION,
+    )
+    return [NikVerified(participant_id=pid, registration_stream_id=registration_stream, attempts=context.facts.get("attempts", 1)), issued]
+
+
+def request_code(command: RequestOtp, state: Identity, context: Context) -> Sequence[Event]:
+    pid = _participant(state, command.participant_id)
+    if command.purpose is not OtpPurpose.REGISTRATION:
+        raise Rejection("UNSUPPORTED_PURPOSE", "contact changes are verified once profile update exists")
+    destination = state.contacts.get(command.channel)
+    if destination is None:
+        raise Rejection("CONTACT_REQUIRED", f"no {command.channel} contact was given at registration")
+    code = context.facts["otp"]
+    try:
+        return [otp.issue(
+            state.codes, context.facts["policy"], context.now, participant_id=pid, otp_id=code["otp_id"], code_hmac=code["code_hmac"],
+            key_id=code["key_id"], channel=command.channel, destination=destination, purpose=command.purpose,
+        )]
+    except otp.OtpRefusal as refusal:
+        return [refusal.as_event(participant_id=pid, purpose=command.purpose, command_id=context.facts["command_id"])]
+
+
+def submit_code(command: SubmitOtp, state: Identity, context: Context) -> OtpVerified | OtpRejected:
+    pid = _participant(state, command.participant_id)
+    return otp.verify(
+        state.codes, context.now, participant_id=pid, purpose=command.purpose, otp_id=command.otp_id,
+        matches=context.facts["matches"], command_id=context.facts["command_id"],
+    )
+
+
+def _participant(state: Identity, claimed: str) -> str:
+    if state.nik is NikStatus.UNKNOWN:
+        raise Rejection("UNKNOWN_PARTICIPANT", "no verified registration for this participant")
+    if state.nik is NikStatus.REJECTED:
+        raise Rejection("NIK_REJECTED", "the NIK was not confirmed by Dukcapil; registration cannot continue")
+    if claimed != state.participant_id:
+        raise Rejection("WRONG_PARTICIPANT", "the command names another participant than its stream")
+    assert state.participant_id is not None
+    return state.participant_id
+
+
+def evolve(state: Identity, event: Message) -> Identity:
+    match event:
+        case NikVerified():
+            state = replace(state, participant_id=event.participant_id, nik=NikStatus.VERIFIED)
+        case NikRejected():
+            state = replace(state, participant_id=event.participant_id, nik=NikStatus.REJECTED)
+        case OtpIssued() if event.purpose is OtpPurpose.REGISTRATION:
+            state = replace(state, contacts={**state.contacts, event.channel: event.destination})
+    return replace(state, codes=otp.evolve(state.codes, event))
+
+
+identity = Decider(initial_state=Identity(), decide=decide, evolve=evolve)
