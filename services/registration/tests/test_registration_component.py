@@ -3,6 +3,7 @@ through the same subscribers, command handler and relay as in production."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -14,7 +15,8 @@ from jmo_contracts import Envelope, new_id, stream_id, topics
 from jmo_contracts.registration import RegisterParticipant
 from jmo_eventstore import InMemoryEventStore
 from jmo_registration.entrypoint.app import build
-from jmo_runtime import Service, ServiceSettings
+from jmo_registration.settings import RegistrationSettings
+from jmo_runtime import Service
 from jmo_runtime.relay import InMemoryCheckpoints
 from jmo_runtime.service import BrokerRecordPublisher
 
@@ -38,7 +40,7 @@ class Wired:
 @pytest.fixture
 async def wired() -> AsyncIterator[Wired]:
     store = InMemoryEventStore()
-    settings = ServiceSettings(topic_prefix="", database_prefix="")
+    settings = RegistrationSettings(topic_prefix="", database_prefix="", nik_index_key=base64.b64encode(bytes(32)).decode())
     service = build(settings, store=store, checkpoints=InMemoryCheckpoints())
     service._relay_publisher = BrokerRecordPublisher(service.broker)  # the relay goes through the test broker
     events: list[Envelope] = []

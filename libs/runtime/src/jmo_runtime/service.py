@@ -16,6 +16,7 @@ from faststream.asgi import AsgiFastStream
 from faststream.specification import AsyncAPI
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from jmo_contracts import Envelope, topics
 from jmo_contracts.catalog import envelope_union
@@ -98,6 +99,11 @@ class Service:
 
     async def publish(self, topic: str, envelope: Envelope) -> None:
         await publish(self.broker, self.settings.topic(topic), envelope)
+
+    @property
+    def database(self) -> AsyncDatabase | None:
+        """This service's database once started (``None`` when running on an in-memory store)."""
+        return self._mongo[self.settings.database_for(self.name)] if self._mongo is not None else None
 
     @property
     def store(self) -> EventStore:

@@ -1,0 +1,24 @@
+"""Registration's configuration, from the environment."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from jmo_runtime import ServiceSettings
+
+
+class RegistrationSettings(ServiceSettings):
+    """``JMO_NIK_INDEX_KEY`` (base64, 32 bytes) keys the hash under which NIKs with an account are
+    indexed (``make up`` generates it into ``.local/state/secrets.json``)."""
+
+    nik_index_key: SecretStr = Field(description="Key of the NIK index (base64, 32 bytes).")
+    employer_registry_url: str | None = Field(default=None, description="Employer registry HTTP API; the embedded synthetic one when empty.")
+    employer_registry_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    def nik_key(self) -> bytes:
+        import base64
+
+        key = base64.b64decode(self.nik_index_key.get_secret_value())
+        if len(key) != 32:
+            raise ValueError("JMO_NIK_INDEX_KEY must be 32 bytes in base64")
+        return key
