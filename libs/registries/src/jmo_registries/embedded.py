@@ -26,8 +26,8 @@ def check_identity(dataset: CitizenDataset, nik: str, full_name: str, birth_date
     return NikCheck.SESUAI
 
 
-class EmbeddedPopulationRegistry:
-    """:class:`~jmo_registries.ports.PopulationRegistry` over the synthetic data set."""
+class _OverDataset:
+    """Answers from the synthetic data set, loaded (once) on first use."""
 
     def __init__(self, dataset: CitizenDataset | None = None) -> None:
         self._dataset = dataset
@@ -37,6 +37,10 @@ class EmbeddedPopulationRegistry:
         if self._dataset is None:
             self._dataset = default_dataset()
         return self._dataset
+
+
+class EmbeddedPopulationRegistry(_OverDataset):
+    """:class:`~jmo_registries.ports.PopulationRegistry` over the synthetic data set."""
 
     async def verify(self, nik: str, full_name: str, birth_date: date | None = None) -> NikCheck:
         return check_identity(self.dataset, nik, full_name, birth_date)
@@ -48,17 +52,8 @@ class EmbeddedPopulationRegistry:
         return await asyncio.to_thread(path.read_bytes)
 
 
-class EmbeddedEmployerRegistry:
+class EmbeddedEmployerRegistry(_OverDataset):
     """:class:`~jmo_registries.ports.EmployerRegistry` over the synthetic data set."""
-
-    def __init__(self, dataset: CitizenDataset | None = None) -> None:
-        self._dataset = dataset
-
-    @property
-    def dataset(self) -> CitizenDataset:
-        if self._dataset is None:
-            self._dataset = default_dataset()
-        return self._dataset
 
     async def membership(self, nik: str) -> Membership | None:
         return self.dataset.membership(nik)
