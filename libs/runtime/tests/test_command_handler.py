@@ -101,3 +101,22 @@ async def test_a_concurrent_decision_makes_the_handler_reload_and_decide_again()
     handled = await handler(store).handle(a_command(s))
     assert [e.envelope.payload["full_name"] for e in await store.read_stream(s)] == ["RIVAL #1", "SITI #2"]
     assert handled.events[0].payload["full_name"] == "SITI #2"
+
+
+async def test_facts_can_be_looked_up_from_the_state_the_decision_is_taken_on() -> None:
+    seen: list[int] = []
+
+    def decide_with_facts(command: Command, state: Count, context: Context) -> Sequence[Event]:
+        seen.append(context.facts["registered_before"])
+        return decide(command, state, context)
+
+    async def look_up(state: Count, message: Message) -> dict[str, int]:
+        assert isinstance(message, RegisterParticipant)
+        return {"registered_before": state.registered}
+
+    store = InMemoryEventStore()
+    handler_with_facts = CommandHandler("test", store, Decider(Count(), decide_with_facts, evolve), clock=lambda: NOW)
+    s = stream_id("test")
+    await handler_with_facts.handle(a_command(s), facts=look_up)
+    await handler_with_facts.handle(a_command(s), facts=look_up)
+    assert seen == [0, 1]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -10,12 +10,15 @@ from typing import Any
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from jmo_contracts import Envelope, reply
+from jmo_contracts import Envelope, Message, reply
 from jmo_eventstore import AppendResult, ConcurrencyConflict, EventStore
 
 from .decider import Context, Decider, Rejection, rejected
 
 log = structlog.get_logger(__name__)
+
+#: What a decision may be given besides state and message: a mapping, or a look-up of it.
+Facts = Mapping[str, Any] | Callable[[Any, Message], Awaitable[Mapping[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,12 @@ class CommandHandler:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.attempts = attempts
 
-    async def handle(self, command: Envelope, *, stream_id: str | None = None, facts: Mapping[str, Any] | None = None) -> Handled:
+    async def handle(self, command: Envelope, *, stream_id: str | None = None, facts: Facts | None = None) -> Handled:
         """Apply ``command`` (or another service's event) to ``stream_id`` (default: its own stream).
 
-        ``facts`` are handed to the decider in its :class:`Context`.
+        ``facts`` are handed to the decider in its :class:`Context`: a mapping, or an async
+        function of the folded state and the message that looks them up (called again if a
+        concurrent decision forces a retry, so it sees the state it decides on).
         """
         stream = stream_id or command.stream_id
         # No look-up of the cause first: that is a scan on FerretDB. The store's unique index on
@@ -60,16 +65,18 @@ class CommandHandler:
             reraise=True,
         ):
             with attempt:
-                return await self._decide_and_append(stream, command, facts or {})
+                return await self._decide_and_append(stream, command, facts)
         raise AssertionError("unreachable")
 
-    async def _decide_and_append(self, stream: str, command: Envelope, facts: Mapping[str, Any]) -> Handled:
+    async def _decide_and_append(self, stream: str, command: Envelope, facts: Facts | None) -> Handled:
         history = await self.store.read_stream(stream)
         state = self.decider.fold(e.envelope.open() for e in history)
         message = command.open()
+        if callable(facts):
+            facts = await facts(state, message)
         now = self.clock()
         try:
-            decided = list(self.decider.decide(message, state, Context(now=now, stream_id=stream, facts=facts)))
+            decided = list(self.decider.decide(message, state, Context(now=now, stream_id=stream, facts=facts or {})))
         except Rejection as r:
             decided = [rejected(self.service, command.type, command.message_id, r.reason_code, r.reason)]
         if not decided:

@@ -8,6 +8,7 @@ short-retention delivery topic.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import structlog
 
@@ -71,16 +72,18 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
         await deliver(handled)
 
     async def on_command(envelope: Envelope) -> None:
-        command = envelope.open()
         participant_id = envelope.stream_id.removeprefix("identity-")
-        facts: dict[str, object] = {"policy": policy, "command_id": envelope.message_id}
-        if isinstance(command, RequestOtp):
-            facts["otp"] = new_code(participant_id)
-        elif isinstance(command, SubmitOtp):
-            state = identity.fold(e.envelope.open() for e in await service.store.read_stream(envelope.stream_id))
-            target = state.codes.target(command.purpose, command.otp_id)
-            facts["matches"] = target is not None and codes_match(hmac_key, participant_id, target.otp_id, command.code, target.code_hmac)
-        await deliver(await service.commands(identity).handle(envelope, facts=facts))
+
+        async def look_up(state: Any, command: Any) -> dict[str, object]:
+            facts: dict[str, object] = {"policy": policy, "command_id": envelope.message_id}
+            if isinstance(command, RequestOtp):
+                facts["otp"] = new_code(participant_id)
+            elif isinstance(command, SubmitOtp):
+                target = state.codes.target(command.purpose, command.otp_id)
+                facts["matches"] = target is not None and codes_match(hmac_key, participant_id, target.otp_id, command.code, target.code_hmac)
+            return facts
+
+        await deliver(await service.commands(identity).handle(envelope, facts=look_up))
 
     service.consume(topics.events("registration"), on_registration_event, "ParticipantRegistered starts the NIK check with Dukcapil and the first OTP.")
     service.consume(topics.commands(NAME), on_command, "RequestOtp (resend) and SubmitOtp from the mobile gateway.")

@@ -47,24 +47,23 @@ def build(
                 ports["kpj"] = kpj or MongoKpjReservations(service.database["kpj_numbers"])
         return ports["nik"], ports["kpj"]
 
-    async def facts_for(envelope: Envelope, message: Any) -> dict[str, Any]:
-        nik_index, kpj_numbers = accounts()
-        participant_id = envelope.stream_id.removeprefix("registration-")
-        if isinstance(message, RegisterParticipant):
-            return {"nik_has_active_account": await nik_index.has_active_account(message.nik)}
-        if isinstance(message, ProvideEmploymentDetails):
-            state = registration.fold(e.envelope.open() for e in await service.store.read_stream(envelope.stream_id))
-            if state.participant is not None and state.participant.category is Category.PU:
+    def facts_for(envelope: Envelope) -> Any:
+        async def look_up(state: Any, message: Any) -> dict[str, Any]:
+            nik_index, kpj_numbers = accounts()
+            if isinstance(message, RegisterParticipant):
+                return {"nik_has_active_account": await nik_index.has_active_account(message.nik)}
+            if isinstance(message, ProvideEmploymentDetails) and state.participant is not None and state.participant.category is Category.PU:
                 try:
                     return {"employer_membership": await registry.membership(state.participant.nik)}
                 except RegistryUnavailable:
                     return {"employer_membership": "UNAVAILABLE"}
+            if isinstance(message, RecordContributionPayment):
+                return {"kpj_number": await kpj_numbers.reserve(envelope.stream_id.removeprefix("registration-"), envelope.stream_id)}
             return {}
-        if isinstance(message, RecordContributionPayment):
-            return {"kpj_number": await kpj_numbers.reserve(participant_id, envelope.stream_id)}
-        return {}
 
-    async def apply(envelope: Envelope, stream_id: str, facts: dict[str, Any]) -> None:
+        return look_up
+
+    async def apply(envelope: Envelope, stream_id: str, facts: Any) -> None:
         handled = await service.commands(registration).handle(envelope, stream_id=stream_id, facts=facts)
         for event in handled.events:
             if event.type == "AccountActivated":
@@ -74,7 +73,7 @@ def build(
                 await nik_index.record_active(state.participant.nik, stream_id)
 
     async def on_command(envelope: Envelope) -> None:
-        await apply(envelope, envelope.stream_id, await facts_for(envelope, envelope.open()))
+        await apply(envelope, envelope.stream_id, facts_for(envelope))
 
     async def on_identity_event(envelope: Envelope) -> None:
         event = envelope.open()
