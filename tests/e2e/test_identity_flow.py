@@ -3,6 +3,7 @@ delivery, and its verification with the policy of SPEC §4."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -99,3 +100,15 @@ async def test_a_resend_too_soon_and_five_wrong_codes_are_refused_and_the_code_d
         assert [a["reason_code"] for a in answers] == ["WRONG_CODE"] * 4 + ["TOO_MANY_ATTEMPTS"]
         [dead] = await send(gateway, "SubmitOtp", {"purpose": "REGISTRATION", "code": code}, journey, {"OtpRejected", "OtpVerified"})
         assert (dead.type, dead.payload["reason_code"]) == ("OtpRejected", "TOO_MANY_ATTEMPTS")
+
+
+async def test_a_code_submitted_after_it_expired_is_refused(infra: Any, topic_prefix: str, service_keys: dict[str, str], service_runner: Any) -> None:
+    service_runner("registration")
+    service_runner("identity", {"JMO_OTP_VALIDITY_SECONDS": "3"})
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+        journey, events = await register(gateway, citizen(4))
+        issued = next(e for e in events if e.type == "OtpIssued").payload
+        code = await delivered_code(infra, topic_prefix, service_keys, journey.correlation_id, issued["otp_id"])
+        await asyncio.sleep(4)
+        [late] = await send(gateway, "SubmitOtp", {"purpose": "REGISTRATION", "code": code}, journey, {"OtpRejected", "OtpVerified"})
+    assert (late.type, late.payload["reason_code"]) == ("OtpRejected", "EXPIRED")
