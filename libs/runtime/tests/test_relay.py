@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import pytest
@@ -98,3 +99,23 @@ async def test_a_relay_that_lost_its_lease_does_not_move_the_checkpoint() -> Non
     checkpoints.owners["test-events"] = "b"  # the lease passed to another instance
     assert await r.run_once() == 0
     assert checkpoints.positions["test-events"] == 5
+
+
+class DisguisingStore(InMemoryEventStore):
+    """Like PyMongo: a cancellation that lands mid-operation comes out as a network error."""
+
+    async def sequence(self, max_commits: int = 1000) -> int:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise ConnectionError("connection closed") from None
+        return 0
+
+
+async def test_a_relay_that_is_cancelled_stops_even_when_the_driver_disguises_the_cancellation() -> None:
+    r = Relay("test-events", DisguisingStore(), Recorder(), InMemoryCheckpoints(), lambda _t: "t", owner="a")
+    task = asyncio.create_task(r.run(asyncio.Event()))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=5)
+    assert task in done and task.cancelled()

@@ -174,6 +174,8 @@ class Relay:
             try:
                 n = await self.run_once()
             except Exception:
+                if _being_cancelled():
+                    raise asyncio.CancelledError from None  # PyMongo reports a cancellation as a network error
                 log.exception("relay round failed; retrying", relay=self.name)
                 n = 0
                 idle = min(max(idle, 0.5) * 2, 5.0)
@@ -182,6 +184,11 @@ class Relay:
                 continue
             await _first_of(stop, wake, timeout=idle)
             idle = min(idle * 2, max_idle_seconds) if not wake.is_set() else idle_seconds
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def _first_of(*events: asyncio.Event, timeout: float) -> None:
