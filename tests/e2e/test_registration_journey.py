@@ -103,3 +103,14 @@ async def test_a_migrant_worker_pays_the_placement_package_and_is_activated(infr
         assert assessed.payload["amount_due"] == 370_000
         activated = only(await step(gateway, journey, "RecordContributionPayment", payment(assessed, 370_000, "BRI-7")), "AccountActivated")
     assert activated.payload["category"] == "PMI"
+
+
+async def test_a_registration_left_unfinished_expires_and_refuses_to_go_on(infra: Any, topic_prefix: str, service_runner: Any) -> None:
+    service_runner("registration", {"JMO_REGISTRATION_TIMEOUT_SECONDS": "2", "JMO_REGISTRATION_SWEEP_SECONDS": "0.5"})  # no identity: it never gets further
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+        journey = command_envelope("RegisterParticipant", person("BPU", 13))
+        await gateway.send(journey)
+        events = await gateway.until(journey.correlation_id, {"RegistrationExpired"}, timeout=30)
+        assert only(events, "RegistrationExpired").payload["stage"] == "NIK_VERIFICATION"
+        late = await step(gateway, journey, "ProvideEmploymentDetails", {"occupation": "Petani", "monthly_income": 1_000_000})
+    assert only(late, "CommandRejected").payload["reason_code"] == "REGISTRATION_CLOSED"

@@ -8,7 +8,7 @@ AsyncAPI document) has no side effects.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
@@ -74,6 +74,8 @@ class Service:
         self._stop = asyncio.Event()
         self._wake_relay = asyncio.Event()
         self._handlers: dict[int, CommandHandler] = {}
+        self._periodic: list[tuple[str, float, Callable[[], Awaitable[None]]]] = []
+        self._periodic_tasks: list[asyncio.Task[None]] = []
         self.document_publishing(topics.events(name), f"Events of the {name} service's log, relayed in log order; key = stream id.")
 
     def document_publishing(self, topic: str, description: str) -> None:
@@ -96,6 +98,23 @@ class Service:
         if key not in self._handlers:
             self._handlers[key] = CommandHandler(self.name, self.store, decider)
         return self._handlers[key]
+
+    def every(self, seconds: float, job: Callable[[], Awaitable[None]], *, name: str) -> None:
+        """Run ``job`` every ``seconds`` while the service runs (errors are logged, not fatal)."""
+        self._periodic.append((name, seconds, job))
+
+    async def _run_periodic(self, name: str, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+        while not self._stop.is_set():
+            try:
+                await job()
+            except Exception:
+                if (task := asyncio.current_task()) is not None and task.cancelling():
+                    raise asyncio.CancelledError from None
+                log.exception("periodic job failed", job=name)
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+            except TimeoutError:
+                pass
 
     async def publish(self, topic: str, envelope: Envelope) -> None:
         await publish(self.broker, self.settings.topic(topic), envelope)
@@ -137,12 +156,15 @@ class Service:
         self._relay = Relay(f"{self.name}-events", self.store, publisher, self._checkpoints, self._topic_for, batch_size=self.settings.relay_batch_size, lease_seconds=self.settings.relay_lease_seconds)
         self._stop.clear()
         self._relay_task = asyncio.create_task(self._relay.run(self._stop, self.settings.relay_idle_seconds, wake=self._wake_relay), name=f"{self.name}-relay")
+        self._periodic_tasks = [asyncio.create_task(self._run_periodic(*p), name=f"{self.name}-{p[0]}") for p in self._periodic]
         log.info("service started", events_topic=self.events_topic)
 
     async def stop(self) -> None:
         self._stop.set()
         if self._relay_task is not None:
             await self._relay_task
+        for task in self._periodic_tasks:
+            await task
         if self._relay is not None and isinstance(self._relay.publisher, KafkaRecordPublisher):
             await self._relay.publisher.stop()
         if self._mongo is not None:

@@ -14,6 +14,8 @@ class RegistrationSettings(ServiceSettings):
     nik_index_key: SecretStr = Field(description="Key of the NIK index (base64, 32 bytes).")
     employer_registry_url: str | None = Field(default=None, description="Employer registry HTTP API; the embedded synthetic one when empty.")
     employer_registry_timeout_seconds: float = Field(default=5.0, gt=0)
+    registration_timeout_seconds: int = Field(default=86_400, ge=1, description="An unfinished registration expires after this long.")
+    registration_sweep_seconds: float = Field(default=60.0, gt=0, description="How often unfinished registrations are checked for expiry.")
 
     def nik_key(self) -> bytes:
         import base64

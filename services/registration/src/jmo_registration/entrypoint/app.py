@@ -6,6 +6,8 @@ account, the employer registry's answer, a reserved KPJ number) and hands it ove
 
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -13,15 +15,18 @@ import structlog
 from jmo_contracts import Envelope, topics
 from jmo_contracts.common import Category
 from jmo_contracts.identity import NikRejected, NikVerified, OtpVerified
-from jmo_contracts.registration import ProvideEmploymentDetails, RecordContributionPayment, RegisterParticipant
+from jmo_contracts.registration import ExpireRegistration, ProvideEmploymentDetails, RecordContributionPayment, RegisterParticipant
 from jmo_registries import EmbeddedEmployerRegistry, EmployerRegistry, HttpEmployerRegistry, RegistryUnavailable
 from jmo_runtime import Service
 
 from ..adapters.accounts import InMemoryKpjReservations, InMemoryNikIndex, KpjReservations, MongoKpjReservations, MongoNikIndex, NikIndex
+from ..adapters.open_registrations import InMemoryOpenRegistrations, MongoOpenRegistrations, OpenRegistrations
 from ..domain.registration import registration
 from ..settings import RegistrationSettings
 
 NAME = "registration"
+#: After these a registration is no longer open (nothing left to expire).
+FINISHED = {"AccountActivated", "RegistrationRejected", "RegistrationExpired"}
 log = structlog.get_logger(__name__)
 
 
@@ -37,19 +42,21 @@ def build(
     service = Service(NAME, settings, **overrides)  # type: ignore[arg-type]
     registry = employers or (HttpEmployerRegistry(settings.employer_registry_url, timeout=settings.employer_registry_timeout_seconds) if settings.employer_registry_url else EmbeddedEmployerRegistry())
     ports: dict[str, Any] = {}
+    timeout = timedelta(seconds=settings.registration_timeout_seconds)
 
-    def accounts() -> tuple[NikIndex, KpjReservations]:
+    def accounts() -> tuple[NikIndex, KpjReservations, OpenRegistrations]:
         if not ports:  # the store (and its database) exists only once the service has started
             if service.database is None:
-                ports["nik"], ports["kpj"] = nik_index or InMemoryNikIndex(), kpj or InMemoryKpjReservations()
+                ports["nik"], ports["kpj"], ports["open"] = nik_index or InMemoryNikIndex(), kpj or InMemoryKpjReservations(), InMemoryOpenRegistrations()
             else:
                 ports["nik"] = nik_index or MongoNikIndex(service.database["nik_index"], settings.nik_key())
                 ports["kpj"] = kpj or MongoKpjReservations(service.database["kpj_numbers"])
-        return ports["nik"], ports["kpj"]
+                ports["open"] = MongoOpenRegistrations(service.database["open_registrations"])
+        return ports["nik"], ports["kpj"], ports["open"]
 
     def facts_for(envelope: Envelope) -> Any:
         async def look_up(state: Any, message: Any) -> dict[str, Any]:
-            nik_index, kpj_numbers = accounts()
+            nik_index, kpj_numbers, _ = accounts()
             if isinstance(message, RegisterParticipant):
                 return {"nik_has_active_account": await nik_index.has_active_account(message.nik)}
             if isinstance(message, ProvideEmploymentDetails) and state.participant is not None and state.participant.category is Category.PU:
@@ -65,12 +72,26 @@ def build(
 
     async def apply(envelope: Envelope, stream_id: str, facts: Any) -> None:
         handled = await service.commands(registration).handle(envelope, stream_id=stream_id, facts=facts)
+        nik_index, _, open_registrations = accounts()
         for event in handled.events:
+            if event.type == "ParticipantRegistered":
+                await open_registrations.opened(stream_id, event.occurred_at, event.correlation_id)
+            elif event.type in FINISHED:
+                await open_registrations.closed(stream_id)
             if event.type == "AccountActivated":
-                nik_index, _ = accounts()
                 state = registration.fold(e.envelope.open() for e in await service.store.read_stream(stream_id))
                 assert state.participant is not None
                 await nik_index.record_active(state.participant.nik, stream_id)
+
+    async def expire_unfinished() -> None:
+        _, _, open_registrations = accounts()
+        for stream_id, registered_at, correlation_id in await open_registrations.registered_before(datetime.now(UTC) - timeout):
+            # the same message id from every instance and every sweep: expiring twice is one decision
+            expire = Envelope.wrap(
+                ExpireRegistration(registered_at=registered_at), stream_id=stream_id, correlation_id=correlation_id,
+                message_id=hashlib.sha256(f"expire:{stream_id}".encode()).hexdigest()[:32],
+            )
+            await apply(expire, stream_id, {"registration_timeout": timeout})
 
     async def on_command(envelope: Envelope) -> None:
         await apply(envelope, envelope.stream_id, facts_for(envelope))
@@ -80,6 +101,7 @@ def build(
         if isinstance(event, NikVerified | NikRejected | OtpVerified):
             await apply(envelope, f"registration-{event.participant_id}", {"message_id": envelope.message_id})
 
+    service.every(settings.registration_sweep_seconds, expire_unfinished, name="expiry")
     service.consume(topics.commands(NAME), on_command, "RegisterParticipant and ProvideEmploymentDetails from the gateway; RecordContributionPayment from the payment channel.")
     service.consume(topics.events("identity"), on_identity_event, "NikVerified / NikRejected and OtpVerified move a registration on (or stop it).")
     return service
