@@ -15,6 +15,7 @@ from jmo_contracts.common import OtpChannel
 from jmo_contracts.identity import NikRejected, NikRejectionReason, NikVerified, OtpIssued, OtpPurpose, OtpRejected, OtpVerified, RequestOtp, SubmitOtp
 from jmo_contracts.registration import ParticipantRegistered
 from jmo_runtime import Context, Decider, Rejection
+from jmo_runtime.rules import check_email, to_e164
 
 from . import otp
 
@@ -69,19 +70,31 @@ def verify_nik(registered: ParticipantRegistered, state: Identity, context: Cont
 
 def request_code(command: RequestOtp, state: Identity, context: Context) -> Sequence[Event]:
     pid = _participant(state, command.participant_id)
-    if command.purpose is not OtpPurpose.REGISTRATION:
-        raise Rejection("UNSUPPORTED_PURPOSE", "contact changes are verified once profile update exists")
-    destination = state.contacts.get(command.channel)
-    if destination is None:
-        raise Rejection("CONTACT_REQUIRED", f"no {command.channel} contact was given at registration")
+    session_id = None
+    if command.purpose is OtpPurpose.CONTACT_CHANGE:
+        destination, session_id = _new_contact(command)
+    else:
+        destination = state.contacts.get(command.channel)
+        if destination is None:
+            raise Rejection("CONTACT_REQUIRED", f"no {command.channel} contact was given at registration")
     code = context.facts["otp"]
     try:
         return [otp.issue(
             state.codes, context.facts["policy"], context.now, participant_id=pid, otp_id=code["otp_id"], code_hmac=code["code_hmac"],
-            key_id=code["key_id"], channel=command.channel, destination=destination, purpose=command.purpose,
+            key_id=code["key_id"], channel=command.channel, destination=destination, purpose=command.purpose, profile_update_session_id=session_id,
         )]
     except otp.OtpRefusal as refusal:
         return [refusal.as_event(participant_id=pid, purpose=command.purpose, command_id=context.facts["command_id"])]
+
+
+def _new_contact(command: RequestOtp) -> tuple[str, str]:
+    """The new email or mobile number of a CONTACT_CHANGE request, normalised, and its session."""
+    if not command.new_contact or not command.new_contact.strip():
+        raise Rejection("CONTACT_REQUIRED", "the new email or mobile number to verify is missing")
+    if command.profile_update_session_id is None:
+        raise Rejection("SESSION_REQUIRED", "a contact change is verified for a pengkinian-data session; its id is missing")
+    contact = check_email(command.new_contact) if command.channel is OtpChannel.EMAIL else to_e164(command.new_contact)
+    return contact, command.profile_update_session_id
 
 
 def submit_code(command: SubmitOtp, state: Identity, context: Context) -> OtpVerified | OtpRejected:
