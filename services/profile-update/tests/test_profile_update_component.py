@@ -25,13 +25,13 @@ from jmo_contracts.profile_update import (
 )
 from jmo_contracts.registration import AccountActivated, ParticipantRegistered, Program
 from jmo_eventstore import InMemoryEventStore
-from jmo_profile_update.adapters.deadlines import InMemorySessionDeadlines
 from jmo_profile_update.adapters.profiles import InMemoryProfileStore
 from jmo_profile_update.domain import profile as profiles
 from jmo_profile_update.entrypoint.app import build
 from jmo_profile_update.settings import ProfileUpdateSettings
 from jmo_runtime import Service
 from jmo_runtime.relay import InMemoryCheckpoints
+from jmo_runtime.schedule import InMemorySchedule
 from jmo_runtime.service import BrokerRecordPublisher
 
 from .test_session_decider import ADDITIONAL, CONTACT, POPULATION
@@ -46,7 +46,7 @@ class Wired:
     service: Service
     store: InMemoryEventStore
     profiles: InMemoryProfileStore
-    deadlines: InMemorySessionDeadlines
+    deadlines: InMemorySchedule
     events: list[Envelope]
     correlation_id: str
 
@@ -69,7 +69,7 @@ class Wired:
 
 @pytest.fixture
 async def wired(request: pytest.FixtureRequest) -> AsyncIterator[Wired]:
-    store, read_model, deadlines = InMemoryEventStore(), InMemoryProfileStore(), InMemorySessionDeadlines()
+    store, read_model, deadlines = InMemoryEventStore(), InMemoryProfileStore(), InMemorySchedule()
     timeout = getattr(request, "param", 1800)
     settings = ProfileUpdateSettings(topic_prefix="", database_prefix="", profile_sweep_seconds=3600, profile_session_timeout_seconds=timeout)
     service = build(settings, store=store, checkpoints=InMemoryCheckpoints(), profiles=read_model, deadlines=deadlines)
@@ -116,10 +116,10 @@ async def test_a_whole_session_updates_the_read_model(wired: Wired) -> None:
     await wired.command(SubmitContactData(**ids(sid, **CONTACT)))
     await wired.command(SubmitPopulationData(**ids(sid, **POPULATION)))
     await wired.command(SubmitAdditionalData(**ids(sid, **ADDITIONAL)))
-    assert f"profile-update-{sid}" in wired.deadlines.open
+    assert f"profile-update-{sid}" in wired.deadlines.planned
     confirm = await wired.command(ConfirmProfileUpdate(**ids(sid, terms_accepted=True)))
     assert wired.types()[-1] == "ProfileUpdated", wired.types()
-    assert f"profile-update-{sid}" not in wired.deadlines.open
+    assert f"profile-update-{sid}" not in wired.deadlines.planned
     profile = await wired.profiles.get(PID)
     assert (profile["bank_name"], profile["blood_type"], profile["profile_version"], profile["last_session_id"]) == ("BNI", "O", 1, sid)
     assert profile["address"]["village"] == "Sukamaju" and profile["kpj_number"] == "26112100042"
@@ -161,6 +161,6 @@ async def test_the_sweep_expires_an_inactive_session_once(wired: Wired) -> None:
     await sweep(wired)
     await sweep(wired)
     assert wired.types() == ["ProfileUpdateStarted", "ProfileUpdateExpired"]
-    assert wired.events[-1].payload["last_step"] == "STARTED" and not wired.deadlines.open
+    assert wired.events[-1].payload["last_step"] == "STARTED" and not wired.deadlines.planned
     await wired.command(ConfirmParticipationData(**ids(sid, confirmed=True)))
     assert wired.events[-1].payload["reason_code"] == "SESSION_EXPIRED"

@@ -16,6 +16,8 @@ class RegistrationSettings(ServiceSettings):
     employer_registry_timeout_seconds: float = Field(default=5.0, gt=0)
     registration_timeout_seconds: int = Field(default=86_400, ge=1, description="An unfinished registration expires after this long.")
     registration_sweep_seconds: float = Field(default=60.0, gt=0, description="How often unfinished registrations are checked for expiry.")
+    employer_retry_step_seconds: float = Field(default=60.0, gt=0, description="PU: the n-th deferred employer-registry check is retried n times this later (capped at 15 minutes).")
+    employer_retry_sweep_seconds: float = Field(default=5.0, gt=0, description="How often deferred employer-registry checks are looked at.")
 
     def nik_key(self) -> bytes:
         import base64

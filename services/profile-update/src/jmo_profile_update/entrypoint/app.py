@@ -18,8 +18,8 @@ from jmo_contracts.biometric import SelfieMatched, SelfieRejected
 from jmo_contracts.identity import OtpVerified
 from jmo_contracts.profile_update import ExpireProfileUpdate
 from jmo_runtime import Handled, Service
+from jmo_runtime.schedule import Due, InMemorySchedule, MongoSchedule, Schedule
 
-from ..adapters.deadlines import Deadline, InMemorySessionDeadlines, MongoSessionDeadlines, SessionDeadlines
 from ..adapters.profiles import COLLECTION, InMemoryProfileStore, MongoProfileStore, ProfileStore
 from ..domain.session import CLOSED, session
 from ..settings import ProfileUpdateSettings
@@ -33,19 +33,24 @@ def session_stream(session_id: str) -> str:
     return f"profile-update-{session_id}"
 
 
-def build(settings: ProfileUpdateSettings, *, profiles: ProfileStore | None = None, deadlines: SessionDeadlines | None = None, **overrides: object) -> Service:
+def deadline(stream_id: str, participant_id: str, session_id: str, expires_at: datetime, correlation_id: str) -> Due:
+    """When an open session expires, with what the expiry command needs."""
+    return Due(stream_id, expires_at, {"participant_id": participant_id, "session_id": session_id, "correlation_id": correlation_id})
+
+
+def build(settings: ProfileUpdateSettings, *, profiles: ProfileStore | None = None, deadlines: Schedule | None = None, **overrides: object) -> Service:
     """The profile-update service: sessions from the gateway; registration, identity and biometric events."""
     service = Service(NAME, settings, **overrides)  # type: ignore[arg-type]
     ports: dict[str, Any] = {}
     timeout = settings.session_timeout()
 
-    def stores() -> tuple[ProfileStore, SessionDeadlines]:
+    def stores() -> tuple[ProfileStore, Schedule]:
         if not ports:  # the database exists only once the service has started
             if service.database is None:
-                ports["profiles"], ports["deadlines"] = profiles or InMemoryProfileStore(), deadlines or InMemorySessionDeadlines()
+                ports["profiles"], ports["deadlines"] = profiles or InMemoryProfileStore(), deadlines or InMemorySchedule()
             else:
                 ports["profiles"] = profiles or MongoProfileStore(service.database[COLLECTION])
-                ports["deadlines"] = deadlines or MongoSessionDeadlines(service.database["session_deadlines"])
+                ports["deadlines"] = deadlines or MongoSchedule(service.database["session_deadlines"])
         return ports["profiles"], ports["deadlines"]
 
     def facts_for(envelope: Envelope) -> Any:
@@ -68,7 +73,7 @@ def build(settings: ProfileUpdateSettings, *, profiles: ProfileStore | None = No
         elif deadlines_set := [e for e in handled.events if e.payload.get("expires_at")]:
             last = deadlines_set[-1]
             p = last.payload
-            await session_deadlines.set(Deadline(handled.stream_id, p["participant_id"], p["session_id"], datetime.fromisoformat(p["expires_at"]), last.correlation_id))
+            await session_deadlines.set(deadline(handled.stream_id, p["participant_id"], p["session_id"], datetime.fromisoformat(p["expires_at"]), last.correlation_id))
 
     async def apply(envelope: Envelope, stream_id: str) -> None:
         await follow_up(await service.commands(session).handle(envelope, stream_id=stream_id, facts=facts_for(envelope)))
@@ -95,16 +100,17 @@ def build(settings: ProfileUpdateSettings, *, profiles: ProfileStore | None = No
         _, session_deadlines = stores()
         for due in await session_deadlines.due(datetime.now(UTC)):
             # one message id per deadline: every instance and every sweep asks once for the same expiry
-            message_id = hashlib.sha256(f"expire:{due.stream_id}:{due.expires_at.isoformat()}".encode()).hexdigest()[:32]
-            expire = Envelope.wrap(ExpireProfileUpdate(participant_id=due.participant_id, session_id=due.session_id), stream_id=due.stream_id, correlation_id=due.correlation_id, message_id=message_id)
+            message_id = hashlib.sha256(f"expire:{due.key}:{due.at.isoformat()}".encode()).hexdigest()[:32]
+            command = ExpireProfileUpdate(participant_id=due.data["participant_id"], session_id=due.data["session_id"])
+            expire = Envelope.wrap(command, stream_id=due.key, correlation_id=due.data["correlation_id"], message_id=message_id)
             handled = await service.commands(session).handle(expire, facts={"session_timeout": timeout, "message_id": message_id})
             await follow_up(handled)
             if not handled.events:  # finished meanwhile, or its deadline moved and the record missed it
-                state = session.fold(e.envelope.open() for e in await service.store.read_stream(due.stream_id))
+                state = session.fold(e.envelope.open() for e in await service.store.read_stream(due.key))
                 if state.step in CLOSED or state.expires_at is None:
-                    await session_deadlines.clear(due.stream_id)
-                elif state.expires_at != due.expires_at:
-                    await session_deadlines.set(Deadline(due.stream_id, due.participant_id, due.session_id, state.expires_at, due.correlation_id))
+                    await session_deadlines.clear(due.key)
+                elif state.expires_at != due.at:
+                    await session_deadlines.set(Due(due.key, state.expires_at, due.data))
 
     service.every(settings.profile_sweep_seconds, expire_inactive, name="expiry")
     service.consume(topics.commands(NAME), on_command, "The seven pengkinian-data steps from the gateway (StartProfileUpdate … ConfirmProfileUpdate).")

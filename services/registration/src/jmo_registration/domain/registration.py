@@ -24,6 +24,8 @@ What the application looks up before deciding arrives in ``context.facts``:
   ``None`` (not found), the membership (a mapping or an object with ``kpj_number``, ``employer_npp``,
   ``employer_name``, ``member_since``, ``programs``, ``active``) or ``"UNAVAILABLE"``;
 * ``kpj_number`` (str, a reserved new number) for the payment that activates a BPU / PMI account;
+* ``membership_retry_step`` (timedelta, 1 minute when absent): the n-th deferred employer check is
+  retried n steps later (at most 15 minutes);
 * ``rate_tables`` (:class:`RateTables`, the packaged table when absent);
 * ``registration_timeout`` (timedelta, 24 h when absent) for ``ExpireRegistration``;
 * ``message_id`` (32 hex) of an identity event, recorded as ``source_message_id``.
@@ -320,7 +322,7 @@ def _membership_check(state: Registration, context: Context) -> list[Event]:
                 participant_id=pid,
                 reason="Employer registry could not be reached; the check is retried",
                 attempt=attempt,
-                retry_at=context.now + min(RETRY_STEP * attempt, RETRY_CAP),
+                retry_at=context.now + min(facts(context).get("membership_retry_step", RETRY_STEP) * attempt, RETRY_CAP),
             )
         ]
     if answer is None or not _field(answer, "active"):
