@@ -64,18 +64,25 @@ def build(
         accounts()
         return ports["retries"]
 
+    def envelope_stream(state: Any) -> str:
+        return f"registration-{state.participant_id}"
+
     def facts_for(envelope: Envelope) -> Any:
         async def look_up(state: Any, message: Any) -> dict[str, Any]:
             nik_index, kpj_numbers, _ = accounts()
             if isinstance(message, RegisterParticipant):
                 return {"nik_has_active_account": await nik_index.has_active_account(message.nik)}
             if isinstance(message, ProvideEmploymentDetails | RetryEmployerMembershipCheck) and state.participant is not None and state.participant.category is Category.PU:
+                claimed = await nik_index.claim(state.participant.nik, envelope_stream(state))
                 try:
-                    return {"employer_membership": await registry.membership(state.participant.nik), "membership_retry_step": retry_step}
+                    membership: Any = await registry.membership(state.participant.nik)
                 except RegistryUnavailable:
-                    return {"employer_membership": "UNAVAILABLE", "membership_retry_step": retry_step}
+                    membership = "UNAVAILABLE"
+                return {"employer_membership": membership, "membership_retry_step": retry_step, "nik_claimed_elsewhere": not claimed}
             if isinstance(message, RecordContributionPayment):
-                return {"kpj_number": await kpj_numbers.reserve(envelope.stream_id.removeprefix("registration-"), envelope.stream_id)}
+                stream = envelope.stream_id
+                claimed = state.participant is None or await nik_index.claim(state.participant.nik, stream)
+                return {"kpj_number": await kpj_numbers.reserve(stream.removeprefix("registration-"), stream), "nik_claimed_elsewhere": not claimed}
             return {}
 
         return look_up
@@ -93,10 +100,10 @@ def build(
                 await retries().set(Due(stream_id, planned, {"attempt": str(event.payload["attempt"]), "correlation_id": event.correlation_id}))
             elif event.type in MEMBERSHIP_SETTLED:
                 await retries().clear(stream_id)
-            if event.type == "AccountActivated":
+            if event.type in ("RegistrationRejected", "RegistrationExpired"):
                 state = registration.fold(e.envelope.open() for e in await service.store.read_stream(stream_id))
-                assert state.participant is not None
-                await nik_index.record_active(state.participant.nik, stream_id)
+                if state.participant is not None:  # a claim made at the activating step is given up
+                    await nik_index.release(state.participant.nik, stream_id)
         return handled
 
     async def expire_unfinished() -> None:
