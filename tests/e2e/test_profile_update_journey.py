@@ -110,8 +110,8 @@ async def until_type(gateway: Gateway, session: Session, wanted: str) -> Envelop
     return events[-1]
 
 
-def jmo(*args: str, infra: Any, topic_prefix: str, database_prefix: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap, "MONGODB_URI": infra.mongodb_uri, "JMO_TOPIC_PREFIX": topic_prefix, "JMO_DATABASE_PREFIX": database_prefix}
+def jmo(*args: str, infra: Any, topic_prefix: str, database_prefix: str, keys: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = os.environ | keys | {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap, "MONGODB_URI": infra.mongodb_uri, "JMO_TOPIC_PREFIX": topic_prefix, "JMO_DATABASE_PREFIX": database_prefix}
     return subprocess.run([str(Path(sys.executable).with_name("jmo")), *args], env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -164,17 +164,28 @@ async def test_an_active_participant_updates_the_profile_with_a_verified_new_pho
         await asyncio.sleep(3)
         assert await stream_length(infra, database_prefix, f"profile-update-{s.sid}") == length
 
+    # at rest, the logs hold personal data only encrypted (per-participant keys wrapped by JMO_DATA_KEY)
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri)
+    try:
+        for service in ("registration", "identity", "profile_update"):
+            raw = json.dumps([d async for d in client[f"{database_prefix}jmo_{service}"]["events_commits"].find({})], default=str)
+            assert data["nik"] not in raw and "+6281388800022" not in raw and data["email"] not in raw, service
+    finally:
+        await client.close()
+
     live = await profile_doc(infra, database_prefix, "participant_profiles", pid)
     assert (live["phone"], live["npwp"], live["bank_name"], live["blood_type"], live["profile_version"]) == ("+6281388800022", "092542943407000", "BNI", "B", 1)
     assert live["address"]["village"] == "Tegal Gundil" and live["status"] == "ACTIVE"
 
     # an auditor rebuilds the read model from the logs: the same profile, field by field
-    rebuilt = jmo("audit", "rebuild", "participant-profiles", "--into", "profiles_rebuilt", infra=infra, topic_prefix=topic_prefix, database_prefix=database_prefix)
+    rebuilt = jmo("audit", "rebuild", "participant-profiles", "--into", "profiles_rebuilt", infra=infra, topic_prefix=topic_prefix, database_prefix=database_prefix, keys=service_keys)
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert await profile_doc(infra, database_prefix, "profiles_rebuilt", pid) == live
     # ... and the whole journey is in the participant's history, in order
-    history = jmo("audit", "history", pid, infra=infra, topic_prefix=topic_prefix, database_prefix=database_prefix)
-    types = [json.loads(line)["type"] for line in history.stdout.splitlines()]
+    history = jmo("audit", "history", pid, infra=infra, topic_prefix=topic_prefix, database_prefix=database_prefix, keys=service_keys)
+    events = [json.loads(line) for line in history.stdout.splitlines()]
+    types = [e["type"] for e in events]
+    assert next(e for e in events if e["type"] == "ParticipantRegistered")["payload"]["nik"] == data["nik"]  # the auditor, with the key, reads it
     assert types.index("AccountActivated") < types.index("ProfileUpdateStarted") < types.index("SelfieVerificationRecorded") < types.index("ProfileUpdated")
 
 
