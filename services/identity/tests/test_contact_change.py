@@ -40,3 +40,21 @@ def test_a_contact_change_without_a_valid_contact_or_session_is_refused(changes:
     with pytest.raises(Rejection) as refused:
         request(**changes)
     assert refused.value.reason_code == code
+
+
+def test_an_unreachable_dukcapil_defers_the_check_once_and_the_later_answer_still_counts() -> None:
+    from jmo_contracts.registration import ParticipantRegistered
+    from jmo_identity.domain.identity import UNAVAILABLE, NikStatus
+
+    registered = ParticipantRegistered(
+        participant_id=PID, category="BPU", nik="3201014508900001", full_name="SITI AMINAH", email="siti@example.com",
+        phone="+6281234567890", otp_channel="email", birth_date="1990-08-05", gender="F",
+    )
+    context = Context(now=NOW, stream_id=f"identity-{PID}", facts={"nik_check": UNAVAILABLE, "deferral_reason": "CIRCUIT_OPEN"})
+    [deferred] = identity.decide(registered, identity.initial_state, context)
+    assert (deferred.TYPE, deferred.reason_code, deferred.attempt) == ("NikVerificationDeferred", "CIRCUIT_OPEN", 1)
+    state = identity.fold([deferred])
+    assert state.nik is NikStatus.UNKNOWN and state.deferrals == 1
+    answered = Context(now=NOW, stream_id=f"identity-{PID}", facts={"nik_check": "SESUAI", "policy": OtpPolicy(), "otp": {"otp_id": "b" * 32, "code_hmac": "c" * 64, "key_id": "k1"}})
+    verified, issued = identity.decide(registered, state, answered)
+    assert (verified.TYPE, issued.TYPE) == ("NikVerified", "OtpIssued")

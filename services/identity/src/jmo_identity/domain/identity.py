@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from enum import StrEnum
 
 from jmo_contracts import Event, Message
 from jmo_contracts.common import OtpChannel
-from jmo_contracts.identity import NikRejected, NikRejectionReason, NikVerified, OtpIssued, OtpPurpose, OtpRejected, OtpVerified, RequestOtp, SubmitOtp
+from jmo_contracts.identity import NikDeferralReason, NikRejected, NikRejectionReason, NikVerificationDeferred, NikVerified, OtpIssued, OtpPurpose, OtpRejected, OtpVerified, RequestOtp, SubmitOtp
 from jmo_contracts.registration import ParticipantRegistered
 from jmo_runtime import Context, Decider, Rejection
 from jmo_runtime.rules import check_email, to_e164
@@ -26,8 +27,9 @@ class NikStatus(StrEnum):
     REJECTED = "REJECTED"
 
 
-#: Dukcapil's three answers, as facts["nik_check"].
-SESUAI, TIDAK_SESUAI, NOT_FOUND = "SESUAI", "TIDAK_SESUAI", "NOT_FOUND"
+#: Dukcapil's three answers, as facts["nik_check"], and UNAVAILABLE when it could not be asked
+#: (then facts["deferral_reason"] is a NikDeferralReason and facts["retry_in"] a timedelta).
+SESUAI, TIDAK_SESUAI, NOT_FOUND, UNAVAILABLE = "SESUAI", "TIDAK_SESUAI", "NOT_FOUND", "UNAVAILABLE"
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class Identity:
     nik: NikStatus = NikStatus.UNKNOWN
     contacts: dict[OtpChannel, str] = field(default_factory=dict)  # registration contacts a code went to
     codes: otp.OtpState = otp.initial_state
+    deferrals: int = 0  # NIK checks put off because Dukcapil could not be asked
 
 
 def decide(message: Message, state: Identity, context: Context) -> Sequence[Event]:
@@ -55,6 +58,15 @@ def verify_nik(registered: ParticipantRegistered, state: Identity, context: Cont
     pid = registered.participant_id
     registration_stream = f"registration-{pid}"
     answer = context.facts["nik_check"]
+    if answer == UNAVAILABLE:
+        reason = NikDeferralReason(context.facts.get("deferral_reason", NikDeferralReason.UNAVAILABLE))
+        return [
+            NikVerificationDeferred(
+                participant_id=pid, registration_stream_id=registration_stream, reason_code=reason,
+                reason="Dukcapil belum dapat dihubungi; pemeriksaan NIK dicoba lagi otomatis", attempt=state.deferrals + 1,
+                retry_at=context.now + context.facts.get("retry_in", timedelta(seconds=2)),
+            )
+        ]
     if answer != SESUAI:
         reason = NikRejectionReason.DUKCAPIL_MISMATCH if answer == TIDAK_SESUAI else NikRejectionReason.NOT_FOUND
         text = "Data tidak sesuai dengan data Dukcapil" if answer == TIDAK_SESUAI else "Data tidak ditemukan di Dukcapil"
@@ -122,6 +134,8 @@ def evolve(state: Identity, event: Message) -> Identity:
             state = replace(state, participant_id=event.participant_id, nik=NikStatus.VERIFIED)
         case NikRejected():
             state = replace(state, participant_id=event.participant_id, nik=NikStatus.REJECTED)
+        case NikVerificationDeferred():
+            state = replace(state, participant_id=event.participant_id, deferrals=event.attempt)
         case OtpIssued() if event.purpose is OtpPurpose.REGISTRATION:
             state = replace(state, contacts={**state.contacts, event.channel: event.destination})
     return replace(state, codes=otp.evolve(state.codes, event))
