@@ -24,8 +24,8 @@ async def test_a_registration_waits_out_both_registries_being_down_and_is_activa
     data = person("PU", 30, employer=True) | {"nik": enrolled["nik"], "full_name": enrolled["full_name"]}
     async with RegistryServer() as registries:
         registries.faults.fail_status = 503  # both registries answer 503 until cleared
-        service_runner("identity", {"JMO_DUKCAPIL_URL": registries.base_url, "JMO_DUKCAPIL_RETRY_SECONDS": "0.5", "JMO_DUKCAPIL_TIMEOUT_SECONDS": "2"})
-        service_runner("registration", {"JMO_EMPLOYER_REGISTRY_URL": registries.base_url, "JMO_EMPLOYER_RETRY_STEP_SECONDS": "1", "JMO_EMPLOYER_RETRY_SWEEP_SECONDS": "0.5"})
+        service_runner("identity", {"JMO_DUKCAPIL_URL": registries.base_url, "JMO_DUKCAPIL_RETRY_SECONDS": "0.5", "JMO_DUKCAPIL_TIMEOUT_SECONDS": "2", "JMO_DUKCAPIL_BREAKER_COOLDOWN_SECONDS": "2"})
+        service_runner("registration", {"JMO_EMPLOYER_REGISTRY_URL": registries.base_url, "JMO_EMPLOYER_RETRY_STEP_SECONDS": "1", "JMO_EMPLOYER_RETRY_SWEEP_SECONDS": "0.5", "JMO_EMPLOYER_REGISTRY_BREAKER_COOLDOWN_SECONDS": "2"})
         async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
             journey = command_envelope("RegisterParticipant", data)
             await gateway.send(journey)

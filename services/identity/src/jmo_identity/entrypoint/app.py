@@ -17,7 +17,7 @@ import structlog
 from jmo_contracts import Envelope, new_id, reply, topics
 from jmo_contracts.identity import NikDeferralReason, OtpDeliveryRequested, OtpIssued, RequestOtp, SubmitOtp
 from jmo_contracts.registration import ParticipantRegistered
-from jmo_registries import EmbeddedPopulationRegistry, HttpPopulationRegistry, PopulationRegistry, RegistryUnavailable
+from jmo_registries import CircuitBreaker, EmbeddedPopulationRegistry, HttpPopulationRegistry, PopulationRegistry, RegistryUnavailable
 from jmo_registries.ports import CircuitOpen
 from jmo_runtime import Handled, Service
 
@@ -33,7 +33,7 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
     """The identity service: reacts to ParticipantRegistered, takes RequestOtp / SubmitOtp."""
     service = Service(NAME, settings, **overrides)  # type: ignore[arg-type]
     service.document_publishing(topics.OTP_DELIVERY, "OTP codes sealed for the notification service (AES-256-GCM); short retention.")
-    dukcapil = registry or (HttpPopulationRegistry(settings.dukcapil_url, timeout=settings.dukcapil_timeout_seconds) if settings.dukcapil_url else EmbeddedPopulationRegistry())
+    dukcapil = registry or (HttpPopulationRegistry(settings.dukcapil_url, timeout=settings.dukcapil_timeout_seconds, breaker=CircuitBreaker("dukcapil", cooldown=settings.dukcapil_breaker_cooldown_seconds)) if settings.dukcapil_url else EmbeddedPopulationRegistry())
     policy = settings.policy()
     hmac_key, delivery_key = settings.hmac_key(), settings.delivery_key()
     codes: dict[str, str] = {}  # otp_id -> plain code, only until it is sealed

@@ -16,7 +16,7 @@ from jmo_contracts import Envelope, topics
 from jmo_contracts.common import Category
 from jmo_contracts.identity import NikRejected, NikVerified, OtpVerified
 from jmo_contracts.registration import ExpireRegistration, ProvideEmploymentDetails, RecordContributionPayment, RegisterParticipant, RetryEmployerMembershipCheck
-from jmo_registries import EmbeddedEmployerRegistry, EmployerRegistry, HttpEmployerRegistry, RegistryUnavailable
+from jmo_registries import CircuitBreaker, EmbeddedEmployerRegistry, EmployerRegistry, HttpEmployerRegistry, RegistryUnavailable
 from jmo_runtime import Handled, Service
 from jmo_runtime.schedule import Due, InMemorySchedule, MongoSchedule, Schedule
 
@@ -43,7 +43,10 @@ def build(
 ) -> Service:
     """The registration service: commands from the gateway and the payment channel, and identity's outcomes."""
     service = Service(NAME, settings, **overrides)  # type: ignore[arg-type]
-    registry = employers or (HttpEmployerRegistry(settings.employer_registry_url, timeout=settings.employer_registry_timeout_seconds) if settings.employer_registry_url else EmbeddedEmployerRegistry())
+    registry = employers or (HttpEmployerRegistry(
+        settings.employer_registry_url, timeout=settings.employer_registry_timeout_seconds,
+        breaker=CircuitBreaker("employer-registry", cooldown=settings.employer_registry_breaker_cooldown_seconds),
+    ) if settings.employer_registry_url else EmbeddedEmployerRegistry())
     ports: dict[str, Any] = {}
     timeout = timedelta(seconds=settings.registration_timeout_seconds)
     retry_step = timedelta(seconds=settings.employer_retry_step_seconds)
