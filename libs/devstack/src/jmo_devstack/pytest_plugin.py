@@ -21,6 +21,7 @@ import secrets
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,19 +136,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 class Sinks:
-    """The local SMTP and SMS sinks of one test (a process), read and steered over HTTP."""
+    """The local SMTP and SMS sinks of one test (a process), read and steered over HTTP.
 
-    def __init__(self, process: ServiceProcess, smtp_port: int, http_port: int) -> None:
+    They keep their inbox where ``make up``'s would be under ``home`` (JMO_DEVSTACK_HOME), so
+    ``jmo dev inbox`` run with that home reads it, as :meth:`inbox_cli` does.
+    """
+
+    def __init__(self, process: ServiceProcess, smtp_port: int, http_port: int, home: Path) -> None:
         self.process = process
         self.smtp_port = smtp_port
         self.url = f"http://127.0.0.1:{http_port}"
+        self.home = home
 
     @property
     def env(self) -> dict[str, str]:
         """What the notification service needs to deliver here."""
         return {"JMO_SMTP_HOST": "127.0.0.1", "JMO_SMTP_PORT": str(self.smtp_port), "JMO_SMTP_TLS": "none", "JMO_SMS_URL": f"{self.url}/messages"}
 
-    def messages(self, to: str | None = None) -> list[dict[str, object]]:
+    def messages(self, to: str | None = None) -> list[dict[str, Any]]:
         """Everything delivered so far (oldest first), optionally only to ``to``."""
         import httpx
 
@@ -165,19 +171,30 @@ class Sinks:
 
         httpx.post(f"{self.url}/faults", json={"channel": channel, **spec}, timeout=5).raise_for_status()
 
+    def inbox_cli(self, *args: str) -> Any:
+        """``jmo dev inbox *args`` against this inbox, parsed from its JSON output."""
+        import json
+        import subprocess
+
+        jmo = Path(sys.executable).parent / "jmo"
+        out = subprocess.run([str(jmo), "dev", "inbox", *args], env={**os.environ, "JMO_DEVSTACK_HOME": str(self.home)}, capture_output=True, text=True, check=True, timeout=60)
+        return json.loads(out.stdout)
+
 
 @pytest.fixture
 def sinks(tmp_path: Path) -> Iterator[Sinks]:
     """The local SMTP + SMS sinks on free loopback ports, fresh (empty) for each test."""
     smtp_port, http_port = free_port(), free_port()
+    home = tmp_path / "devstack-home"
     proc = ServiceProcess(
         "sinks",
-        [sys.executable, "-m", "jmo_devstack.sinks", "--smtp-port", str(smtp_port), "--http-port", str(http_port)],
+        [sys.executable, "-m", "jmo_devstack.sinks", "--smtp-port", str(smtp_port), "--http-port", str(http_port),
+         "--inbox", str(home / "state" / "inbox" / "messages.jsonl")],
         env=dict(os.environ),
         health_port=http_port,
         log_path=tmp_path / "sinks.log",
         die_with_parent=True,
     )
     proc.start(wait_healthy=True, timeout=30)
-    yield Sinks(proc, smtp_port, http_port)
+    yield Sinks(proc, smtp_port, http_port, home)
     proc.stop()
