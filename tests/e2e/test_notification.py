@@ -4,6 +4,8 @@ through redelivery, restarts, a kill in the middle of a burst, and failing provi
 from __future__ import annotations
 
 import asyncio
+import os
+import statistics
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -159,3 +161,28 @@ async def test_killing_the_service_in_a_burst_of_200_otps_still_delivers_exactly
     assert len(messages) == 200
     assert {m["to"] for m in messages} == {r.payload["destination"] for r in requests}
     assert at_kill < 200, "the kill came after the burst was delivered; nothing was tested"
+
+
+@pytest.mark.skipif(not os.environ.get("JMO_MEASURE_NOTIFICATION_LATENCY"), reason="a measurement, not a test: set JMO_MEASURE_NOTIFICATION_LATENCY=<count>")
+async def test_measure_latency_from_otp_issued_to_the_message_in_the_sink(infra: Any, topic_prefix: str, service_runner: Any, sinks: Any) -> None:
+    """Prints median / p95 of OtpIssued.occurred_at (identity) → received_at (sink); never asserts on them."""
+    from jmo_registries import identities
+
+    count = int(os.environ["JMO_MEASURE_NOTIFICATION_LATENCY"])
+    service_runner("registration"), service_runner("identity"), service_runner("notification", sinks.env)
+    pool = identities("BPU", 400)[100:100 + count]
+    issued: dict[str, datetime] = {}
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+        for n, p in enumerate(pool):
+            data = {"category": "BPU", "nik": p["nik"], "full_name": p["full_name"], "email": f"latensi{n:03d}@example.com", "phone": f"08129{n:07d}", "otp_channel": "email"}
+            journey = command_envelope("RegisterParticipant", data)
+            await gateway.send(journey)
+            events = await gateway.until(journey.correlation_id, {"OtpIssued", "NikRejected", "CommandRejected"}, timeout=60)
+            if (otp := [e for e in events if e.type == "OtpIssued"]):
+                issued[data["email"]] = otp[0].occurred_at
+            await asyncio.sleep(0.2)
+    await settle(sinks, 2 * len(issued), quiet=2)
+    received = {m["to"]: datetime.fromisoformat(m["received_at"].replace("Z", "+00:00")) for m in sinks.messages() if CODE.search(m["body"] or "")}
+    latencies = sorted((received[to] - at).total_seconds() * 1000 for to, at in issued.items() if to in received)
+    median, p95 = statistics.median(latencies), latencies[max(0, round(0.95 * len(latencies)) - 1)]
+    print(f"\nOtpIssued -> message in sink over {len(latencies)} OTPs (email): median {median:.0f} ms, p95 {p95:.0f} ms, max {latencies[-1]:.0f} ms")
