@@ -186,3 +186,21 @@ async def test_measure_latency_from_otp_issued_to_the_message_in_the_sink(infra:
     latencies = sorted((received[to] - at).total_seconds() * 1000 for to, at in issued.items() if to in received)
     median, p95 = statistics.median(latencies), latencies[max(0, round(0.95 * len(latencies)) - 1)]
     print(f"\nOtpIssued -> message in sink over {len(latencies)} OTPs (email): median {median:.0f} ms, p95 {p95:.0f} ms, max {latencies[-1]:.0f} ms")
+
+
+async def test_two_instances_share_the_work_and_one_dying_sends_nothing_twice(infra: Any, topic_prefix: str, service_runner: Any, sinks: Any, service_keys: dict[str, str]) -> None:
+    env = {**sinks.env, "JMO_CLAIM_LEASE_SECONDS": "3"}
+    first, second = service_runner("notification", env), service_runner("notification", env)
+    requests = [otp_request(service_keys, 1000 + n) for n in range(100)]
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+        await asyncio.gather(*(gateway.send(r, topic=topics.OTP_DELIVERY) for r in requests))
+        await until(lambda: len(sinks.messages()) >= 20, 60, every=0.05)
+        second.kill()  # its partitions move to the first instance, with whatever it had claimed
+        for request in requests[:10]:  # and some redelivered on top
+            await gateway.send(request, topic=topics.OTP_DELIVERY)
+    messages = await settle(sinks, 100, quiet=5)
+    assert len(messages) == 100 and len({m["to"] for m in messages}) == 100
+    assert first.running
+    log = first.read_log() + second.read_log()
+    for request in requests:
+        assert request.payload["destination"] not in log
