@@ -204,3 +204,28 @@ async def test_two_instances_share_the_work_and_one_dying_sends_nothing_twice(in
     log = first.read_log() + second.read_log()
     for request in requests:
         assert request.payload["destination"] not in log
+
+
+async def test_a_crash_after_sending_but_before_recording_is_resent_with_the_same_key_and_seen_once(
+    infra: Any, topic_prefix: str, database_prefix: str, service_runner: Any, sinks: Any, service_keys: dict[str, str]
+) -> None:
+    """The hard case of a kill: the provider has the message, the store only a claim without outcome."""
+    from pymongo import AsyncMongoClient
+
+    from jmo_notification.adapters.channels import HttpSmsChannel, Outgoing
+    from jmo_notification.domain.notices import notification_id
+
+    request = otp_request(service_keys, 3, channel="sms", code="271828")
+    nid = notification_id(request.message_id, "otp_registration")
+    crashed = HttpSmsChannel(f"{sinks.url}/messages", sender="BPJSTK")  # what the dead instance had sent
+    await crashed.send(Outgoing(nid, request.payload["destination"], None, "JMO: Kode OTP pendaftaran Anda 271828."))
+    await crashed.close()
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri)
+    await client[f"{database_prefix}jmo_notification"]["deliveries"].insert_one({"_id": nid, "owner": "crashed", "claimed_at": datetime.now(UTC) - timedelta(minutes=5), "outcome": None})
+    await client.close()
+    service_runner("notification", {**sinks.env, "JMO_CLAIM_LEASE_SECONDS": "60"})
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+        await gateway.send(request, topic=topics.OTP_DELIVERY)
+        sent = only(await gateway.until(request.correlation_id, {"NotificationSent", "NotificationFailed"}, timeout=60), "NotificationSent")
+    assert sent.payload["notification_id"] == nid
+    assert len(sinks.messages()) == 1 and sinks.requests()["sms"] == 2  # sent twice, seen once
