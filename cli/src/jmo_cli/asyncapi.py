@@ -30,6 +30,7 @@ def build_services() -> list[Any]:
 
     from jmo_identity.settings import IdentitySettings
     from jmo_notification.settings import NotificationSettings
+    from jmo_profile_update.settings import ProfileUpdateSettings
     from jmo_registration.settings import RegistrationSettings
 
     common = {"topic_prefix": "", "database_prefix": "", "kafka_bootstrap_servers": "127.0.0.1:9092"}
@@ -38,7 +39,7 @@ def build_services() -> list[Any]:
     identity_settings = IdentitySettings(**common, otp_hmac_key=throwaway, otp_delivery_key=throwaway)
     registration_settings = RegistrationSettings(**common, nik_index_key=throwaway)
     notification_settings = NotificationSettings(**common, otp_delivery_key=throwaway, notification_data_key=throwaway)
-    return [registration(registration_settings), identity(identity_settings), biometric(settings), profile_update(settings), notification(notification_settings)]
+    return [registration(registration_settings), identity(identity_settings), biometric(settings), profile_update(ProfileUpdateSettings(**common)), notification(notification_settings)]
 
 
 def generate() -> dict[str, Any]:

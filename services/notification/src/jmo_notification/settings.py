@@ -42,5 +42,5 @@ class NotificationSettings(ServiceSettings):
     def delivery_key(self) -> bytes:
         return decode_key(self.otp_delivery_key.get_secret_value())
 
-    def data_key(self) -> bytes:
+    def directory_key(self) -> bytes:
         return decode_key(self.notification_data_key.get_secret_value())

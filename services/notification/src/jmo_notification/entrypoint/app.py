@@ -59,7 +59,7 @@ def build(
             built.append(Notifier(
                 store=service.store,
                 claims=MongoClaims(database["deliveries"]) if database is not None else MemoryClaims(),
-                directory=MongoDirectory(database["contacts"], settings.data_key()) if database is not None else MemoryDirectory(),
+                directory=MongoDirectory(database["contacts"], settings.directory_key()) if database is not None else MemoryDirectory(),
                 channels=channels or channels_from(settings),
                 park=park,
                 delivery_key=settings.delivery_key(),
