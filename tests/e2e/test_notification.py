@@ -247,3 +247,32 @@ async def test_a_crash_after_sending_but_before_recording_is_resent_with_the_sam
         sent = only(await gateway.until(request.correlation_id, {"NotificationSent", "NotificationFailed"}, timeout=60), "NotificationSent")
     assert sent.payload["notification_id"] == nid
     assert len(sinks.messages()) == 1 and sinks.requests()["sms"] == 2  # sent twice, seen once
+
+
+async def test_a_participant_dukcapil_refuses_is_told_on_the_channel_given_at_registration(infra: Any, topic_prefix: str, service_runner: Any, sinks: Any) -> None:
+    service_runner("registration"), service_runner("identity"), service_runner("notification", sinks.env)
+    data = citizen(11) | {"full_name": "Nama Yang Lain", "otp_channel": "email"}
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+        journey = command_envelope("RegisterParticipant", data)
+        await gateway.send(journey)
+        only(await gateway.until(journey.correlation_id, {"RegistrationRejected"}, timeout=60), "RegistrationRejected")
+    notices = await until(lambda: (m if len(m := sinks.messages(to=data["email"])) >= 2 else None), 30)
+    assert [m["subject"] for m in notices] == ["Pendaftaran JMO Anda telah kami terima", "Pendaftaran JMO Anda tidak dapat dilanjutkan"]
+
+
+async def test_a_profile_update_is_confirmed_to_the_participant(infra: Any, topic_prefix: str, service_runner: Any, sinks: Any) -> None:
+    from jmo_contracts.profile_update import ProfileUpdated
+
+    service_runner("notification", sinks.env)
+    participant = new_id()
+    updated = ProfileUpdated(
+        participant_id=participant, session_id=new_id(), changed_fields=["email", "blood_type"], new_values={"email": "siti.baru@example.com", "blood_type": "O"},
+        contact_email="siti.baru@example.com", contact_phone="+6281234567890", notification_channel="email",
+    )
+    event = Envelope.wrap(updated, stream_id=f"profile-update-{participant}", correlation_id=new_id())
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+        await gateway.send(event, topic=topics.events("profile-update"))
+        await gateway.send(event, topic=topics.events("profile-update"))  # redelivered
+        only(await gateway.until(event.correlation_id, {"NotificationSent"}, timeout=60), "NotificationSent")
+    [notice] = await settle(sinks, 1, quiet=2)
+    assert (notice["to"], notice["subject"]) == ("siti.baru@example.com", "Pengkinian data berhasil")
