@@ -29,6 +29,7 @@ def build_services() -> list[Any]:
     from jmo_registration.entrypoint.app import build as registration
 
     from jmo_identity.settings import IdentitySettings
+    from jmo_notification.settings import NotificationSettings
     from jmo_profile_update.settings import ProfileUpdateSettings
     from jmo_registration.settings import RegistrationSettings
 
@@ -37,7 +38,8 @@ def build_services() -> list[Any]:
     throwaway = base64.b64encode(os.urandom(32)).decode()  # keys shape nothing in the document
     identity_settings = IdentitySettings(**common, otp_hmac_key=throwaway, otp_delivery_key=throwaway)
     registration_settings = RegistrationSettings(**common, nik_index_key=throwaway)
-    return [registration(registration_settings), identity(identity_settings), biometric(settings), profile_update(ProfileUpdateSettings(**common)), notification(settings)]
+    notification_settings = NotificationSettings(**common, otp_delivery_key=throwaway, notification_data_key=throwaway)
+    return [registration(registration_settings), identity(identity_settings), biometric(settings), profile_update(ProfileUpdateSettings(**common)), notification(notification_settings)]
 
 
 def generate() -> dict[str, Any]:

@@ -179,3 +179,28 @@ def dev_identities(
         err.print("category must be PU, BPU or PMI")
         raise typer.Exit(2)
     typer.echo(json.dumps(identities(category, count), ensure_ascii=False, indent=2, default=str))
+
+
+@dev_app.command("inbox")
+def dev_inbox(
+    to: Annotated[str | None, typer.Option("--to", help="Only messages to this email address or phone number (E.164, e.g. +6281234567890).")] = None,
+    last: Annotated[bool, typer.Option("--last", help="Only the most recent message.")] = False,
+) -> None:
+    """What the notification service delivered to the local sinks of ``make up`` (JSON, oldest first).
+
+    Each message has to, channel (email / sms), subject (email only), body and received_at. This is
+    the participant's own inbox of the embedded stack, so nothing is masked. Reads the file the sinks
+    keep (``.local/state/inbox/messages.jsonl``, moved by JMO_DEVSTACK_HOME).
+    """
+    from jmo_devstack.paths import StackPaths
+    from jmo_devstack.sinks import read_inbox
+
+    path = StackPaths.discover().state / "inbox" / "messages.jsonl"
+    messages = [{k: m.get(k) for k in ("to", "channel", "subject", "body", "received_at")} for m in read_inbox(path, to=to)]
+    if last:
+        if not messages:
+            err.print(f"no message{' to ' + to if to else ''} in {path}")
+            raise typer.Exit(1)
+        typer.echo(json.dumps(messages[-1], ensure_ascii=False, indent=2))
+        return
+    typer.echo(json.dumps(messages, ensure_ascii=False, indent=2))

@@ -10,14 +10,18 @@ Registered for the whole repository by the root ``conftest.py``. Fixtures:
   override it in a conftest to run something else.
 - ``service_runner`` (function): ``start(name, extra_env=None, *, wait_healthy=True) -> ServiceProcess``;
   everything it started is stopped at teardown.
+- ``sinks`` (function): the local SMTP and SMS sinks (``jmo_devstack.sinks``) on free ports; ``.env``
+  points the notification service at them, ``.messages()`` reads what arrived, ``.fault()`` breaks them.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,3 +133,68 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         for proc in runner.started:
             report.sections.append((f"service {proc.name} log ({proc.log_path})", tail(proc.log_path, 60)))
     return report
+
+
+class Sinks:
+    """The local SMTP and SMS sinks of one test (a process), read and steered over HTTP.
+
+    They keep their inbox where ``make up``'s would be under ``home`` (JMO_DEVSTACK_HOME), so
+    ``jmo dev inbox`` run with that home reads it, as :meth:`inbox_cli` does.
+    """
+
+    def __init__(self, process: ServiceProcess, smtp_port: int, http_port: int, home: Path) -> None:
+        self.process = process
+        self.smtp_port = smtp_port
+        self.url = f"http://127.0.0.1:{http_port}"
+        self.home = home
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What the notification service needs to deliver here."""
+        return {"JMO_SMTP_HOST": "127.0.0.1", "JMO_SMTP_PORT": str(self.smtp_port), "JMO_SMTP_TLS": "none", "JMO_SMS_URL": f"{self.url}/messages"}
+
+    def messages(self, to: str | None = None) -> list[dict[str, Any]]:
+        """Everything delivered so far (oldest first), optionally only to ``to``."""
+        import httpx
+
+        return httpx.get(f"{self.url}/messages", params={"to": to} if to else None, timeout=5).json()
+
+    def requests(self) -> dict[str, int]:
+        """How many deliveries each channel was asked for (including refused and duplicate ones)."""
+        import httpx
+
+        return httpx.get(f"{self.url}/requests", timeout=5).json()
+
+    def fault(self, channel: str, **spec: object) -> None:
+        """``fail_next=N, status=500`` / ``always=400`` / ``clear=True`` for ``channel`` (email or sms)."""
+        import httpx
+
+        httpx.post(f"{self.url}/faults", json={"channel": channel, **spec}, timeout=5).raise_for_status()
+
+    def inbox_cli(self, *args: str) -> Any:
+        """``jmo dev inbox *args`` against this inbox, parsed from its JSON output."""
+        import json
+        import subprocess
+
+        jmo = Path(sys.executable).parent / "jmo"
+        out = subprocess.run([str(jmo), "dev", "inbox", *args], env={**os.environ, "JMO_DEVSTACK_HOME": str(self.home)}, capture_output=True, text=True, check=True, timeout=60)
+        return json.loads(out.stdout)
+
+
+@pytest.fixture
+def sinks(tmp_path: Path) -> Iterator[Sinks]:
+    """The local SMTP + SMS sinks on free loopback ports, fresh (empty) for each test."""
+    smtp_port, http_port = free_port(), free_port()
+    home = tmp_path / "devstack-home"
+    proc = ServiceProcess(
+        "sinks",
+        [sys.executable, "-m", "jmo_devstack.sinks", "--smtp-port", str(smtp_port), "--http-port", str(http_port),
+         "--inbox", str(home / "state" / "inbox" / "messages.jsonl")],
+        env=dict(os.environ),
+        health_port=http_port,
+        log_path=tmp_path / "sinks.log",
+        die_with_parent=True,
+    )
+    proc.start(wait_healthy=True, timeout=30)
+    yield Sinks(proc, smtp_port, http_port, home)
+    proc.stop()

@@ -49,6 +49,8 @@ class StackConfig:
     mongodb_uri: str | None = None
     service_command: str | None = None
     health_timeout: float = 120.0
+    smtp_sink_port: int = 2525
+    sms_sink_port: int = 8086
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> StackConfig:
@@ -67,6 +69,8 @@ class StackConfig:
             mongodb_uri=environ.get("MONGODB_URI") or None,
             service_command=environ.get("JMO_DEVSTACK_SERVICE_COMMAND") or None,
             health_timeout=float(environ.get("JMO_DEVSTACK_HEALTH_TIMEOUT", 120)),
+            smtp_sink_port=int(environ.get("JMO_DEVSTACK_SMTP_SINK_PORT", 2525)),
+            sms_sink_port=int(environ.get("JMO_DEVSTACK_SMS_SINK_PORT", 8086)),
         )
 
 
@@ -108,9 +112,23 @@ class Stack:
     def mongodb_uri(self) -> str:
         return self.config.mongodb_uri or self.ferretdb.uri
 
+    @property
+    def inbox_path(self) -> Path:
+        """Where the local sinks keep the messages the notification service delivered (JSON lines)."""
+        return self.paths.state / "inbox" / "messages.jsonl"
+
+    def sinks(self) -> ServiceProcess:
+        """The local SMTP + SMS sinks (``jmo_devstack.sinks``) the notification service delivers to."""
+        argv = [self.paths.python, "-m", "jmo_devstack.sinks", "--smtp-port", str(self.config.smtp_sink_port),
+                "--http-port", str(self.config.sms_sink_port), "--inbox", str(self.inbox_path)]
+        return ServiceProcess("sinks", argv, env=dict(os.environ), health_port=self.config.sms_sink_port,
+                              log_path=self.paths.logs / "sinks.log", pid_file=self.paths.run / "sinks.pid", cwd=self.paths.root)
+
     def services(self) -> dict[str, ServiceProcess]:
         """The five services as this stack runs them (whether or not they run now)."""
-        env = service_env(self.kafka_bootstrap, self.mongodb_uri, self.config.topic_prefix, local_secrets(self.paths.state / "secrets.json"))
+        delivery = {"JMO_SMTP_HOST": "127.0.0.1", "JMO_SMTP_PORT": str(self.config.smtp_sink_port), "JMO_SMTP_TLS": "none",
+                    "JMO_SMS_URL": f"http://127.0.0.1:{self.config.sms_sink_port}/messages"}
+        env = service_env(self.kafka_bootstrap, self.mongodb_uri, self.config.topic_prefix, {**delivery, **local_secrets(self.paths.state / "secrets.json")})
         return {
             name: ServiceProcess(
                 name,
@@ -163,6 +181,12 @@ class Stack:
             raise StackError(f"{what} did not start: {exc}") from None
 
     def _start_services(self) -> None:
+        sinks = self.sinks()
+        if sinks.running:
+            self.console.print(f"[cyan]•[/] sinks already running (pid {sinks.pid})")
+        else:
+            self._checked(lambda: sinks.start(wait_healthy=True, timeout=30), "sinks")
+            self.console.print(f"[green]✓[/] SMTP sink on 127.0.0.1:{self.config.smtp_sink_port}, SMS sink on {sinks.health_url.removesuffix('/health')}")
         services = self.services()
         for svc in services.values():
             if svc.running:
@@ -200,6 +224,9 @@ class Stack:
             if svc.stop():
                 stopped += 1
                 self.console.print(f"[yellow]■[/] stopped {svc.name}")
+        if self.sinks().stop():
+            stopped += 1
+            self.console.print("[yellow]■[/] stopped sinks")
         for name, server in (("Kafka", self.kafka), ("FerretDB", self.ferretdb)):
             with self.console.status(f"Stopping {name} ..."):
                 was_running = server.stop()
@@ -245,7 +272,7 @@ class Stack:
             rec = self.ferretdb.record()
             table.add_row("Store (FerretDB)", state(rec is not None), str(rec.pid) if rec else "", self.ferretdb.uri,
                           self._show(self.ferretdb.log_path))
-        for svc in self.services().values():
+        for svc in [self.sinks(), *self.services().values()]:
             rec = svc.record()
             healthy = health_ok(svc.health_url, timeout=1.0) if rec else None
             table.add_row(svc.name, state(rec is not None, healthy), str(rec.pid) if rec else "", svc.health_url,

@@ -1,0 +1,127 @@
+"""Email over SMTP (aiosmtplib) and SMS through an HTTP provider (httpx), each one attempt per call.
+
+Retrying is the caller's business (see :mod:`jmo_notification.application.delivery`); an adapter
+only says whether a failed attempt is worth retrying (:class:`TransientDeliveryError`) or not
+(:class:`PermanentDeliveryError`). Both carry a reason without personal data.
+
+Idempotency towards the provider: the SMS request carries ``Idempotency-Key: <notification_id>``
+and the email a deterministic ``Message-ID: <notification_id@domain>``, so a send repeated after a
+crash (the claim was taken over) is recognised by a provider or mailbox that dedupes on them, as
+the local sinks do.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Protocol
+
+import aiosmtplib
+import httpx
+
+
+class DeliveryError(Exception):
+    """An attempt failed; ``reason`` is safe to log and to put in an event."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth another attempt: timeout, connection refused, SMTP 4xx, HTTP 5xx / 408 / 429."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Not worth another attempt: SMTP 5xx, HTTP 4xx (the provider refused this message)."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to hand to a provider."""
+
+    notification_id: str
+    to: str
+    subject: str | None
+    body: str
+
+
+class Channel(Protocol):
+    """A provider adapter: one attempt, returns the provider's message id when it gives one."""
+
+    name: str
+
+    async def send(self, message: Outgoing) -> str | None: ...
+
+
+class SmtpChannel:
+    """Email through an SMTP server (TLS none / STARTTLS / implicit TLS, optional login)."""
+
+    name = "email"
+
+    def __init__(self, host: str, port: int, *, sender: str, tls: str = "none", username: str | None = None, password: str | None = None,
+                 timeout: float = 10.0, message_id_domain: str = "jmo.local") -> None:
+        self.host, self.port, self.sender, self.tls = host, port, sender, tls
+        self.username, self.password, self.timeout, self.domain = username, password, timeout, message_id_domain
+
+    def message_id(self, notification_id: str) -> str:
+        return f"<{notification_id}@{self.domain}>"
+
+    async def send(self, message: Outgoing) -> str | None:
+        email = EmailMessage()
+        email["From"] = self.sender
+        email["To"] = message.to
+        email["Subject"] = message.subject or ""
+        email["Date"] = formatdate(usegmt=True)
+        email["Message-ID"] = self.message_id(message.notification_id)
+        email.set_content(message.body)
+        try:
+            await aiosmtplib.send(
+                email, hostname=self.host, port=self.port, username=self.username, password=self.password, timeout=self.timeout,
+                use_tls=self.tls == "tls", start_tls=True if self.tls == "starttls" else False,
+                tls_context=ssl.create_default_context() if self.tls != "none" else None,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as e:
+            codes = [r.code for r in e.recipients]
+            if any(500 <= c < 600 for c in codes):
+                raise PermanentDeliveryError(f"SMTP server refused the recipient ({codes[0]})") from None
+            raise TransientDeliveryError(f"SMTP server deferred the recipient ({codes[0] if codes else '?'})") from None
+        except aiosmtplib.SMTPResponseException as e:
+            if 500 <= e.code < 600:
+                raise PermanentDeliveryError(f"SMTP server answered {e.code}") from None
+            raise TransientDeliveryError(f"SMTP server answered {e.code}") from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
+            raise TransientDeliveryError(f"SMTP server not reachable ({type(e).__name__})") from None
+        return self.message_id(message.notification_id)
+
+
+class HttpSmsChannel:
+    """SMS through an HTTP provider: ``POST url`` JSON ``{to, body, sender}``; any 2xx is success."""
+
+    name = "sms"
+
+    def __init__(self, url: str, *, sender: str, api_key: str | None = None, timeout: float = 10.0, client: httpx.AsyncClient | None = None) -> None:
+        self.url, self.sender = url, sender
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout), headers=headers)
+
+    async def send(self, message: Outgoing) -> str | None:
+        try:
+            response = await self._client.post(self.url, json={"to": message.to, "body": message.body, "sender": self.sender},
+                                               headers={"Idempotency-Key": message.notification_id})
+        except httpx.HTTPError as e:
+            raise TransientDeliveryError(f"SMS provider not reachable ({type(e).__name__})") from None
+        if 200 <= response.status_code < 300:
+            try:
+                answer = response.json()
+                return str(answer.get("id")) if isinstance(answer, dict) and answer.get("id") is not None else None
+            except ValueError:
+                return None
+        if response.status_code >= 500 or response.status_code in (408, 425, 429):
+            raise TransientDeliveryError(f"SMS provider answered HTTP {response.status_code}")
+        raise PermanentDeliveryError(f"SMS provider answered HTTP {response.status_code}")
+
+    async def close(self) -> None:
+        await self._client.aclose()

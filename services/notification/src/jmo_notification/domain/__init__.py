@@ -1,0 +1,1 @@
+"""What to send for which message: pure decisions, no I/O."""
