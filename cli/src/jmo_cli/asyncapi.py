@@ -28,6 +28,7 @@ def build_services() -> list[Any]:
     from jmo_profile_update.entrypoint.app import build as profile_update
     from jmo_registration.entrypoint.app import build as registration
 
+    from jmo_biometric.settings import BiometricSettings
     from jmo_identity.settings import IdentitySettings
     from jmo_registration.settings import RegistrationSettings
 
@@ -36,7 +37,8 @@ def build_services() -> list[Any]:
     throwaway = base64.b64encode(os.urandom(32)).decode()  # keys shape nothing in the document
     identity_settings = IdentitySettings(**common, otp_hmac_key=throwaway, otp_delivery_key=throwaway)
     registration_settings = RegistrationSettings(**common, nik_index_key=throwaway)
-    return [registration(registration_settings), identity(identity_settings), biometric(settings), profile_update(settings), notification(settings)]
+    biometric_settings = BiometricSettings(**common, biometric_data_key=throwaway)
+    return [registration(registration_settings), identity(identity_settings), biometric(biometric_settings), profile_update(settings), notification(settings)]
 
 
 def generate() -> dict[str, Any]:
