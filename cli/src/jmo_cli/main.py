@@ -20,6 +20,7 @@ from jmo_contracts import topics
 from jmo_runtime import ServiceSettings
 
 from . import audit as audit_ops
+from .biometric import app as biometric_app
 from .gateway import Gateway, command_envelope, upload_selfie
 from .projections import PROJECTIONS
 from .stores import open_stores
@@ -33,6 +34,7 @@ contracts_app = typer.Typer(help="The published contracts.", no_args_is_help=Tru
 dev_app = typer.Typer(help="Helpers for development with the embedded stack.", no_args_is_help=True)
 app.add_typer(dev_app, name="dev")
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(biometric_app, name="biometric")
 err = Console(stderr=True)
 
 #: Events after which a journey waits for the participant (or is over).
@@ -175,8 +177,9 @@ def dev_identities(
 ) -> None:
     """Synthetic citizens of the embedded population registry, usable for registration (JSON array).
 
-    Each has nik, full_name, birth_date, employer_registered (and kpj_number) and photo (the path of
-    a KTP photo, for the few that have one). Synthetic data only.
+    Each has nik, full_name, birth_date, employer_registered (and kpj_number), photo (the path of
+    the KTP photo, the reference face of the selfie check, for the few that have one; else null) and
+    has_ktp_photo. Citizens with a photo come first. Synthetic data only.
     """
     from jmo_registries import identities
 
