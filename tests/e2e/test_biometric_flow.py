@@ -56,8 +56,8 @@ async def blob_exists(infra: Any, database_prefix: str, blob_id: str) -> bool:
         await client.close()
 
 
-async def submit(gateway: Gateway, infra: Any, database_prefix: str, pid: str, session: str, image: str) -> tuple[Envelope, Envelope]:
-    claim = await upload_selfie(infra.mongodb_uri, f"{database_prefix}{BLOB_DATABASE}", (FACES / image).read_bytes())
+async def submit(gateway: Gateway, infra: Any, database_prefix: str, pid: str, session: str, image: str, **tamper: Any) -> tuple[Envelope, Envelope]:
+    claim = await upload_selfie(infra.mongodb_uri, f"{database_prefix}{BLOB_DATABASE}", (FACES / image).read_bytes()) | tamper
     assert await blob_exists(infra, database_prefix, claim["blob_id"])
     command = command_envelope("SubmitSelfie", {"participant_id": pid, "session_id": session, **claim}, stream=f"biometric-{session}")
     await gateway.send(command)
@@ -75,6 +75,8 @@ async def test_a_selfie_is_matched_or_refused_with_a_reason_and_its_blob_is_gone
         session = new_id()
         _, refused = await submit(gateway, infra, database_prefix, pid, session, "two_people.jpg")
         assert (refused.type, refused.payload["reason_code"], refused.payload["attempts_left"]) == ("SelfieRejected", "MULTIPLE_FACES", 2)
+        _, damaged = await submit(gateway, infra, database_prefix, pid, session, "obama2.jpg", sha256="0" * 64)
+        assert (damaged.payload["reason_code"], damaged.payload["attempts_left"]) == ("CHECKSUM_MISMATCH", 2)  # not the participant's doing
         command, matched = await submit(gateway, infra, database_prefix, pid, session, "obama2.jpg")
         assert matched.type == "SelfieMatched", matched.payload
         assert matched.payload["distance"] <= matched.payload["threshold"] and matched.payload["attempt"] == 2
