@@ -82,6 +82,14 @@ def test_a_blurred_selfie_is_blurry(engine: FaceEngine) -> None:
     assert verify(engine, jpeg(blurred), "obama.jpg").reasons == (Reason.BLURRY,)  # type: ignore[attr-defined]
 
 
+def test_a_face_far_from_the_camera_is_too_small(engine: FaceEngine) -> None:
+    face = Image.open(FACES / "obama2.jpg")
+    face.thumbnail((600, 600))  # the face about 150 px wide: 13 % of the picture
+    far = Image.new("RGB", (1600, 1200), (200, 200, 200))
+    far.paste(face, (650, 300))
+    assert verify(engine, jpeg(far), "obama.jpg").reasons == (Reason.FACE_TOO_SMALL,)  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(("orientation", "transpose"), [(6, Image.Transpose.ROTATE_90), (3, Image.Transpose.ROTATE_180), (8, Image.Transpose.ROTATE_270)])
 def test_a_phone_photo_stored_rotated_matches_after_its_exif_orientation(engine: FaceEngine, orientation: int, transpose: Image.Transpose) -> None:
     """A phone stores the sensor's pixels and an orientation tag; upright only after applying it."""

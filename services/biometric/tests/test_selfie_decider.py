@@ -19,7 +19,7 @@ OTHER = "cd" * 16
 SESSION = "ef" * 16
 CONTEXT_AT = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 LIMITS = QualityLimits()
-GOOD_FACE = FaceMeasures(width_px=250, in_frame=True, nose_offset=0.05, brightness=130, sharpness=300)
+GOOD_FACE = FaceMeasures(width_px=250, width_fraction=0.3, in_frame=True, nose_offset=0.05, brightness=130, sharpness=300)
 MATCH = SelfieCheck(Verdict(True, (), 0.38, 0.5), "face_recognition", "model-v1")
 
 
@@ -62,6 +62,7 @@ def one(**changes: object) -> ImageMeasures:
         (one(), []),
         (one(in_frame=False), [Reason.FACE_CUT_OFF]),
         (one(width_px=60), [Reason.FACE_TOO_SMALL]),
+        (one(width_fraction=0.1), [Reason.FACE_TOO_SMALL]),
         (one(nose_offset=-0.45), [Reason.NOT_FRONTAL]),
         (one(brightness=30), [Reason.TOO_DARK]),
         (one(brightness=240), [Reason.TOO_BRIGHT]),

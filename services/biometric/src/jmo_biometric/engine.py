@@ -7,7 +7,8 @@ What it does with a picture, in order (every step timed):
 2. decode — a large JPEG directly at a reduced scale (libjpeg's DCT scaling, ``Image.draft``) — and apply
    the EXIF orientation (phone photos are stored rotated; ``face_recognition.load_image_file`` ignores it);
 3. detect faces on a copy whose long side is at most ``detect_max_side`` pixels (detection cost grows
-   with pixels; a selfie's face is large) and map the boxes back;
+   with pixels; a selfie's face is large) and map the boxes back; when none is found, once more with
+   the copy upsampled, so that a small face is refused as small rather than missing;
 4. per face: 5-point landmarks on the full working picture, whether the face is inside the frame, the
    nose offset (frontal or turned), brightness and sharpness of the face;
 5. only when the quality checks pass: the 128-d embedding from the aligned face chip.
@@ -193,6 +194,8 @@ class FaceEngine:
         small_rgb = np.asarray(small)
         upsample = 1 if max(small.size) < self.upsample_below else 0
         boxes = self._detector(small_rgb, upsample)
+        if not boxes and upsample == 0:
+            boxes = self._detector(small_rgb, 1)  # a face too small for one pass: found, then refused as small
         scene_brightness = float(np.asarray(small.convert("L")).mean())
         lap("detect_ms")
 
@@ -213,6 +216,7 @@ class FaceEngine:
             face_img = Image.fromarray(crop).resize((self.SHARPNESS_SIDE, self.SHARPNESS_SIDE), Image.Resampling.BILINEAR)
             faces.append(FaceMeasures(
                 width_px=rect.width() * to_original,
+                width_fraction=rect.width() / min(work.size),
                 in_frame=inside_box and inside_points,
                 nose_offset=_nose_offset(points),
                 brightness=float(crop.mean()),

@@ -29,6 +29,7 @@ class BiometricSettings(ServiceSettings):
     biometric_detect_max_side: int = Field(default=480, ge=160, description="Long side of the copy faces are detected on.")
     biometric_work_max_side: int = Field(default=1280, ge=320, description="Long side a large picture is decoded to before landmarks and encoding.")
     biometric_min_face_px: int = Field(default=QualityLimits.min_face_px, ge=1)
+    biometric_min_face_fraction: float = Field(default=QualityLimits.min_face_fraction, ge=0, lt=1, description="Smallest face width as a fraction of the picture's short side.")
     biometric_max_nose_offset: float = Field(default=QualityLimits.max_nose_offset, gt=0)
     biometric_min_brightness: float = Field(default=QualityLimits.min_brightness, ge=0, le=255)
     biometric_max_brightness: float = Field(default=QualityLimits.max_brightness, ge=0, le=255)
@@ -45,7 +46,7 @@ class BiometricSettings(ServiceSettings):
 
     def quality_limits(self) -> QualityLimits:
         return QualityLimits(
-            min_face_px=self.biometric_min_face_px, max_nose_offset=self.biometric_max_nose_offset, min_brightness=self.biometric_min_brightness,
+            min_face_px=self.biometric_min_face_px, min_face_fraction=self.biometric_min_face_fraction, max_nose_offset=self.biometric_max_nose_offset, min_brightness=self.biometric_min_brightness,
             max_brightness=self.biometric_max_brightness, min_sharpness=self.biometric_min_sharpness,
         )
 

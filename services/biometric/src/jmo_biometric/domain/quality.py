@@ -9,7 +9,7 @@ Measures and their rules, each with its own reason code:
   more → ``MULTIPLE_FACES``;
 * the whole face in the frame: the detected box or a landmark outside the picture → ``FACE_CUT_OFF``;
 * big enough: the face narrower than ``min_face_px`` (in the picture as uploaded, after EXIF
-  orientation) → ``FACE_TOO_SMALL``;
+  orientation) or than ``min_face_fraction`` of the picture's short side → ``FACE_TOO_SMALL``;
 * facing the camera: the nose's horizontal offset from the middle of the eyes, as a fraction of the
   distance between the eyes (0 when frontal, about ±0.5 when turned far) → ``NOT_FRONTAL``;
 * enough light: mean luminance (0-255) of the face → ``TOO_DARK`` / ``TOO_BRIGHT``;
@@ -51,6 +51,7 @@ class QualityLimits:
     """The numbers of the quality rules (configuration; defaults chosen on the test images, see the README)."""
 
     min_face_px: int = 80
+    min_face_fraction: float = 0.15
     max_nose_offset: float = 0.30
     min_brightness: float = 60.0
     max_brightness: float = 210.0
@@ -63,6 +64,7 @@ class FaceMeasures:
     """What the engine measured on one detected face (coordinates in the oriented, uploaded picture)."""
 
     width_px: float
+    width_fraction: float  #: face width / the picture's short side
     in_frame: bool
     nose_offset: float
     brightness: float
@@ -103,7 +105,7 @@ def quality_reasons(image: ImageMeasures, limits: QualityLimits) -> list[Reason]
     reasons: list[Reason] = []
     if not face.in_frame:
         reasons.append(Reason.FACE_CUT_OFF)
-    if face.width_px < limits.min_face_px:
+    if face.width_px < limits.min_face_px or face.width_fraction < limits.min_face_fraction:
         reasons.append(Reason.FACE_TOO_SMALL)
     if abs(face.nose_offset) > limits.max_nose_offset:
         reasons.append(Reason.NOT_FRONTAL)
@@ -121,7 +123,7 @@ def verdict(image: ImageMeasures, distance: float | None, threshold: float, limi
     measures: dict[str, float] = {"faces": float(len(image.faces)), "scene_brightness": round(image.scene_brightness, 1)}
     if len(image.faces) == 1:
         f = image.faces[0]
-        measures |= {"face_width_px": round(f.width_px, 1), "nose_offset": round(f.nose_offset, 3), "brightness": round(f.brightness, 1), "sharpness": round(f.sharpness, 1)}
+        measures |= {"face_width_px": round(f.width_px, 1), "face_width_fraction": round(f.width_fraction, 3), "nose_offset": round(f.nose_offset, 3), "brightness": round(f.brightness, 1), "sharpness": round(f.sharpness, 1)}
     reasons = quality_reasons(image, limits)
     if reasons:
         return Verdict(False, tuple(reasons), measures=measures)
