@@ -105,7 +105,7 @@ def _laplacian_variance(gray: np.ndarray) -> float:
     return float(lap.var())
 
 
-def _nose_offset(points: list[tuple[float, float]]) -> float:
+def nose_offset(points: list[tuple[float, float]]) -> float:
     """Horizontal offset of the nose from the middle of the eyes, in eye distances (5-point model:
     0-1 one eye's corners, 2-3 the other's, 4 the nose). 0 when frontal; grows as the head turns."""
     p = np.asarray(points, dtype=np.float64)
@@ -218,7 +218,7 @@ class FaceEngine:
                 width_px=rect.width() * to_original,
                 width_fraction=rect.width() / min(work.size),
                 in_frame=inside_box and inside_points,
-                nose_offset=_nose_offset(points),
+                nose_offset=nose_offset(points),
                 brightness=float(crop.mean()),
                 sharpness=_laplacian_variance(np.asarray(face_img)),
             ))
