@@ -26,6 +26,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -42,13 +43,16 @@ def images() -> list[Path]:
     return sorted(p for p in FACES.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
 
 
-def large_photo() -> bytes:
-    """A 14 MP JPEG (4608 x 3072) made by upscaling a test image, as a modern phone would store it."""
+def make_large_photo(path: Path) -> None:
+    """A 14 MP JPEG (3072 x 4608) made by upscaling a test image, as a modern phone would store it.
+    Made by the parent, so that its making weighs on neither pipeline's peak RSS."""
     from PIL import Image
 
-    out = io.BytesIO()
-    Image.open(FACES / "obama3.jpg").convert("RGB").resize((3072, 4608)).save(out, "JPEG", quality=90)
-    return out.getvalue()
+    Image.open(FACES / "obama3.jpg").convert("RGB").resize((3072, 4608)).save(path, "JPEG", quality=90)
+
+
+def large_photo() -> bytes:
+    return Path(os.environ["JMO_BENCH_LARGE_PHOTO"]).read_bytes()
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -96,7 +100,7 @@ def _naive() -> dict[str, Any]:
 def _service() -> dict[str, Any]:
     from jmo_biometric.application import DecisionPolicy, judge
     from jmo_biometric.domain.quality import QualityLimits
-    from jmo_biometric.engine import FaceEngine, ImageLimits, embedding_distance
+    from jmo_biometric.engine import FaceEngine, ImageLimits
     from jmo_biometric.settings import DEFAULT_THRESHOLD
 
     engine, limits, quality = FaceEngine(), ImageLimits(), QualityLimits()
@@ -124,7 +128,6 @@ def _service() -> dict[str, Any]:
     pairs = _pairs()
     for a, b, same in pairs:
         correct += judge(selfies[a], references[b], policy).match == same
-    _ = embedding_distance
     return {"cpu": cpu, "large_photo_cpu": large, "correct": correct, "pairs": len(pairs), "stage_median_ms": {k: statistics.median(v) for k, v in stages.items()}}
 
 
@@ -156,8 +159,9 @@ def _child(kind: str, arg: str = "") -> None:
     print(json.dumps(result))
 
 
-def _run_child(*args: str) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+def _run_child(large: Path, *args: str) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "JMO_BENCH_LARGE_PHOTO": str(large)}
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -171,12 +175,15 @@ def _per_image(result: dict[str, Any]) -> dict[str, float]:
 def run(say: Any = print) -> dict[str, Any]:
     """Both pipelines and the throughput runs; returns the figures (also for the summary)."""
     load_before = os.getloadavg()
-    say("biometric: naive pipeline ...")
-    naive = _run_child("naive")
-    say("biometric: service pipeline ...")
-    service = _run_child("service")
-    say("biometric: throughput with 1 and 2 workers ...")
-    one, two = _run_child("throughput", "1"), _run_child("throughput", "2")
+    with tempfile.TemporaryDirectory() as tmp:
+        large = Path(tmp) / "large_14mp.jpg"
+        make_large_photo(large)
+        say("biometric: naive pipeline ...")
+        naive = _run_child(large, "naive")
+        say("biometric: service pipeline ...")
+        service = _run_child(large, "service")
+        say("biometric: throughput with 1 and 2 workers ...")
+        one, two = _run_child(large, "throughput", "1"), _run_child(large, "throughput", "2")
     out: dict[str, Any] = {}
     for name, r in (("naive", naive), ("service", service)):
         every = [v for values in r["cpu"].values() for v in values]

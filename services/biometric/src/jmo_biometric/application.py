@@ -81,16 +81,20 @@ class SelfieVerifier:
         if sniff_content_type(data) != command.content_type.value:
             return refused(Reason.INVALID_IMAGE)
         reference = await self.faces.reference(command.participant_id, self.model_version)
+        # the reference (first time: Dukcapil + a second worker) while the selfie is analysed
         reference_task = None if reference is not None else asyncio.ensure_future(self._reference_from_dukcapil(command.participant_id))
         try:
-            analysis = await self.engine.selfie(data, self.policy.image_limits, self.policy.quality)
-        except InvalidImage as e:
+            try:
+                analysis = await self.engine.selfie(data, self.policy.image_limits, self.policy.quality)
+            except InvalidImage as e:
+                log.info("selfie is not a usable image", why=str(e))
+                return SelfieCheck(Verdict(False, (Reason.INVALID_IMAGE,)), ENGINE, self.model_version)
             if reference_task is not None:
-                await reference_task
-            log.info("selfie is not a usable image", why=str(e))
-            return SelfieCheck(Verdict(False, (Reason.INVALID_IMAGE,)), ENGINE, self.model_version)
-        if reference_task is not None:
-            reference = await reference_task
+                reference = await reference_task
+        finally:
+            if reference_task is not None and not reference_task.done():
+                reference_task.cancel()
+                await asyncio.gather(reference_task, return_exceptions=True)
         result = judge(analysis, reference, self.policy)
         log.info("selfie analysed", reasons=[r.value for r in result.reasons], distance=result.distance, **analysis.timings_ms)
         return SelfieCheck(result, ENGINE, self.model_version)
