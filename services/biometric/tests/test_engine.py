@@ -71,6 +71,11 @@ def test_a_darkened_selfie_is_too_dark(engine: FaceEngine) -> None:
     assert verify(engine, jpeg(dark), "obama.jpg").reason == Reason.TOO_DARK  # type: ignore[attr-defined]
 
 
+def test_an_overexposed_selfie_is_too_bright(engine: FaceEngine) -> None:
+    bright = ImageEnhance.Brightness(Image.open(FACES / "obama2.jpg")).enhance(3.0)
+    assert verify(engine, jpeg(bright), "obama.jpg").reason == Reason.TOO_BRIGHT  # type: ignore[attr-defined]
+
+
 def test_a_picture_too_dark_to_find_a_face_is_too_dark_not_no_face(engine: FaceEngine) -> None:
     black = ImageEnhance.Brightness(Image.open(FACES / "obama2.jpg")).enhance(0.05)
     assert verify(engine, jpeg(black), "obama.jpg").reason == Reason.TOO_DARK  # type: ignore[attr-defined]
