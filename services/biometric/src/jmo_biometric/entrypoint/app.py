@@ -2,9 +2,9 @@
 
 * ``ParticipantRegistered`` (registration's events): the participant's NIK is kept, sealed, to ask
   Dukcapil for the KTP photo later.
-* ``SubmitSelfie``: a redelivered command is answered from the log without touching the blob; else the
-  blob is fetched and checked, analysed in a worker process, decided, appended, and the blob deleted
-  (whatever the outcome). While Dukcapil is unavailable the command is not acknowledged and the blob
+* ``SubmitSelfie``: a redelivered command (marked decided, by ``_id``) is answered from the log without
+  touching the blob; else the blob is fetched and checked, analysed in a worker process, decided,
+  appended, marked decided, and the blob deleted (whatever the outcome). While Dukcapil is unavailable the command is not acknowledged and the blob
   stays until it comes back.
 """
 
@@ -22,6 +22,7 @@ from jmo_registries import EmbeddedPopulationRegistry, HttpPopulationRegistry, P
 from jmo_runtime import Rejection, Service
 
 from ..adapters.blobs import GridFsSelfieBlobs, SelfieBlobs
+from ..adapters.decided import InMemoryDecidedCommands, MongoDecidedCommands
 from ..adapters.protection import Sealer
 from ..adapters.references import MongoParticipantFaces, ParticipantFaces
 from ..application import NOT_LOOKED_AT, DecisionPolicy, Engine, SelfieVerifier
@@ -57,6 +58,7 @@ def build(
         if the_blobs is None or the_faces is None:
             raise RuntimeError("biometric: blob and participant stores are needed without MongoDB")
         parts["faces"] = the_faces
+        parts["decided"] = MongoDecidedCommands(own_db) if own_db is not None else InMemoryDecidedCommands()
         parts["blobs"] = the_blobs
         parts["verifier"] = SelfieVerifier(the_blobs, the_faces, dukcapil, engine or pool, policy, version)  # type: ignore[arg-type]
         log.info("face engine ready", workers=pool.workers if pool else 0, model_version=version, threshold=policy.threshold)
@@ -80,7 +82,7 @@ def build(
         verifier: SelfieVerifier = parts["verifier"]
         stream = f"biometric-{command.session_id}"
         facts: dict[str, Any] = {"max_attempts": settings.biometric_max_attempts}
-        if await service.store.find_cause(envelope.message_id) is not None:
+        if await parts["decided"].seen(envelope.message_id):
             # A redelivery: the store answers with the events already logged for it, whatever is decided
             # now, so the picture is not looked at (its blob may be gone) and no new event appears.
             await service.commands(selfie).handle(envelope, stream_id=stream, facts=facts | {"check": NOT_LOOKED_AT})
@@ -100,6 +102,7 @@ def build(
             log.warning("Dukcapil unavailable; the selfie waits", stream_id=stream)
             await asyncio.sleep(settings.dukcapil_retry_seconds)
             raise
+        await parts["decided"].mark(envelope.message_id)
         await parts["blobs"].delete(command.blob_id)
 
     service.consume(topics.events("registration"), on_registration_event, "ParticipantRegistered: the participant's NIK, kept sealed to fetch the KTP photo later.")
