@@ -37,6 +37,8 @@ FACES = DATA / "faces"
 ROUNDS = 3
 THROUGHPUT_ROUNDS = 4
 NAIVE_THRESHOLD = 0.6
+#: Pictures the service refuses before computing an embedding (cheaper): also reported without them.
+REFUSED_BEFORE_EMBEDDING = {"two_people.jpg", "obama_partial_face.jpg"}
 
 
 def images() -> list[Path]:
@@ -196,6 +198,8 @@ def run(say: Any = print) -> dict[str, Any]:
             "pairs_correct": f"{r['correct']}/{r['pairs']}",
             "verifications": len(every),
         }
+        embedded = [v for name, values in r["cpu"].items() if name not in REFUSED_BEFORE_EMBEDDING for v in values]
+        out[name]["cpu_s_median_when_embedded"] = round(statistics.median(embedded), 3)
     out["service"]["stage_median_ms"] = {k: round(v, 1) for k, v in service["stage_median_ms"].items()}
     out["per_image_cpu_s"] = {n: {"naive": round(v, 3), "service": round(_per_image(service)[n], 3)} for n, v in _per_image(naive).items()}
     out["throughput"] = {
@@ -214,6 +218,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     n, s, t = result["naive"], result["service"], result["throughput"]
     rows = [
         ("CPU s / verification, median", n["cpu_s_per_verification_median"], s["cpu_s_per_verification_median"]),
+        ("  median, single-face pictures", n["cpu_s_median_when_embedded"], s["cpu_s_median_when_embedded"]),
         ("CPU s / verification, p99", n["cpu_s_per_verification_p99"], s["cpu_s_per_verification_p99"]),
         ("CPU s / verification, max", n["cpu_s_per_verification_max"], s["cpu_s_per_verification_max"]),
         ("CPU s, one 14 MP photo", n["cpu_s_14mp_photo"], s["cpu_s_14mp_photo"]),
