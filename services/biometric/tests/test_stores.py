@@ -44,6 +44,18 @@ async def test_a_blob_comes_back_whole_and_is_gone_after_delete(client: AsyncMon
     assert await db["selfies.chunks"].count_documents({}) == 0 and await db["selfies.files"].count_documents({}) == 0
 
 
+async def test_uploads_older_than_the_cutoff_are_swept_and_newer_ones_stay(client: AsyncMongoClient, database_prefix: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    db = client[f"{database_prefix}blobs_{new_id()[:8]}"]
+    blobs = GridFsSelfieBlobs(db)
+    old = await blobs.put(b"\xff\xd8\xff old", content_type="image/jpeg")
+    assert await blobs.delete_uploaded_before(datetime.now(UTC) - timedelta(hours=1)) == 0
+    cutoff = datetime.now(UTC) + timedelta(seconds=1)
+    assert await blobs.delete_uploaded_before(cutoff) == 1
+    assert await blobs.get(old, max_bytes=100) is None and await db["selfies.chunks"].count_documents({}) == 0
+
+
 async def test_nik_and_reference_embedding_are_stored_sealed_and_bound_to_their_participant(client: AsyncMongoClient, database_prefix: str) -> None:
     db = client[f"{database_prefix}faces_{new_id()[:8]}"]
     faces = MongoParticipantFaces(db, Sealer(os.urandom(32)))

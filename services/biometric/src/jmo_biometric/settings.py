@@ -34,6 +34,8 @@ class BiometricSettings(ServiceSettings):
     biometric_min_brightness: float = Field(default=QualityLimits.min_brightness, ge=0, le=255)
     biometric_max_brightness: float = Field(default=QualityLimits.max_brightness, ge=0, le=255)
     biometric_min_sharpness: float = Field(default=QualityLimits.min_sharpness, ge=0)
+    biometric_blob_max_age_seconds: int = Field(default=3600, ge=60, description="An uploaded selfie whose SubmitSelfie never came is deleted after this long.")
+    biometric_blob_sweep_seconds: float = Field(default=300.0, gt=0, description="How often abandoned uploads are looked for.")
     dukcapil_url: str | None = Field(default=None, description="Dukcapil's HTTP API; the embedded synthetic registry when empty.")
     dukcapil_timeout_seconds: float = Field(default=5.0, gt=0)
     dukcapil_retry_seconds: float = Field(default=2.0, gt=0, description="Wait before a selfie is redelivered while Dukcapil is unavailable.")

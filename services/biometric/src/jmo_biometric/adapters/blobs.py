@@ -9,6 +9,7 @@ come from one place (:meth:`jmo_runtime.ServiceSettings.blob_database`, ``SELFIE
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from typing import Protocol
 
 from bson import ObjectId
@@ -36,6 +37,10 @@ class SelfieBlobs(Protocol):
 
     async def delete(self, blob_id: str) -> None:
         """Remove the blob; nothing happens if it is already gone."""
+        ...
+
+    async def delete_uploaded_before(self, cutoff: datetime, *, limit: int = 50) -> int:
+        """Remove up to ``limit`` blobs uploaded before ``cutoff`` (abandoned uploads); how many were removed."""
         ...
 
 
@@ -68,16 +73,25 @@ class GridFsSelfieBlobs:
         except NoFile:
             pass
 
+    async def delete_uploaded_before(self, cutoff: datetime, *, limit: int = 50) -> int:
+        # a scan of the files collection on FerretDB, which stays small; the cursor is read to its end
+        old = [f._id async for f in self._bucket.find({"uploadDate": {"$lt": cutoff}}, limit=limit)]
+        for blob_id in old:
+            await self.delete(blob_id)
+        return len(old)
+
 
 class InMemorySelfieBlobs:
     """:class:`SelfieBlobs` in a dict, for tests."""
 
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
+        self.uploaded: dict[str, datetime] = {}
 
     async def put(self, data: bytes, *, content_type: str) -> str:
         blob_id = str(ObjectId())
         self.blobs[blob_id] = data
+        self.uploaded[blob_id] = datetime.now(UTC)
         return blob_id
 
     async def get(self, blob_id: str, *, max_bytes: int) -> bytes | None:
@@ -88,3 +102,10 @@ class InMemorySelfieBlobs:
 
     async def delete(self, blob_id: str) -> None:
         self.blobs.pop(blob_id, None)
+        self.uploaded.pop(blob_id, None)
+
+    async def delete_uploaded_before(self, cutoff: datetime, *, limit: int = 50) -> int:
+        old = [b for b, at in self.uploaded.items() if at < cutoff][:limit]
+        for blob_id in old:
+            await self.delete(blob_id)
+        return len(old)

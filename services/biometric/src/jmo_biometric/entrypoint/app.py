@@ -6,11 +6,14 @@
   touching the blob; else the blob is fetched and checked, analysed in a worker process, decided,
   appended, marked decided, and the blob deleted (whatever the outcome). While Dukcapil is unavailable the command is not acknowledged and the blob
   stays until it comes back.
+* Every ``JMO_BIOMETRIC_BLOB_SWEEP_SECONDS``: uploads older than ``JMO_BIOMETRIC_BLOB_MAX_AGE_SECONDS``
+  whose ``SubmitSelfie`` never came are deleted, so no picture is kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -68,6 +71,15 @@ def build(
             await asyncio.to_thread(pool.shutdown)
 
     service.resource(start, stop)
+
+    async def sweep_abandoned_uploads() -> None:
+        if (the_blobs := parts.get("blobs")) is None:
+            return
+        cutoff = datetime.now(UTC) - timedelta(seconds=settings.biometric_blob_max_age_seconds)
+        if removed := await the_blobs.delete_uploaded_before(cutoff):
+            log.info("abandoned selfie uploads deleted", count=removed)
+
+    service.every(settings.biometric_blob_sweep_seconds, sweep_abandoned_uploads, name="abandoned-uploads")
 
     async def on_registration_event(envelope: Envelope) -> None:
         registered = envelope.open()
