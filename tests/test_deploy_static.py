@@ -97,3 +97,13 @@ def test_published_ports_are_bound_to_loopback_only(services):
     for name, service in services.items():
         for mapping in service.get("ports", []):
             assert str(mapping).startswith("127.0.0.1:"), f"{name}: {mapping}"
+
+
+def test_every_app_service_gets_every_key_from_the_environment_never_a_value(services):
+    from jmo_devstack.secrets import SERVICE_KEYS
+
+    for name in SERVICE_PORTS:
+        env = services[name]["environment"]
+        for key in SERVICE_KEYS:
+            assert key in env, (name, key)
+            assert re.fullmatch(r"\$\{" + key + r":\?[^}]*\}", str(env[key])), (name, key, "must come from the environment, and fail when unset")

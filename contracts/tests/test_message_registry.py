@@ -19,7 +19,7 @@ ALL_MODELS = [*MESSAGES.values(), *legacy_models()]
 #: The published type names. Renaming one breaks every stored message and the gateway: add, never rename.
 PUBLISHED_TYPES = {
     "AccountActivated", "AdditionalDataSubmitted", "CommandRejected", "ConfirmParticipationData", "ExpireRegistration", "RetryEmployerMembershipCheck",
-    "ConfirmProfileUpdate", "ContactChangeVerified", "ContactDataSubmitted", "ContributionAssessed",
+    "ConfirmProfileUpdate", "ContactChangeVerified", "ExpireProfileUpdate", "ContactDataSubmitted", "ContributionAssessed",
     "ContributionPaid", "ContributionPaymentRejected", "EmployerMembershipCheckDeferred",
     "EmployerMembershipFound", "EmployerMembershipNotFound", "EmploymentDetailsRecorded", "NikRejected",
     "NikVerificationDeferred", "NikVerified", "NotificationFailed", "NotificationSent",

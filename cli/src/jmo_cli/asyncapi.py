@@ -30,6 +30,7 @@ def build_services() -> list[Any]:
 
     from jmo_biometric.settings import BiometricSettings
     from jmo_identity.settings import IdentitySettings
+    from jmo_profile_update.settings import ProfileUpdateSettings
     from jmo_registration.settings import RegistrationSettings
 
     common = {"topic_prefix": "", "database_prefix": "", "kafka_bootstrap_servers": "127.0.0.1:9092"}
@@ -37,8 +38,7 @@ def build_services() -> list[Any]:
     throwaway = base64.b64encode(os.urandom(32)).decode()  # keys shape nothing in the document
     identity_settings = IdentitySettings(**common, otp_hmac_key=throwaway, otp_delivery_key=throwaway)
     registration_settings = RegistrationSettings(**common, nik_index_key=throwaway)
-    biometric_settings = BiometricSettings(**common, biometric_data_key=throwaway)
-    return [registration(registration_settings), identity(identity_settings), biometric(biometric_settings), profile_update(settings), notification(settings)]
+    return [registration(registration_settings), identity(identity_settings), biometric(BiometricSettings(**common)), profile_update(ProfileUpdateSettings(**common)), notification(settings)]
 
 
 def generate() -> dict[str, Any]:

@@ -14,15 +14,22 @@ _REF = re.compile(r"^[0-9a-f]{32}$")
 INSERT_CHUNK = 500
 
 
+async def participant_streams(store: MongoEventStore, ref: str) -> list[str]:
+    """Streams of one participant in one log: those named after it (``registration-<ref>``) and
+    those whose events name it (pengkinian-data sessions, selfie checks, notifications)."""
+    streams = {s for s in await store.stream_ids() if s.endswith("-" + ref)}
+    async for event in all_events(store):
+        if event.envelope.payload.get("participant_id") == ref:
+            streams.add(event.stream_id)
+    return sorted(streams)
+
+
 async def history(stores: dict[str, MongoEventStore], ref: str) -> list[tuple[str, RecordedEvent]]:
     """Every event of a stream (``registration-<id>``) or of a participant (its 32-hex reference),
     from every service, in the order they happened (each stream in version order)."""
     found: list[tuple[str, RecordedEvent]] = []
     for service, store in stores.items():
-        if _REF.match(ref):
-            streams = [s for s in await store.stream_ids() if s.endswith("-" + ref)]
-        else:
-            streams = [ref]
+        streams = await participant_streams(store, ref) if _REF.match(ref) else [ref]
         for stream in streams:
             found.extend((service, e) for e in await store.read_stream(stream))
     found.sort(key=lambda se: (se[1].envelope.occurred_at, se[1].stream_id, se[1].stream_version))
@@ -46,17 +53,20 @@ async def all_events(store: MongoEventStore, page: int = 1000) -> AsyncIterator[
         after = batch[-1].position or after
 
 
-async def rebuild(store: MongoEventStore, projection: Projection, progress: Callable[[int], None] = lambda _n: None) -> int:
-    """Drop the read model and fold the whole log into it again; returns the number of documents.
+async def rebuild(stores: dict[str, MongoEventStore], projection: Projection, progress: Callable[[int], None] = lambda _n: None, *, into: str | None = None) -> int:
+    """Drop the read model and fold the logs it reads into it again; returns the number of documents.
 
-    Reads what the services' sequencers have placed in the global order (the CLI writes nothing
-    to the log); a commit written a moment ago appears once its service has sequenced it.
+    The logs are read one after the other in ``projection.sources`` order, each in its global
+    order. Reads what the services' sequencers have placed in that order (the CLI writes nothing
+    to the logs); a commit written a moment ago appears once its service has sequenced it.
+    ``into`` writes another collection of the owning service's database instead (to compare).
     """
     docs: dict[str, dict[str, Any]] = {}
-    async for event in all_events(store):
-        projection.apply(docs, event)
-        progress(1)
-    collection = store.commits.database[projection.collection]
+    for source in projection.sources:
+        async for event in all_events(stores[source]):
+            projection.apply(docs, event)
+            progress(1)
+    collection = stores[projection.service].commits.database[into or projection.collection]
     await collection.drop()
     values = list(docs.values())
     for i in range(0, len(values), INSERT_CHUNK):

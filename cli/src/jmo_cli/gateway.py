@@ -23,10 +23,21 @@ def service_for(command_type: str) -> str:
     return service
 
 
+def default_stream(command_type: str, message: Any) -> str:
+    """The stream a command goes to when none is given: a session's stream for the session-scoped
+    services, the participant's for identity, a new one (a new registration) otherwise."""
+    service = service_for(command_type)
+    if service in ("profile-update", "biometric") and getattr(message, "session_id", None):
+        return f"{service}-{message.session_id}"
+    if service == "identity" and getattr(message, "participant_id", None):
+        return f"identity-{message.participant_id}"
+    return stream_id(service)
+
+
 def command_envelope(command_type: str, data: Mapping[str, Any], *, correlation_id: str | None = None, stream: str | None = None) -> Envelope:
     """Validate ``data`` as ``command_type`` and wrap it as the gateway would."""
     message = message_class(command_type).model_validate(dict(data))
-    return Envelope.wrap(message, stream_id=stream or stream_id(service_for(command_type)), correlation_id=correlation_id or new_id())
+    return Envelope.wrap(message, stream_id=stream or default_stream(command_type, message), correlation_id=correlation_id or new_id())
 
 
 class Gateway:

@@ -41,8 +41,9 @@ err = Console(stderr=True)
 PAUSES = {
     "CommandRejected", "OtpIssued", "OtpRejected", "ContributionAssessed", "ContributionPaymentRejected",
     "AccountActivated", "RegistrationRejected", "RegistrationExpired", "EmployerMembershipNotFound",
-    "SelfieMatched", "SelfieRejected", "ProfileUpdateStarted", "ParticipationDataConfirmed", "ContactDataSubmitted",
-    "PopulationDataSubmitted", "AdditionalDataSubmitted", "ProfileUpdated", "ProfileUpdateExpired",
+    # a matched selfie counts once the session recorded it (SelfieVerificationRecorded), not before
+    "SelfieRejected", "SelfieVerificationRecorded", "ProfileUpdateStarted", "ParticipationDataConfirmed", "ContactDataSubmitted",
+    "ContactChangeVerified", "PopulationDataSubmitted", "AdditionalDataSubmitted", "ProfileUpdated", "ProfileUpdateExpired", "ProfileUpdateCancelled",
 }
 
 
@@ -128,21 +129,24 @@ def audit_verify(service: Annotated[str | None, typer.Option(help="Only this ser
 
 
 @audit_app.command("rebuild")
-def audit_rebuild(projection: Annotated[str, typer.Argument(help=f"One of: {', '.join(PROJECTIONS)}")]) -> None:
-    """Drop a read model and rebuild it from the event log, with a progress bar."""
+def audit_rebuild(
+    projection: Annotated[str, typer.Argument(help=f"One of: {', '.join(PROJECTIONS)}")],
+    into: Annotated[str | None, typer.Option(help="Write this collection instead of the live read model (to compare the two).")] = None,
+) -> None:
+    """Drop a read model and rebuild it from the event logs, with a progress bar."""
     if projection not in PROJECTIONS:
         err.print(f"unknown projection {projection!r}; known: {', '.join(PROJECTIONS)}")
         raise typer.Exit(2)
     p = PROJECTIONS[projection]
 
     async def go() -> int:
-        async with open_stores(ServiceSettings(), p.service) as stores:
+        async with open_stores(ServiceSettings()) as stores:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err) as bar:
-                task = bar.add_task(f"rebuilding {p.name} from {p.service}'s log", total=None)
-                return await audit_ops.rebuild(stores[p.service], p, progress=lambda n: bar.advance(task, n))
+                task = bar.add_task(f"rebuilding {p.name} from the {', '.join(p.sources)} logs", total=None)
+                return await audit_ops.rebuild(stores, p, progress=lambda n: bar.advance(task, n), into=into)
 
     count = asyncio.run(go())
-    err.print(f"{p.name}: {count} documents in {p.collection}")
+    err.print(f"{p.name}: {count} documents in {into or p.collection}")
 
 
 @app.command("topics")

@@ -7,19 +7,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from jmo_eventstore import RecordedEvent
+from jmo_profile_update.adapters.profiles import COLLECTION as PROFILES_COLLECTION
+from jmo_profile_update.domain import profile as profiles
 
 Doc = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Projection:
-    """A read model: which service's log it folds, into which collection, and how."""
+    """A read model: the service whose database holds it, its collection, how it folds an event,
+    and whose logs it reads (in that order; its own service's log when not given)."""
 
     name: str
     service: str
     collection: str
     apply: Callable[[dict[str, Doc], RecordedEvent], None]
     description: str
+    reads: tuple[str, ...] = ()
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return self.reads or (self.service,)
 
 
 def _registrations(docs: dict[str, Doc], event: RecordedEvent) -> None:
@@ -35,9 +43,21 @@ def _registrations(docs: dict[str, Doc], event: RecordedEvent) -> None:
         doc["status"] = {"AccountActivated": "ACTIVE", "RegistrationRejected": "REJECTED", "RegistrationExpired": "EXPIRED"}[env.type]
 
 
+def _participant_profiles(docs: dict[str, Doc], event: RecordedEvent) -> None:
+    participant = profiles.participant_of(event.envelope)
+    if participant is not None:
+        folded = profiles.apply(docs.get(participant), event.envelope)
+        if folded is not None:
+            docs[participant] = folded
+
+
 PROJECTIONS: dict[str, Projection] = {
     p.name: p
     for p in [
         Projection("registrations", "registration", "read_registrations", _registrations, "Status of every registration, for ops (no personal data)."),
+        Projection(
+            "participant-profiles", "profile-update", PROFILES_COLLECTION, _participant_profiles,
+            "Every participant's profile as the profile-update service keeps it live (personal data).", reads=tuple(profiles.SOURCES),
+        ),
     ]
 }

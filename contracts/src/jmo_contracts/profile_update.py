@@ -19,8 +19,6 @@ from .common import OtpChannel
 from .messages import Command, Event, message
 
 HEX32 = r"^[0-9a-f]{32}$"
-PHONE = r"^(\+62|0)8[0-9]{7,12}$"
-NPWP = r"^[0-9]{15,16}$"
 
 EXAMPLE_PARTICIPANT_ID = "5b0e7c3a9d1f4e2a8c6b4d2f0e1a3c5b"
 EXAMPLE_SESSION_ID = "c4a1e9f27b3d4c8e9a0b1c2d3e4f5a6b"
@@ -32,6 +30,14 @@ def _participant_id() -> Any:
 
 def _session_id() -> Any:
     return Field(pattern=HEX32, description="Pengkinian-data session; its stream is profile-update-<session_id>.", examples=[EXAMPLE_SESSION_ID])
+
+
+def _expires_at() -> Any:
+    return Field(
+        default=None,
+        description="The session's new inactivity deadline (UTC): each completed step moves it. Absent in events written before it existed.",
+        examples=["2026-11-21T09:30:00Z"],
+    )
 
 
 class _Part(BaseModel):
@@ -185,12 +191,12 @@ class SubmitContactData(Command):
 
     participant_id: str = _participant_id()
     session_id: str = _session_id()
-    phone: str = Field(pattern=PHONE, description="Indonesian mobile number, 08… or +628….", examples=["081234567891"])
-    email: str = Field(description="Email address.", examples=["siti.aminah.baru@example.com"])
-    npwp: str | None = Field(default=None, pattern=NPWP, description="NPWP (tax number), 15 or 16 digits; optional, but without it JHT claims are taxed at a higher rate.", examples=["3201014508900001"])
-    passport_number: str | None = Field(default=None, pattern=r"^[A-Z0-9]{6,12}$", description="Passport number (optional).", examples=[None])
-    bank_name: str = Field(min_length=1, description="Bank for benefit payments.", examples=["BNI"])
-    bank_account_number: str = Field(pattern=r"^[0-9]{5,20}$", description="Account number at that bank.", examples=["0123456789"])
+    phone: str = Field(max_length=32, description="Indonesian mobile number, 08… or +628… (INVALID_PHONE otherwise).", examples=["081234567891"])
+    email: str = Field(max_length=254, description="Email address (INVALID_EMAIL otherwise).", examples=["siti.aminah.baru@example.com"])
+    npwp: str | None = Field(default=None, max_length=32, description="NPWP (tax number), 15 or 16 digits, dots and dashes allowed (INVALID_NPWP otherwise); optional, but without it JHT claims are taxed at a higher rate.", examples=["3201014508900001"])
+    passport_number: str | None = Field(default=None, max_length=32, description="Passport number, 6–12 letters and digits (optional; INVALID_PASSPORT otherwise).", examples=[None])
+    bank_name: str = Field(max_length=64, description="Bank for benefit payments, from the list of known banks (UNKNOWN_BANK otherwise).", examples=["BNI"])
+    bank_account_number: str = Field(max_length=32, description="Account number at that bank, digits of the bank's length (INVALID_BANK_ACCOUNT otherwise).", examples=["0123456789"])
 
 
 POPULATION_PERSONAL = {"gender", "mother_maiden_name", "address", "marital_status"}
@@ -203,7 +209,7 @@ class SubmitPopulationData(Command):
     participant_id: str = _participant_id()
     session_id: str = _session_id()
     gender: Gender = Field(description="Gender, M or F (cross-checked with the NIK).", examples=["F"])
-    mother_maiden_name: str = Field(min_length=1, description="Mother's maiden name (nama ibu kandung).", examples=["Nurhasanah"])
+    mother_maiden_name: str = Field(max_length=100, description="Mother's maiden name (nama ibu kandung; INVALID_NAME otherwise).", examples=["Nurhasanah"])
     address: Address = Field(description="Residential address.", examples=[EXAMPLE_ADDRESS])
     marital_status: MaritalStatus = Field(description="Marital status.", examples=["KAWIN"])
 
@@ -220,8 +226,8 @@ class SubmitAdditionalData(Command):
     last_education: Education = Field(description="Last education (pendidikan terakhir).", examples=["SMA"])
     blood_type: BloodType = Field(description="Blood type (golongan darah).", examples=["O"])
     religion: Religion = Field(description="Religion (agama).", examples=["ISLAM"])
-    emergency_contact_name: str = Field(min_length=1, description="Emergency contact's name (kontak darurat).", examples=["Ahmad Fauzi"])
-    emergency_contact_phone: str = Field(pattern=PHONE, description="Emergency contact's mobile number, 08… or +628….", examples=["081398765432"])
+    emergency_contact_name: str = Field(max_length=100, description="Emergency contact's name (kontak darurat; INVALID_NAME otherwise).", examples=["Ahmad Fauzi"])
+    emergency_contact_phone: str = Field(max_length=32, description="Emergency contact's mobile number, 08… or +628…; not the participant's own (INVALID_PHONE / EMERGENCY_CONTACT_IS_OWN_PHONE).", examples=["081398765432"])
     emergency_contact_relationship: str | None = Field(default=None, description="Relationship to the participant (optional).", examples=["Suami"])
 
 
@@ -234,6 +240,14 @@ class ConfirmProfileUpdate(Command):
     terms_accepted: bool = Field(description="The terms checkbox; false is refused with TERMS_NOT_ACCEPTED.", examples=[True])
 
 
+@message("ExpireProfileUpdate")
+class ExpireProfileUpdate(Command):
+    """End a session left inactive; sent by the service's expiry scheduler, ignored when the session finished or is not due yet."""
+
+    participant_id: str = _participant_id()
+    session_id: str = _session_id()
+
+
 # --- Events ----------------------------------------------------------------------------------
 
 
@@ -243,7 +257,7 @@ class ProfileUpdateStarted(Event):
 
     participant_id: str = _participant_id()
     session_id: str = _session_id()
-    expires_at: AwareDatetime = Field(description="When the session expires if not confirmed (UTC).", examples=["2026-11-21T09:00:00Z"])
+    expires_at: AwareDatetime = Field(description="When the session expires if no step is completed before then (UTC); each step moves the deadline (inactivity timeout).", examples=["2026-11-21T09:00:00Z"])
 
 
 @message("ParticipationDataConfirmed")
@@ -252,6 +266,7 @@ class ParticipationDataConfirmed(Event):
 
     participant_id: str = _participant_id()
     session_id: str = _session_id()
+    expires_at: AwareDatetime | None = _expires_at()
 
 
 @message("SelfieVerificationRecorded")
@@ -261,6 +276,7 @@ class SelfieVerificationRecorded(Event):
     participant_id: str = _participant_id()
     session_id: str = _session_id()
     source_message_id: str = Field(pattern=HEX32, description="message_id of the SelfieMatched event.", examples=["2c3d4e5f6a7b48c9d0e1f2a3b4c5d6e7"])
+    expires_at: AwareDatetime | None = _expires_at()
 
 
 @message("ContactDataSubmitted", personal=CONTACT_PERSONAL)
@@ -277,6 +293,7 @@ class ContactDataSubmitted(Event):
     bank_account_number: str = Field(description="Account number at that bank.", examples=["0123456789"])
     npwp_missing_warning: bool = Field(description="No NPWP given: the participant was warned that JHT claims are taxed at a higher rate (20 %).", examples=[True])
     verification_required: list[OtpChannel] = Field(description="Channels whose contact changed and must be verified by OTP before confirmation.", examples=[["email"]])
+    expires_at: AwareDatetime | None = _expires_at()
 
 
 @message("ContactChangeVerified")
@@ -287,6 +304,7 @@ class ContactChangeVerified(Event):
     session_id: str = _session_id()
     channel: OtpChannel = Field(description="Which contact was verified.", examples=["email"])
     source_message_id: str = Field(pattern=HEX32, description="message_id of the OtpVerified event.", examples=["3d4e5f6a7b8c49d0e1f2a3b4c5d6e7f8"])
+    expires_at: AwareDatetime | None = _expires_at()
 
 
 @message("PopulationDataSubmitted", personal=POPULATION_PERSONAL)
@@ -299,6 +317,7 @@ class PopulationDataSubmitted(Event):
     mother_maiden_name: str = Field(description="Mother's maiden name, normalised (upper case).", examples=["NURHASANAH"])
     address: Address = Field(description="Residential address.", examples=[EXAMPLE_ADDRESS])
     marital_status: MaritalStatus = Field(description="Marital status.", examples=["KAWIN"])
+    expires_at: AwareDatetime | None = _expires_at()
 
 
 @message("AdditionalDataSubmitted", personal=ADDITIONAL_PERSONAL)
@@ -313,6 +332,7 @@ class AdditionalDataSubmitted(Event):
     emergency_contact_name: str = Field(description="Emergency contact's name, normalised.", examples=["AHMAD FAUZI"])
     emergency_contact_phone: str = Field(description="Emergency contact's mobile number in E.164.", examples=["+6281398765432"])
     emergency_contact_relationship: str | None = Field(default=None, description="Relationship to the participant.", examples=["Suami"])
+    expires_at: AwareDatetime | None = _expires_at()
 
 
 @message("ProfileUpdated", personal={"new_values", "contact_email", "contact_phone"})

@@ -94,6 +94,7 @@ class PaymentRejectionReason(StrEnum):
     NOT_ASSESSED = "NOT_ASSESSED"  # no contribution assessed yet
     ALREADY_PAID = "ALREADY_PAID"
     REGISTRATION_CLOSED = "REGISTRATION_CLOSED"  # rejected or expired
+    ALREADY_REGISTERED = "ALREADY_REGISTERED"  # another registration of the same NIK was activated first
 
 
 class EmployerMembershipProblem(StrEnum):

@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from cryptography.exceptions import InvalidTag
 from pymongo import AsyncMongoClient
 
 from jmo_contracts import Envelope, new_id, stream_id
 from jmo_contracts.registration import ParticipantRegistered
-from jmo_eventstore import FieldEncryptionCodec, InMemoryEventStore, InMemoryKeyRing, MongoEventStore
+from jmo_eventstore import FieldEncryptionCodec, InMemoryEventStore, InMemoryKeyRing, MongoEventStore, MongoKeyRing, subject_of
 
 PERSONAL = ("3201014508900001", "SITI AMINAH", "siti@example.com", "+6281234567890")
 
@@ -39,8 +40,9 @@ async def test_forgetting_the_key_erases_the_personal_data_and_the_log_still_ver
     keys = InMemoryKeyRing()
     store = InMemoryEventStore(codec=FieldEncryptionCodec(keys))
     s = stream_id("registration")
-    await store.append(s, 0, [registered(s)], cause_id=new_id())
-    keys.forget(s)
+    sent = registered(s)
+    await store.append(s, 0, [sent], cause_id=new_id())
+    keys.forget(subject_of(s, sent.payload))
     [got] = await store.read_stream(s)
     assert {got.envelope.payload[f] for f in ("nik", "full_name", "email", "phone")} == {"[erased]"}
     assert got.envelope.payload["category"] == "BPU"
@@ -65,3 +67,31 @@ async def test_the_real_store_never_holds_personal_data_in_clear(mongo_db: Any) 
     assert not any(value in raw for value in PERSONAL)
     assert [e.envelope for e in await store.read_stream(s)] == [sent]
     assert await store.verify() == []
+
+
+@pytest.mark.integration
+async def test_keys_kept_in_the_store_are_wrapped_shared_by_instances_and_erasable_per_participant(mongo_db: Any) -> None:
+    name = f"k{new_id()[:8]}"
+    master = bytes(range(32))
+    writer = MongoEventStore(mongo_db, name=name, codec=FieldEncryptionCodec(MongoKeyRing(mongo_db[f"{name}_keys"], master)))
+    await writer.ensure_indexes()
+    registration, identity = stream_id("registration"), "identity-" + "ab" * 16
+    await writer.append(registration, 0, [registered(registration)], cause_id=new_id())
+    await writer.append(identity, 0, [registered(identity)], cause_id=new_id())  # same participant, another stream
+    [key_doc] = [d async for d in mongo_db[f"{name}_keys"].find({})]  # one key per participant
+    assert key_doc["_id"] == "participant-" + "ab" * 16
+
+    # another instance (a restarted service, the audit CLI) with the master key reads everything
+    reader_ring = MongoKeyRing(mongo_db[f"{name}_keys"], master)
+    reader = MongoEventStore(mongo_db, name=name, codec=FieldEncryptionCodec(reader_ring))
+    assert (await reader.read_stream(identity))[0].envelope.payload["nik"] == PERSONAL[0]
+    # without the master key the wrapped data key is useless
+    with pytest.raises(InvalidTag):
+        await MongoEventStore(mongo_db, name=name, codec=FieldEncryptionCodec(MongoKeyRing(mongo_db[f"{name}_keys"], bytes(32)))).read_stream(identity)
+
+    await reader_ring.erase("participant-" + "ab" * 16)
+    fresh = MongoEventStore(mongo_db, name=name, codec=FieldEncryptionCodec(MongoKeyRing(mongo_db[f"{name}_keys"], master)))
+    for stream in (registration, identity):
+        [got] = await fresh.read_stream(stream)
+        assert got.envelope.payload["nik"] == "[erased]" and got.envelope.payload["category"] == "BPU"
+    assert await fresh.verify() == []

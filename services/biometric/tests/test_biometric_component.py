@@ -3,9 +3,7 @@ a scripted engine): the same subscribers, application and decider as in producti
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -15,7 +13,7 @@ from faststream.kafka import TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from jmo_biometric.adapters.blobs import InMemorySelfieBlobs
-from jmo_biometric.adapters.protection import Sealer
+from jmo_biometric.adapters.protection import ParticipantSealer
 from jmo_biometric.adapters.references import InMemoryParticipantFaces
 from jmo_biometric.domain.quality import FaceMeasures, ImageMeasures, QualityLimits
 from jmo_biometric.engine import Analysis, ImageLimits, InvalidImage
@@ -23,7 +21,7 @@ from jmo_biometric.entrypoint.app import build
 from jmo_biometric.settings import BiometricSettings
 from jmo_contracts import Envelope, new_id, topics
 from jmo_contracts.registration import ParticipantRegistered
-from jmo_eventstore import InMemoryEventStore
+from jmo_eventstore import InMemoryEventStore, InMemoryKeyRing
 from jmo_registries import RegistryUnavailable
 from jmo_runtime import Service
 from jmo_runtime.relay import InMemoryCheckpoints
@@ -104,9 +102,8 @@ class Wired:
 
 @pytest.fixture
 async def wired() -> AsyncIterator[Wired]:
-    key = os.urandom(32)
-    settings = BiometricSettings(topic_prefix="", database_prefix="", biometric_data_key=base64.b64encode(key).decode(), dukcapil_retry_seconds=0.01)
-    blobs, engine, dukcapil, faces = InMemorySelfieBlobs(), ScriptedEngine(), Dukcapil(), InMemoryParticipantFaces(Sealer(key))
+    settings = BiometricSettings(topic_prefix="", database_prefix="", dukcapil_retry_seconds=0.01)
+    blobs, engine, dukcapil, faces = InMemorySelfieBlobs(), ScriptedEngine(), Dukcapil(), InMemoryParticipantFaces(ParticipantSealer(InMemoryKeyRing()))
     service = build(settings, store=InMemoryEventStore(), checkpoints=InMemoryCheckpoints(), engine=engine, blobs=blobs, faces=faces, registry=dukcapil)  # type: ignore[arg-type]
     service._relay_publisher = BrokerRecordPublisher(service.broker)
     events: list[Envelope] = []

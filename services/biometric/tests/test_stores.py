@@ -14,7 +14,8 @@ from pymongo import AsyncMongoClient
 
 from jmo_contracts import new_id
 from jmo_biometric.adapters.blobs import BlobTooLarge, GridFsSelfieBlobs
-from jmo_biometric.adapters.protection import Sealer
+from jmo_biometric.adapters.protection import ParticipantSealer
+from jmo_eventstore import MongoKeyRing
 from jmo_biometric.adapters.references import MongoParticipantFaces
 
 pytestmark = pytest.mark.integration
@@ -56,20 +57,25 @@ async def test_uploads_older_than_the_cutoff_are_swept_and_newer_ones_stay(clien
     assert await blobs.get(old, max_bytes=100) is None and await db["selfies.chunks"].count_documents({}) == 0
 
 
-async def test_nik_and_reference_embedding_are_stored_sealed_and_bound_to_their_participant(client: AsyncMongoClient, database_prefix: str) -> None:
+async def test_nik_and_reference_embedding_are_sealed_under_the_participants_key_and_erased_with_it(client: AsyncMongoClient, database_prefix: str) -> None:
     db = client[f"{database_prefix}faces_{new_id()[:8]}"]
-    faces = MongoParticipantFaces(db, Sealer(os.urandom(32)))
+    master = os.urandom(32)
+    keyring = MongoKeyRing(db["data_keys"], master)
+    faces = MongoParticipantFaces(db, ParticipantSealer(keyring))
     pid, other = new_id(), new_id()
     embedding = tuple(i / 1000 for i in range(128))
     await faces.remember_nik(pid, "3201014508900001")
+    await faces.remember_nik(other, "3201014508900002")
     await faces.keep_reference(pid, "model-v1", embedding)
-    assert await faces.nik(pid) == "3201014508900001" and await faces.nik(other) is None
+    assert await faces.nik(pid) == "3201014508900001" and await faces.nik(new_id()) is None
     assert await faces.reference(pid, "model-v1") == embedding
     assert await faces.reference(pid, "model-v2") is None  # another model: recomputed, never compared across models
     stored = await db["participants"].find_one({"_id": pid})
     assert b"3201014508900001" not in stored["nik"]
-    await db["participants"].insert_one({"_id": other, "nik": stored["nik"]})  # a sealed value copied elsewhere does not open
+    await db["participants"].replace_one({"_id": other}, {"_id": other, "nik": stored["nik"]})  # a sealed value copied elsewhere does not open
     with pytest.raises(InvalidTag):
         await faces.nik(other)
-    with pytest.raises(InvalidTag):
-        await MongoParticipantFaces(db, Sealer(os.urandom(32))).nik(pid)  # nor with another key
+    with pytest.raises(InvalidTag):  # nor under another master key
+        await MongoParticipantFaces(db, ParticipantSealer(MongoKeyRing(db["data_keys"], os.urandom(32)))).nik(pid)
+    await keyring.erase(pid)  # erasing the participant erases what biometric kept about them
+    assert await faces.nik(pid) is None and await faces.reference(pid, "model-v1") is None

@@ -600,3 +600,14 @@ def test_a_closed_registration_ignores_identity_events_and_schedulers(closed: An
 
 def test_an_unsupported_message_is_refused() -> None:
     assert refusal(ParticipantRegistered.model_validate(registered().participant.model_dump()), registered()) == "UNSUPPORTED_COMMAND"  # type: ignore[union-attr]
+
+
+def test_a_payment_for_a_nik_another_registration_activated_first_is_refunded_and_ends_the_registration() -> None:
+    refused, rejected = decide(a_payment(), assessed(), kpj_number=KPJ, nik_claimed_elsewhere=True)
+    assert (refused.reason_code, rejected.reason_code) == (PaymentRejectionReason.ALREADY_REGISTERED, "ALREADY_REGISTERED")
+    assert fold(assessed(), [refused, rejected]).status is Status.REJECTED
+
+
+def test_a_pu_employee_whose_nik_another_registration_activated_first_is_not_activated_twice() -> None:
+    recorded, found, rejected = decide(pu_details(), contact_confirmed("PU"), employer_membership=MEMBERSHIP, nik_claimed_elsewhere=True)
+    assert (found.TYPE, rejected.TYPE, rejected.reason_code) == ("EmployerMembershipFound", "RegistrationRejected", "ALREADY_REGISTERED")

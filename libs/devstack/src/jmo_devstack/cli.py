@@ -13,6 +13,7 @@ from rich.console import Console
 from .install import InstallError, install_all
 from .net import run_sync
 from .paths import StackPaths
+from .secrets import local_secrets
 from .stack import Stack, StackError
 from .topics import create_topics
 
@@ -67,6 +68,14 @@ def install() -> None:
     except InstallError as exc:
         console.print(f"[red bold]install failed:[/] {exc}")
         raise typer.Exit(1) from None
+
+
+@app.command("secrets")
+def secrets_command() -> None:
+    """Print the local stack's keys as ``export NAME=value`` lines (generated on first use), e.g. for
+    ``eval "$(.venv/bin/python -m jmo_devstack secrets)"`` before docker compose or the jmo CLI."""
+    for name, value in local_secrets(StackPaths.discover().state / "secrets.json").items():
+        typer.echo(f"export {name}={value}")
 
 
 @app.command("create-topics")

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 #: Each is 32 random bytes, base64.
-SERVICE_KEYS = ("JMO_OTP_HMAC_KEY", "JMO_OTP_DELIVERY_KEY", "JMO_NIK_INDEX_KEY", "JMO_BIOMETRIC_DATA_KEY")
+SERVICE_KEYS = ("JMO_OTP_HMAC_KEY", "JMO_OTP_DELIVERY_KEY", "JMO_NIK_INDEX_KEY", "JMO_DATA_KEY")
 
 
 def new_keys() -> dict[str, str]:

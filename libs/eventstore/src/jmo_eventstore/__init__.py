@@ -1,6 +1,7 @@
 """The event log: append with expected version, idempotency by cause, hash chain, global order."""
 
-from .codec import FieldEncryptionCodec, InMemoryKeyRing, KeyRing, PayloadCodec, PlainCodec
+from .codec import FieldEncryptionCodec, InMemoryKeyRing, KeyRing, PayloadCodec, PlainCodec, subject_of
+from .keyring import MongoKeyRing
 from .memory import InMemoryEventStore
 from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, RecordedEvent
 from .mongo import MongoEventStore
@@ -15,8 +16,10 @@ __all__ = [
     "InMemoryKeyRing",
     "IntegrityProblem",
     "KeyRing",
+    "MongoKeyRing",
     "MongoEventStore",
     "PayloadCodec",
     "PlainCodec",
+    "subject_of",
     "RecordedEvent",
 ]

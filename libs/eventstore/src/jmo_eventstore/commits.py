@@ -15,7 +15,7 @@ from typing import Any
 from jmo_contracts import Envelope
 
 from .chain import GENESIS, commit_hash
-from .codec import PayloadCodec
+from .codec import Item, PayloadCodec
 from .model import AppendResult, IntegrityProblem, RecordedEvent
 
 Doc = dict[str, Any]
@@ -55,6 +55,16 @@ def build_commit(
     }
     doc["hash"] = hash_of(doc)
     return doc
+
+
+def new_items(events: Sequence[Envelope]) -> list[Item]:
+    """What a codec prepares for before ``build_commit`` encodes these events."""
+    return [(e.stream_id, e.type, e.payload) for e in events]
+
+
+def stored_items(docs: Iterable[Doc]) -> list[Item]:
+    """What a codec prepares for before ``recorded_events`` decodes these commits."""
+    return [(doc["stream_id"], stored["type"], stored["payload"]) for doc in docs for stored in doc["events"]]
 
 
 def hash_of(doc: Doc) -> str:

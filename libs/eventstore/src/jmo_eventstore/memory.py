@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from jmo_contracts import Envelope
 
 from .codec import PayloadCodec, PlainCodec
-from .commits import Doc, build_commit, result_of, recorded_events, verify_chain
+from .commits import Doc, build_commit, new_items, recorded_events, result_of, stored_items, verify_chain
 from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, RecordedEvent
 
 
@@ -28,6 +28,7 @@ class InMemoryEventStore:
     async def append(self, stream_id: str, expected_version: int, events: Sequence[Envelope], *, cause_id: str) -> AppendResult:
         if not events:
             raise ValueError("nothing to append")
+        await self.codec.prepare(new_items(events), writing=True)
         async with self._lock:
             if (done := self._result_of_cause(cause_id, already=True)) is not None:
                 return done
@@ -44,11 +45,11 @@ class InMemoryEventStore:
             return result_of(doc, already=False)
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
+        docs = [d for d in (self.commits[cid] for cid in self._streams.get(stream_id, [])) if d["to_version"] >= from_version]
+        await self.codec.prepare(stored_items(docs), writing=False)
         out: list[RecordedEvent] = []
-        for cid in self._streams.get(stream_id, []):
-            doc = self.commits[cid]
-            if doc["to_version"] >= from_version:
-                out.extend(recorded_events(doc, self.codec, from_version=from_version))
+        for doc in docs:
+            out.extend(recorded_events(doc, self.codec, from_version=from_version))
         return out
 
     async def sequence(self, max_commits: int = 1000) -> int:
@@ -63,6 +64,7 @@ class InMemoryEventStore:
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         docs = sorted((d for d in self.commits.values() if d.get("last_position", 0) > after_position), key=lambda d: d["position"])
+        await self.codec.prepare(stored_items(docs), writing=False)
         out: list[RecordedEvent] = []
         for doc in docs:
             out.extend(recorded_events(doc, self.codec, after_position=after_position))

@@ -37,7 +37,7 @@ from pymongo.errors import DuplicateKeyError
 from jmo_contracts import Envelope
 
 from .codec import PayloadCodec, PlainCodec
-from .commits import Doc, build_commit, commit_id, recorded_events, result_of, verify_chain
+from .commits import Doc, build_commit, commit_id, new_items, recorded_events, result_of, stored_items, verify_chain
 from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, RecordedEvent
 
 # Cursors are always bounded by limit() and read to the end, never abandoned: FerretDB v1 keeps
@@ -87,6 +87,7 @@ class MongoEventStore:
             if (done := await self.find_cause(cause_id)) is not None:
                 return done
             raise ConcurrencyConflict(stream_id, expected_version, actual)
+        await self.codec.prepare(new_items(events), writing=True)
         doc = build_commit(stream_id=stream_id, expected_version=expected_version, head=head, events=events, cause_id=cause_id, codec=self.codec)
         try:
             await self.commits.insert_one(doc)
@@ -106,14 +107,14 @@ class MongoEventStore:
     # -- reading one stream ----------------------------------------------------------------
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
+        docs = [doc async for doc in self._walk(stream_id)]
+        if docs:
+            self._remember_head(stream_id, docs[-1])
+        wanted = [doc for doc in docs if doc["to_version"] >= from_version]
+        await self.codec.prepare(stored_items(wanted), writing=False)
         out: list[RecordedEvent] = []
-        last: Doc | None = None
-        async for doc in self._walk(stream_id):
-            if doc["to_version"] >= from_version:
-                out.extend(recorded_events(doc, self.codec, from_version=from_version))
-            last = doc
-        if last is not None:
-            self._remember_head(stream_id, last)
+        for doc in wanted:
+            out.extend(recorded_events(doc, self.codec, from_version=from_version))
         return out
 
     async def _walk(self, stream_id: str, start: Doc | None = None) -> AsyncIterator[Doc]:
@@ -175,6 +176,7 @@ class MongoEventStore:
             if events >= limit:
                 break
         docs = await self._fetch([a["commit"] for a in wanted])
+        await self.codec.prepare(stored_items(docs.values()), writing=False)
         out: list[RecordedEvent] = []
         for a in wanted:
             doc = docs.get(a["commit"])

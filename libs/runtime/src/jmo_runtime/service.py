@@ -20,7 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from jmo_contracts import Envelope, topics
 from jmo_contracts.catalog import envelope_union
-from jmo_eventstore import EventStore, MongoEventStore
+from jmo_eventstore import EventStore, FieldEncryptionCodec, MongoEventStore, MongoKeyRing, PayloadCodec, PlainCodec
 
 from .decider import Decider
 from .handler import CommandHandler
@@ -41,6 +41,16 @@ class BrokerRecordPublisher:
     async def publish(self, records: Sequence[OutgoingRecord]) -> None:
         for r in records:
             await self._broker.publish(r.value, topic=r.topic, key=r.key, headers={k: v.decode() for k, v in r.headers})
+
+
+def personal_data_codec(database: AsyncDatabase, settings: ServiceSettings) -> PayloadCodec:
+    """Personal fields encrypted under per-participant keys kept in ``data_keys`` (wrapped by
+    JMO_DATA_KEY); payloads as they are when no master key is configured."""
+    master = settings.master_data_key()
+    if master is None:
+        log.warning("JMO_DATA_KEY is not set: personal data is stored in clear")
+        return PlainCodec()
+    return FieldEncryptionCodec(MongoKeyRing(database["data_keys"], master))
 
 
 class Service:
@@ -150,7 +160,8 @@ class Service:
                 socketTimeoutMS=self.settings.store_timeout_ms,
                 appname=f"jmo-{self.name}",
             )
-            store = MongoEventStore(self._mongo[self.settings.database_for(self.name)], name="events")
+            database = self._mongo[self.settings.database_for(self.name)]
+            store = MongoEventStore(database, name="events", codec=personal_data_codec(database, self.settings))
             await store.ensure_indexes()
             self._store = store
         if self._checkpoints is None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+import base64
+
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HEALTH_PORTS = {"registration": 8081, "identity": 8082, "biometric": 8083, "profile-update": 8084, "notification": 8085}
@@ -26,6 +28,19 @@ class ServiceSettings(BaseSettings):
     relay_idle_seconds: float = Field(default=0.05, gt=0)
     relay_lease_seconds: float = Field(default=10.0, gt=0)
     store_timeout_ms: int = Field(default=10_000, ge=100)
+    data_key: SecretStr | None = Field(
+        default=None,
+        description="JMO_DATA_KEY: master key (base64, 32 bytes) wrapping the per-participant keys that encrypt personal fields in the event log. "
+        "Without it the log stores payloads as they are (tests of the store only).",
+    )
+
+    def master_data_key(self) -> bytes | None:
+        if self.data_key is None:
+            return None
+        key = base64.b64decode(self.data_key.get_secret_value())
+        if len(key) != 32:
+            raise ValueError("JMO_DATA_KEY must be 32 bytes in base64")
+        return key
 
     def health_port_for(self, service: str) -> int:
         return self.health_port or DEFAULT_HEALTH_PORTS[service]

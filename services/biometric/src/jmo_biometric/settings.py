@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from jmo_runtime import ServiceSettings
 
-from .adapters.protection import decode_key
 from .domain.quality import QualityLimits
 from .engine import ImageLimits
 
@@ -15,10 +14,9 @@ DEFAULT_THRESHOLD = 0.6
 
 
 class BiometricSettings(ServiceSettings):
-    """``JMO_BIOMETRIC_DATA_KEY`` (base64, 32 bytes) protects the NIKs and reference embeddings the service
-    keeps (``make up`` generates it into ``.local/state/secrets.json``). Everything else has a default."""
+    """Everything has a default; ``JMO_DATA_KEY`` (of :class:`~jmo_runtime.ServiceSettings`) is required by
+    the service: the NIK look-up and the reference embeddings are kept only under participants' data keys."""
 
-    biometric_data_key: SecretStr = Field(description="AES-256-GCM key of the NIK look-up and the reference embeddings (base64, 32 bytes).")
     biometric_threshold: float = Field(default=DEFAULT_THRESHOLD, gt=0, lt=2, description="Largest embedding distance accepted as the same person.")
     biometric_max_attempts: int = Field(default=3, ge=1, description="Counted selfie attempts per profile-update session.")
     biometric_workers: int | None = Field(default=None, ge=1, description="Engine processes; default: one per core.")
@@ -40,9 +38,6 @@ class BiometricSettings(ServiceSettings):
     dukcapil_timeout_seconds: float = Field(default=5.0, gt=0)
     dukcapil_retry_seconds: float = Field(default=2.0, gt=0, description="Wait before a selfie is redelivered while Dukcapil is unavailable.")
 
-    def data_key(self) -> bytes:
-        return decode_key(self.biometric_data_key.get_secret_value())
-
     def image_limits(self) -> ImageLimits:
         return ImageLimits(max_bytes=self.biometric_max_bytes, min_side=self.biometric_min_side, max_side=self.biometric_max_side, max_pixels=self.biometric_max_pixels)
 
@@ -53,7 +48,5 @@ class BiometricSettings(ServiceSettings):
         )
 
 
-class DecisionSettings(BiometricSettings):
-    """The same decision settings without the data key: for ``jmo biometric compare`` / ``calibrate``, which store nothing."""
-
-    biometric_data_key: SecretStr = SecretStr("")
+#: ``jmo biometric compare`` / ``calibrate`` read the same settings (they store nothing, so need no key).
+DecisionSettings = BiometricSettings

@@ -27,6 +27,7 @@ class IdentitySettings(ServiceSettings):
     otp_codes_per_hour: int = Field(default=5, ge=1)
     dukcapil_url: str | None = Field(default=None, description="Dukcapil's HTTP API; the embedded synthetic registry when empty.")
     dukcapil_timeout_seconds: float = Field(default=5.0, gt=0)
+    dukcapil_breaker_cooldown_seconds: float = Field(default=30.0, gt=0, description="After repeated failures, Dukcapil is not called for this long.")
     dukcapil_retry_seconds: float = Field(default=2.0, gt=0, description="Wait before a message is redelivered while Dukcapil is unavailable.")
 
     def hmac_key(self) -> bytes:

@@ -2,8 +2,9 @@
 and the reference embedding computed from that photo. Never an image.
 
 Documents are keyed ``_id = participant_id`` (the only look-up FerretDB v1 answers by index) and the
-personal values are sealed with AES-256-GCM (:mod:`.protection`); the embedding cache also records
-the model version, so a new model recomputes instead of comparing across models.
+personal values are sealed with AES-256-GCM under the participant's data key (:mod:`.protection`),
+so erasing the participant erases them; the embedding cache also records the model version, so a
+new model recomputes instead of comparing across models.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ from typing import Protocol
 import numpy as np
 from pymongo.asynchronous.database import AsyncDatabase
 
-from .protection import Sealer
+from .protection import ParticipantSealer
 
 _NIK = "nik"
 _EMBEDDING = "reference-embedding"
+
+
+def _embedding_purpose(model_version: str) -> str:
+    return f"{_EMBEDDING}\x00{model_version}"
 
 
 class ParticipantFaces(Protocol):
@@ -42,50 +47,54 @@ def _unpack(data: bytes) -> tuple[float, ...]:
 class MongoParticipantFaces:
     """:class:`ParticipantFaces` in the service's database (collections ``participants``, ``reference_faces``)."""
 
-    def __init__(self, database: AsyncDatabase, sealer: Sealer) -> None:
+    def __init__(self, database: AsyncDatabase, sealer: ParticipantSealer) -> None:
         self._participants = database["participants"]
         self._references = database["reference_faces"]
         self._sealer = sealer
 
     async def remember_nik(self, participant_id: str, nik: str) -> None:
-        sealed = self._sealer.seal(nik.encode(), _NIK, participant_id)
+        sealed = await self._sealer.seal(nik.encode(), _NIK, participant_id)
         await self._participants.replace_one({"_id": participant_id}, {"_id": participant_id, "nik": sealed}, upsert=True)
 
     async def nik(self, participant_id: str) -> str | None:
         doc = await self._participants.find_one({"_id": participant_id})
-        return None if doc is None else self._sealer.open(doc["nik"], _NIK, participant_id).decode()
+        plain = None if doc is None else await self._sealer.open(doc["nik"], _NIK, participant_id)
+        return None if plain is None else plain.decode()
 
     async def reference(self, participant_id: str, model_version: str) -> tuple[float, ...] | None:
         doc = await self._references.find_one({"_id": participant_id})
         if doc is None or doc.get("model_version") != model_version:
             return None
-        return _unpack(self._sealer.open(doc["embedding"], _EMBEDDING, f"{participant_id}\x00{model_version}"))
+        plain = await self._sealer.open(doc["embedding"], _embedding_purpose(model_version), participant_id)
+        return None if plain is None else _unpack(plain)
 
     async def keep_reference(self, participant_id: str, model_version: str, embedding: tuple[float, ...]) -> None:
-        sealed = self._sealer.seal(_pack(embedding), _EMBEDDING, f"{participant_id}\x00{model_version}")
+        sealed = await self._sealer.seal(_pack(embedding), _embedding_purpose(model_version), participant_id)
         await self._references.replace_one({"_id": participant_id}, {"_id": participant_id, "model_version": model_version, "embedding": sealed}, upsert=True)
 
 
 class InMemoryParticipantFaces:
     """:class:`ParticipantFaces` in dicts (sealed all the same), for tests."""
 
-    def __init__(self, sealer: Sealer) -> None:
+    def __init__(self, sealer: ParticipantSealer) -> None:
         self._sealer = sealer
         self.niks: dict[str, bytes] = {}
         self.references: dict[str, tuple[str, bytes]] = {}
 
     async def remember_nik(self, participant_id: str, nik: str) -> None:
-        self.niks[participant_id] = self._sealer.seal(nik.encode(), _NIK, participant_id)
+        self.niks[participant_id] = await self._sealer.seal(nik.encode(), _NIK, participant_id)
 
     async def nik(self, participant_id: str) -> str | None:
         sealed = self.niks.get(participant_id)
-        return None if sealed is None else self._sealer.open(sealed, _NIK, participant_id).decode()
+        plain = None if sealed is None else await self._sealer.open(sealed, _NIK, participant_id)
+        return None if plain is None else plain.decode()
 
     async def reference(self, participant_id: str, model_version: str) -> tuple[float, ...] | None:
         version, sealed = self.references.get(participant_id, ("", b""))
         if version != model_version:
             return None
-        return _unpack(self._sealer.open(sealed, _EMBEDDING, f"{participant_id}\x00{model_version}"))
+        plain = await self._sealer.open(sealed, _embedding_purpose(model_version), participant_id)
+        return None if plain is None else _unpack(plain)
 
     async def keep_reference(self, participant_id: str, model_version: str, embedding: tuple[float, ...]) -> None:
-        self.references[participant_id] = (model_version, self._sealer.seal(_pack(embedding), _EMBEDDING, f"{participant_id}\x00{model_version}"))
+        self.references[participant_id] = (model_version, await self._sealer.seal(_pack(embedding), _embedding_purpose(model_version), participant_id))

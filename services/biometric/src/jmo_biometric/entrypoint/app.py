@@ -21,12 +21,13 @@ import structlog
 from jmo_contracts import Envelope, topics
 from jmo_contracts.biometric import SubmitSelfie
 from jmo_contracts.registration import ParticipantRegistered
+from jmo_eventstore import MongoKeyRing
 from jmo_registries import EmbeddedPopulationRegistry, HttpPopulationRegistry, PopulationRegistry, RegistryUnavailable
 from jmo_runtime import Rejection, Service
 
 from ..adapters.blobs import GridFsSelfieBlobs, SelfieBlobs
 from ..adapters.decided import InMemoryDecidedCommands, MongoDecidedCommands
-from ..adapters.protection import Sealer
+from ..adapters.protection import ParticipantSealer
 from ..adapters.references import MongoParticipantFaces, ParticipantFaces
 from ..application import NOT_LOOKED_AT, DecisionPolicy, Engine, SelfieVerifier
 from ..domain.selfie import refusal, selfie
@@ -57,7 +58,7 @@ def build(
         blob_db = service.database_named(settings.blob_database())
         own_db = service.database
         the_blobs = blobs or (GridFsSelfieBlobs(blob_db) if blob_db is not None else None)
-        the_faces = faces or (MongoParticipantFaces(own_db, Sealer(settings.data_key())) if own_db is not None else None)
+        the_faces = faces or (MongoParticipantFaces(own_db, ParticipantSealer(_keyring(own_db, settings))) if own_db is not None else None)
         if the_blobs is None or the_faces is None:
             raise RuntimeError("biometric: blob and participant stores are needed without MongoDB")
         parts["faces"] = the_faces
@@ -120,3 +121,11 @@ def build(
     service.consume(topics.events("registration"), on_registration_event, "ParticipantRegistered: the participant's NIK, kept sealed to fetch the KTP photo later.")
     service.consume(topics.commands(NAME), on_command, "SubmitSelfie from the mobile gateway (claim check: the image waits in GridFS).")
     return service
+
+
+def _keyring(database: Any, settings: BiometricSettings) -> MongoKeyRing:
+    """The participants' data keys of this service's database, the same ring its log's personal fields use."""
+    master = settings.master_data_key()
+    if master is None:
+        raise RuntimeError("biometric: JMO_DATA_KEY is required, NIKs and face embeddings are only kept encrypted")
+    return MongoKeyRing(database["data_keys"], master)

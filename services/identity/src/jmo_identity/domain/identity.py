@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from enum import StrEnum
 
 from jmo_contracts import Event, Message
 from jmo_contracts.common import OtpChannel
-from jmo_contracts.identity import NikRejected, NikRejectionReason, NikVerified, OtpIssued, OtpPurpose, OtpRejected, OtpVerified, RequestOtp, SubmitOtp
+from jmo_contracts.identity import NikDeferralReason, NikRejected, NikRejectionReason, NikVerificationDeferred, NikVerified, OtpIssued, OtpPurpose, OtpRejected, OtpVerified, RequestOtp, SubmitOtp
 from jmo_contracts.registration import ParticipantRegistered
 from jmo_runtime import Context, Decider, Rejection
+from jmo_runtime.rules import check_email, to_e164
 
 from . import otp
 
@@ -25,8 +27,9 @@ class NikStatus(StrEnum):
     REJECTED = "REJECTED"
 
 
-#: Dukcapil's three answers, as facts["nik_check"].
-SESUAI, TIDAK_SESUAI, NOT_FOUND = "SESUAI", "TIDAK_SESUAI", "NOT_FOUND"
+#: Dukcapil's three answers, as facts["nik_check"], and UNAVAILABLE when it could not be asked
+#: (then facts["deferral_reason"] is a NikDeferralReason and facts["retry_in"] a timedelta).
+SESUAI, TIDAK_SESUAI, NOT_FOUND, UNAVAILABLE = "SESUAI", "TIDAK_SESUAI", "NOT_FOUND", "UNAVAILABLE"
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Identity:
     nik: NikStatus = NikStatus.UNKNOWN
     contacts: dict[OtpChannel, str] = field(default_factory=dict)  # registration contacts a code went to
     codes: otp.OtpState = otp.initial_state
+    deferrals: int = 0  # NIK checks put off because Dukcapil could not be asked
 
 
 def decide(message: Message, state: Identity, context: Context) -> Sequence[Event]:
@@ -54,6 +58,15 @@ def verify_nik(registered: ParticipantRegistered, state: Identity, context: Cont
     pid = registered.participant_id
     registration_stream = f"registration-{pid}"
     answer = context.facts["nik_check"]
+    if answer == UNAVAILABLE:
+        reason = NikDeferralReason(context.facts.get("deferral_reason", NikDeferralReason.UNAVAILABLE))
+        return [
+            NikVerificationDeferred(
+                participant_id=pid, registration_stream_id=registration_stream, reason_code=reason,
+                reason="Dukcapil belum dapat dihubungi; pemeriksaan NIK dicoba lagi otomatis", attempt=state.deferrals + 1,
+                retry_at=context.now + context.facts.get("retry_in", timedelta(seconds=2)),
+            )
+        ]
     if answer != SESUAI:
         reason = NikRejectionReason.DUKCAPIL_MISMATCH if answer == TIDAK_SESUAI else NikRejectionReason.NOT_FOUND
         text = "Data tidak sesuai dengan data Dukcapil" if answer == TIDAK_SESUAI else "Data tidak ditemukan di Dukcapil"
@@ -69,19 +82,31 @@ def verify_nik(registered: ParticipantRegistered, state: Identity, context: Cont
 
 def request_code(command: RequestOtp, state: Identity, context: Context) -> Sequence[Event]:
     pid = _participant(state, command.participant_id)
-    if command.purpose is not OtpPurpose.REGISTRATION:
-        raise Rejection("UNSUPPORTED_PURPOSE", "contact changes are verified once profile update exists")
-    destination = state.contacts.get(command.channel)
-    if destination is None:
-        raise Rejection("CONTACT_REQUIRED", f"no {command.channel} contact was given at registration")
+    session_id = None
+    if command.purpose is OtpPurpose.CONTACT_CHANGE:
+        destination, session_id = _new_contact(command)
+    else:
+        destination = state.contacts.get(command.channel)
+        if destination is None:
+            raise Rejection("CONTACT_REQUIRED", f"no {command.channel} contact was given at registration")
     code = context.facts["otp"]
     try:
         return [otp.issue(
             state.codes, context.facts["policy"], context.now, participant_id=pid, otp_id=code["otp_id"], code_hmac=code["code_hmac"],
-            key_id=code["key_id"], channel=command.channel, destination=destination, purpose=command.purpose,
+            key_id=code["key_id"], channel=command.channel, destination=destination, purpose=command.purpose, profile_update_session_id=session_id,
         )]
     except otp.OtpRefusal as refusal:
         return [refusal.as_event(participant_id=pid, purpose=command.purpose, command_id=context.facts["command_id"])]
+
+
+def _new_contact(command: RequestOtp) -> tuple[str, str]:
+    """The new email or mobile number of a CONTACT_CHANGE request, normalised, and its session."""
+    if not command.new_contact or not command.new_contact.strip():
+        raise Rejection("CONTACT_REQUIRED", "the new email or mobile number to verify is missing")
+    if command.profile_update_session_id is None:
+        raise Rejection("SESSION_REQUIRED", "a contact change is verified for a pengkinian-data session; its id is missing")
+    contact = check_email(command.new_contact) if command.channel is OtpChannel.EMAIL else to_e164(command.new_contact)
+    return contact, command.profile_update_session_id
 
 
 def submit_code(command: SubmitOtp, state: Identity, context: Context) -> OtpVerified | OtpRejected:
@@ -109,6 +134,8 @@ def evolve(state: Identity, event: Message) -> Identity:
             state = replace(state, participant_id=event.participant_id, nik=NikStatus.VERIFIED)
         case NikRejected():
             state = replace(state, participant_id=event.participant_id, nik=NikStatus.REJECTED)
+        case NikVerificationDeferred():
+            state = replace(state, participant_id=event.participant_id, deferrals=event.attempt)
         case OtpIssued() if event.purpose is OtpPurpose.REGISTRATION:
             state = replace(state, contacts={**state.contacts, event.channel: event.destination})
     return replace(state, codes=otp.evolve(state.codes, event))

@@ -8,18 +8,21 @@ short-retention delivery topic.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from datetime import timedelta
 from typing import Any
 
 import structlog
 
 from jmo_contracts import Envelope, new_id, reply, topics
-from jmo_contracts.identity import OtpDeliveryRequested, OtpIssued, RequestOtp, SubmitOtp
+from jmo_contracts.identity import NikDeferralReason, OtpDeliveryRequested, OtpIssued, RequestOtp, SubmitOtp
 from jmo_contracts.registration import ParticipantRegistered
-from jmo_registries import EmbeddedPopulationRegistry, HttpPopulationRegistry, PopulationRegistry, RegistryUnavailable
+from jmo_registries import CircuitBreaker, EmbeddedPopulationRegistry, HttpPopulationRegistry, PopulationRegistry, RegistryUnavailable
+from jmo_registries.ports import CircuitOpen
 from jmo_runtime import Handled, Service
 
 from ..crypto import code_hmac, codes_match, generate_code, seal_code
-from ..domain.identity import identity
+from ..domain.identity import UNAVAILABLE, identity
 from ..settings import IdentitySettings
 
 NAME = "identity"
@@ -30,7 +33,7 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
     """The identity service: reacts to ParticipantRegistered, takes RequestOtp / SubmitOtp."""
     service = Service(NAME, settings, **overrides)  # type: ignore[arg-type]
     service.document_publishing(topics.OTP_DELIVERY, "OTP codes sealed for the notification service (AES-256-GCM); short retention.")
-    dukcapil = registry or (HttpPopulationRegistry(settings.dukcapil_url, timeout=settings.dukcapil_timeout_seconds) if settings.dukcapil_url else EmbeddedPopulationRegistry())
+    dukcapil = registry or (HttpPopulationRegistry(settings.dukcapil_url, timeout=settings.dukcapil_timeout_seconds, breaker=CircuitBreaker("dukcapil", cooldown=settings.dukcapil_breaker_cooldown_seconds)) if settings.dukcapil_url else EmbeddedPopulationRegistry())
     policy = settings.policy()
     hmac_key, delivery_key = settings.hmac_key(), settings.delivery_key()
     codes: dict[str, str] = {}  # otp_id -> plain code, only until it is sealed
@@ -56,19 +59,34 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
         finally:
             codes.clear()
 
+    async def tell_deferral(envelope: Envelope, stream_id: str, unavailable: RegistryUnavailable) -> None:
+        reason = NikDeferralReason.CIRCUIT_OPEN if isinstance(unavailable, CircuitOpen) else NikDeferralReason.TIMEOUT if "timeout" in str(unavailable).lower() else NikDeferralReason.UNAVAILABLE
+        cause = hashlib.sha256(f"nik-deferred:{envelope.message_id}".encode()).hexdigest()[:32]
+        facts = {"nik_check": UNAVAILABLE, "deferral_reason": reason, "retry_in": timedelta(seconds=settings.dukcapil_retry_seconds)}
+        try:
+            await service.commands(identity).handle(envelope.model_copy(update={"message_id": cause}), stream_id=stream_id, facts=facts)
+        except Exception:  # telling is best effort; the wait itself must not depend on it
+            if (task := asyncio.current_task()) is not None and task.cancelling():
+                raise
+            log.exception("could not record the NIK check deferral", stream_id=stream_id)
+
     async def on_registration_event(envelope: Envelope) -> None:
         registered = envelope.open()
         if not isinstance(registered, ParticipantRegistered):
             return
+        stream_id = f"identity-{registered.participant_id}"
         try:
             answer = await dukcapil.verify(registered.nik, registered.full_name, registered.birth_date)
-        except RegistryUnavailable:
-            # the registration waits: the message is not acknowledged and comes back after a pause
+        except RegistryUnavailable as unavailable:
+            # the registration waits: the message is not acknowledged and comes back after a pause.
+            # The wait is told once per outage, under a cause of its own (the registration's own
+            # message id stays free for the real answer).
             log.warning("Dukcapil unavailable; the NIK check waits", stream_id=envelope.stream_id)
+            await tell_deferral(envelope, stream_id, unavailable)
             await asyncio.sleep(settings.dukcapil_retry_seconds)
             raise
         facts = {"nik_check": answer.name, "policy": policy, "otp": new_code(registered.participant_id)}
-        handled = await service.commands(identity).handle(envelope, stream_id=f"identity-{registered.participant_id}", facts=facts)
+        handled = await service.commands(identity).handle(envelope, stream_id=stream_id, facts=facts)
         await deliver(handled)
 
     async def on_command(envelope: Envelope) -> None:

@@ -15,11 +15,18 @@ from ..domain.kpj import kpj_candidates
 
 
 class NikIndex(Protocol):
-    """NIKs that have an active JMO account (``ALREADY_REGISTERED``)."""
+    """NIKs that have an active JMO account, or a registration about to activate one
+    (``ALREADY_REGISTERED``). A registration claims the NIK before the decision that may activate
+    it; the first claim wins, so two registrations of one NIK cannot both be activated."""
 
-    async def has_active_account(self, nik: str) -> bool: ...
+    async def has_active_account(self, nik: str) -> bool:
+        """The NIK is claimed (by an active account or a registration at its activating step)."""
 
-    async def record_active(self, nik: str, stream_id: str) -> None: ...
+    async def claim(self, nik: str, stream_id: str) -> bool:
+        """Claim the NIK for ``stream_id``; True if it now holds the claim (also when it held it already)."""
+
+    async def release(self, nik: str, stream_id: str) -> None:
+        """Give up ``stream_id``'s claim (its registration ended without an account)."""
 
 
 class KpjReservations(Protocol):
@@ -40,11 +47,20 @@ class MongoNikIndex:
     async def has_active_account(self, nik: str) -> bool:
         return await self._c.find_one({"_id": nik_key(self._key, nik)}) is not None
 
-    async def record_active(self, nik: str, stream_id: str) -> None:
+    async def claim(self, nik: str, stream_id: str) -> bool:
+        key = nik_key(self._key, nik)
         try:
-            await self._c.insert_one({"_id": nik_key(self._key, nik), "stream_id": stream_id})
+            await self._c.insert_one({"_id": key, "stream_id": stream_id})
+            return True
         except DuplicateKeyError:
-            pass
+            holder = await self._c.find_one({"_id": key})
+            return holder is not None and holder["stream_id"] == stream_id
+
+    async def release(self, nik: str, stream_id: str) -> None:
+        key = nik_key(self._key, nik)
+        holder = await self._c.find_one({"_id": key})
+        if holder is not None and holder["stream_id"] == stream_id:
+            await self._c.delete_one({"_id": key})
 
 
 class MongoKpjReservations:
@@ -70,8 +86,12 @@ class InMemoryNikIndex:
     async def has_active_account(self, nik: str) -> bool:
         return nik in self.active
 
-    async def record_active(self, nik: str, stream_id: str) -> None:
-        self.active.setdefault(nik, stream_id)
+    async def claim(self, nik: str, stream_id: str) -> bool:
+        return self.active.setdefault(nik, stream_id) == stream_id
+
+    async def release(self, nik: str, stream_id: str) -> None:
+        if self.active.get(nik) == stream_id:
+            del self.active[nik]
 
 
 class InMemoryKpjReservations:

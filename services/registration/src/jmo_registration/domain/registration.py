@@ -24,6 +24,10 @@ What the application looks up before deciding arrives in ``context.facts``:
   ``None`` (not found), the membership (a mapping or an object with ``kpj_number``, ``employer_npp``,
   ``employer_name``, ``member_since``, ``programs``, ``active``) or ``"UNAVAILABLE"``;
 * ``kpj_number`` (str, a reserved new number) for the payment that activates a BPU / PMI account;
+* ``nik_claimed_elsewhere`` (bool) for the activating steps (payment; PU membership check): another
+  registration of the same NIK claimed it first, so this one ends with ``ALREADY_REGISTERED``;
+* ``membership_retry_step`` (timedelta, 1 minute when absent): the n-th deferred employer check is
+  retried n steps later (at most 15 minutes);
 * ``rate_tables`` (:class:`RateTables`, the packaged table when absent);
 * ``registration_timeout`` (timedelta, 24 h when absent) for ``ExpireRegistration``;
 * ``message_id`` (32 hex) of an identity event, recorded as ``source_message_id``.
@@ -320,7 +324,7 @@ def _membership_check(state: Registration, context: Context) -> list[Event]:
                 participant_id=pid,
                 reason="Employer registry could not be reached; the check is retried",
                 attempt=attempt,
-                retry_at=context.now + min(RETRY_STEP * attempt, RETRY_CAP),
+                retry_at=context.now + min(facts(context).get("membership_retry_step", RETRY_STEP) * attempt, RETRY_CAP),
             )
         ]
     if answer is None or not _field(answer, "active"):
@@ -351,7 +355,17 @@ def _membership_check(state: Registration, context: Context) -> list[Event]:
         raise Rejection("EMPLOYER_REGISTRY_INVALID_ANSWER", "the employer registry's membership record is incomplete or malformed") from None
     if not found.programs:
         raise Rejection("EMPLOYER_REGISTRY_INVALID_ANSWER", "the employer registry lists no program for the membership")
+    if facts(context).get("nik_claimed_elsewhere"):
+        return [found, _already_registered(state)]
     return [found, _activated(state, found.kpj_number, found.programs, employer_name=found.employer_name)]
+
+
+def _already_registered(state: Registration) -> RegistrationRejected:
+    """Another registration of the same NIK claimed it first (they ran side by side): this one ends."""
+    return RegistrationRejected(
+        participant_id=state.participant_id, reason_code=RegistrationRejectionReason.ALREADY_REGISTERED,
+        reason="Akun JMO untuk NIK ini sudah aktif; silakan masuk (login)",
+    )
 
 
 def _field(record: Any, name: str) -> Any:
@@ -409,6 +423,9 @@ def payment(command: RecordContributionPayment, state: Registration, context: Co
         return refuse(PaymentRejectionReason.ALREADY_PAID, "The first contribution was paid already; the payment is to be refunded")
     if command.amount != state.assessment.amount_due:
         return refuse(PaymentRejectionReason.AMOUNT_MISMATCH, f"Paid Rp {command.amount:,} but Rp {state.assessment.amount_due:,} is due")
+    if facts(context).get("nik_claimed_elsewhere"):
+        text = "Akun JMO untuk NIK ini sudah aktif melalui pendaftaran lain; pembayaran akan dikembalikan"
+        return [*refuse(PaymentRejectionReason.ALREADY_REGISTERED, text), _already_registered(state)]
     kpj_number = facts(context).get("kpj_number")
     if not (isinstance(kpj_number, str) and is_valid_kpj(kpj_number)):
         raise Rejection("KPJ_NUMBER_UNAVAILABLE", "no valid KPJ number was reserved for the activation; report the payment again")

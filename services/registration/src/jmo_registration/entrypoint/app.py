@@ -15,9 +15,10 @@ import structlog
 from jmo_contracts import Envelope, topics
 from jmo_contracts.common import Category
 from jmo_contracts.identity import NikRejected, NikVerified, OtpVerified
-from jmo_contracts.registration import ExpireRegistration, ProvideEmploymentDetails, RecordContributionPayment, RegisterParticipant
-from jmo_registries import EmbeddedEmployerRegistry, EmployerRegistry, HttpEmployerRegistry, RegistryUnavailable
-from jmo_runtime import Service
+from jmo_contracts.registration import ExpireRegistration, ProvideEmploymentDetails, RecordContributionPayment, RegisterParticipant, RetryEmployerMembershipCheck
+from jmo_registries import CircuitBreaker, EmbeddedEmployerRegistry, EmployerRegistry, HttpEmployerRegistry, RegistryUnavailable
+from jmo_runtime import Handled, Service
+from jmo_runtime.schedule import Due, InMemorySchedule, MongoSchedule, Schedule
 
 from ..adapters.accounts import InMemoryKpjReservations, InMemoryNikIndex, KpjReservations, MongoKpjReservations, MongoNikIndex, NikIndex
 from ..adapters.open_registrations import InMemoryOpenRegistrations, MongoOpenRegistrations, OpenRegistrations
@@ -27,6 +28,8 @@ from ..settings import RegistrationSettings
 NAME = "registration"
 #: After these a registration is no longer open (nothing left to expire).
 FINISHED = {"AccountActivated", "RegistrationRejected", "RegistrationExpired"}
+#: After these the employer registry has answered (or the registration ended): no retry is planned.
+MEMBERSHIP_SETTLED = FINISHED | {"EmployerMembershipFound", "EmployerMembershipNotFound"}
 log = structlog.get_logger(__name__)
 
 
@@ -40,37 +43,54 @@ def build(
 ) -> Service:
     """The registration service: commands from the gateway and the payment channel, and identity's outcomes."""
     service = Service(NAME, settings, **overrides)  # type: ignore[arg-type]
-    registry = employers or (HttpEmployerRegistry(settings.employer_registry_url, timeout=settings.employer_registry_timeout_seconds) if settings.employer_registry_url else EmbeddedEmployerRegistry())
+    registry = employers or (HttpEmployerRegistry(
+        settings.employer_registry_url, timeout=settings.employer_registry_timeout_seconds,
+        breaker=CircuitBreaker("employer-registry", cooldown=settings.employer_registry_breaker_cooldown_seconds),
+    ) if settings.employer_registry_url else EmbeddedEmployerRegistry())
     ports: dict[str, Any] = {}
     timeout = timedelta(seconds=settings.registration_timeout_seconds)
+    retry_step = timedelta(seconds=settings.employer_retry_step_seconds)
 
     def accounts() -> tuple[NikIndex, KpjReservations, OpenRegistrations]:
         if not ports:  # the store (and its database) exists only once the service has started
             if service.database is None:
                 ports["nik"], ports["kpj"], ports["open"] = nik_index or InMemoryNikIndex(), kpj or InMemoryKpjReservations(), InMemoryOpenRegistrations()
+                ports["retries"] = InMemorySchedule()
             else:
                 ports["nik"] = nik_index or MongoNikIndex(service.database["nik_index"], settings.nik_key())
                 ports["kpj"] = kpj or MongoKpjReservations(service.database["kpj_numbers"])
                 ports["open"] = MongoOpenRegistrations(service.database["open_registrations"])
+                ports["retries"] = MongoSchedule(service.database["membership_retries"])
         return ports["nik"], ports["kpj"], ports["open"]
+
+    def retries() -> Schedule:
+        accounts()
+        return ports["retries"]
+
+    def envelope_stream(state: Any) -> str:
+        return f"registration-{state.participant_id}"
 
     def facts_for(envelope: Envelope) -> Any:
         async def look_up(state: Any, message: Any) -> dict[str, Any]:
             nik_index, kpj_numbers, _ = accounts()
             if isinstance(message, RegisterParticipant):
                 return {"nik_has_active_account": await nik_index.has_active_account(message.nik)}
-            if isinstance(message, ProvideEmploymentDetails) and state.participant is not None and state.participant.category is Category.PU:
+            if isinstance(message, ProvideEmploymentDetails | RetryEmployerMembershipCheck) and state.participant is not None and state.participant.category is Category.PU:
+                claimed = await nik_index.claim(state.participant.nik, envelope_stream(state))
                 try:
-                    return {"employer_membership": await registry.membership(state.participant.nik)}
+                    membership: Any = await registry.membership(state.participant.nik)
                 except RegistryUnavailable:
-                    return {"employer_membership": "UNAVAILABLE"}
+                    membership = "UNAVAILABLE"
+                return {"employer_membership": membership, "membership_retry_step": retry_step, "nik_claimed_elsewhere": not claimed}
             if isinstance(message, RecordContributionPayment):
-                return {"kpj_number": await kpj_numbers.reserve(envelope.stream_id.removeprefix("registration-"), envelope.stream_id)}
+                stream = envelope.stream_id
+                claimed = state.participant is None or await nik_index.claim(state.participant.nik, stream)
+                return {"kpj_number": await kpj_numbers.reserve(stream.removeprefix("registration-"), stream), "nik_claimed_elsewhere": not claimed}
             return {}
 
         return look_up
 
-    async def apply(envelope: Envelope, stream_id: str, facts: Any) -> None:
+    async def apply(envelope: Envelope, stream_id: str, facts: Any) -> Handled:
         handled = await service.commands(registration).handle(envelope, stream_id=stream_id, facts=facts)
         nik_index, _, open_registrations = accounts()
         for event in handled.events:
@@ -78,10 +98,16 @@ def build(
                 await open_registrations.opened(stream_id, event.occurred_at, event.correlation_id)
             elif event.type in FINISHED:
                 await open_registrations.closed(stream_id)
-            if event.type == "AccountActivated":
+            if event.type == "EmployerMembershipCheckDeferred":
+                planned = datetime.fromisoformat(event.payload["retry_at"])
+                await retries().set(Due(stream_id, planned, {"attempt": str(event.payload["attempt"]), "correlation_id": event.correlation_id}))
+            elif event.type in MEMBERSHIP_SETTLED:
+                await retries().clear(stream_id)
+            if event.type in ("RegistrationRejected", "RegistrationExpired"):
                 state = registration.fold(e.envelope.open() for e in await service.store.read_stream(stream_id))
-                assert state.participant is not None
-                await nik_index.record_active(state.participant.nik, stream_id)
+                if state.participant is not None:  # a claim made at the activating step is given up
+                    await nik_index.release(state.participant.nik, stream_id)
+        return handled
 
     async def expire_unfinished() -> None:
         _, _, open_registrations = accounts()
@@ -93,6 +119,18 @@ def build(
             )
             await apply(expire, stream_id, {"registration_timeout": timeout})
 
+    async def retry_membership_checks() -> None:
+        for due in await retries().due(datetime.now(UTC)):
+            attempt = int(due.data["attempt"])
+            # the same message id from every instance and every sweep: one retry per deferral
+            retry = Envelope.wrap(
+                RetryEmployerMembershipCheck(attempt=attempt), stream_id=due.key, correlation_id=due.data["correlation_id"],
+                message_id=hashlib.sha256(f"retry:{due.key}:{attempt}".encode()).hexdigest()[:32],
+            )
+            handled = await apply(retry, due.key, facts_for(retry))
+            if not handled.events:  # a stale retry (the registration moved on): nothing left to plan
+                await retries().clear(due.key)
+
     async def on_command(envelope: Envelope) -> None:
         await apply(envelope, envelope.stream_id, facts_for(envelope))
 
@@ -102,6 +140,7 @@ def build(
             await apply(envelope, f"registration-{event.participant_id}", {"message_id": envelope.message_id})
 
     service.every(settings.registration_sweep_seconds, expire_unfinished, name="expiry")
+    service.every(settings.employer_retry_sweep_seconds, retry_membership_checks, name="employer-retry")
     service.consume(topics.commands(NAME), on_command, "RegisterParticipant and ProvideEmploymentDetails from the gateway; RecordContributionPayment from the payment channel.")
     service.consume(topics.events("identity"), on_identity_event, "NikVerified / NikRejected and OtpVerified move a registration on (or stop it).")
     return service

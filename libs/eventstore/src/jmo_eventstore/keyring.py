@@ -1,0 +1,76 @@
+"""Data keys kept in the store itself, each wrapped (AES-256-GCM) under a master key that only the
+environment knows: a copy of the database alone reveals no personal data, and deleting one
+subject's key document erases that subject's personal fields everywhere (crypto-shredding).
+
+Key documents are read and written by ``_id`` (the subject) only — the one filter FerretDB v1
+answers from an index. Unwrapped keys are cached in memory (bounded, least recently used).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+
+class MongoKeyRing:
+    """A :class:`~jmo_eventstore.codec.KeyRing` whose data keys live in ``collection``, wrapped under ``master_key``."""
+
+    def __init__(self, collection: AsyncCollection, master_key: bytes, *, key_id: str = "data-v1", cache_size: int = 20_000) -> None:
+        if len(master_key) != 32:
+            raise ValueError("the master key must be 32 bytes (AES-256)")
+        self._c = collection
+        self._master = AESGCM(master_key)
+        self._key_id = key_id
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._cache_size = cache_size
+
+    async def load(self, subjects: Iterable[str], *, create: bool) -> None:
+        for subject in subjects:
+            if subject in self._cache:
+                self._cache.move_to_end(subject)
+                continue
+            doc = await self._c.find_one({"_id": subject})
+            if doc is None and create:
+                key = AESGCM.generate_key(bit_length=256)
+                try:
+                    await self._c.insert_one({"_id": subject, "key_id": self._key_id, "wrapped": self._wrap(subject, key)})
+                except DuplicateKeyError:  # another writer created it first: use theirs
+                    doc = await self._c.find_one({"_id": subject})
+                else:
+                    self._remember(subject, key)
+                    continue
+            if doc is not None:
+                self._remember(subject, self._unwrap(subject, doc["wrapped"]))
+
+    def key_for(self, subject: str, *, create: bool) -> bytes | None:
+        key = self._cache.get(subject)
+        if key is None and create:
+            raise LookupError(f"no key loaded for {subject!r}: the store must prepare the codec before encoding")
+        return key
+
+    def forget(self, subject: str) -> None:
+        """Drop the cached key (``erase`` also deletes it from the store)."""
+        self._cache.pop(subject, None)
+
+    async def erase(self, subject: str) -> None:
+        """Delete the subject's key: its personal fields read as ``[erased]`` from now on."""
+        await self._c.delete_one({"_id": subject})
+        self.forget(subject)
+
+    def _remember(self, subject: str, key: bytes) -> None:
+        self._cache[subject] = key
+        self._cache.move_to_end(subject)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _wrap(self, subject: str, key: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._master.encrypt(nonce, key, subject.encode())
+
+    def _unwrap(self, subject: str, wrapped: bytes) -> bytes:
+        return self._master.decrypt(wrapped[:12], wrapped[12:], subject.encode())

@@ -1,0 +1,60 @@
+"""RequestOtp for a contact changed during pengkinian data: the new contact, normalised, for its session."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from jmo_contracts.identity import NikVerified, OtpPurpose, RequestOtp
+from jmo_identity.domain.identity import identity
+from jmo_identity.domain.otp import OtpPolicy
+from jmo_runtime import Context, Rejection
+
+pytestmark = pytest.mark.unit
+
+PID = "5b0e7c3a9d1f4e2a8c6b4d2f0e1a3c5b"
+SESSION = "c4a1e9f27b3d4c8e9a0b1c2d3e4f5a6b"
+NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+
+
+def request(**changes: Any) -> list[Any]:
+    state = identity.fold([NikVerified(participant_id=PID, registration_stream_id=f"registration-{PID}", attempts=1)])
+    command = RequestOtp.model_validate({"participant_id": PID, "channel": "sms", "purpose": "CONTACT_CHANGE", "new_contact": "0813-8880-0022", "profile_update_session_id": SESSION} | changes)
+    facts = {"policy": OtpPolicy(), "command_id": "a" * 32, "otp": {"otp_id": "b" * 32, "code_hmac": "c" * 64, "key_id": "k1"}}
+    return list(identity.decide(command, state, Context(now=NOW, stream_id=f"identity-{PID}", facts=facts)))
+
+
+def test_the_code_goes_to_the_new_contact_in_e164_and_names_the_session() -> None:
+    [issued] = request()
+    assert (issued.purpose, issued.destination, issued.profile_update_session_id) == (OtpPurpose.CONTACT_CHANGE, "+6281388800022", SESSION)
+
+
+@pytest.mark.parametrize(
+    ("changes", "code"),
+    [({"new_contact": None}, "CONTACT_REQUIRED"), ({"profile_update_session_id": None}, "SESSION_REQUIRED"), ({"new_contact": "0212345678"}, "INVALID_PHONE"),
+     ({"channel": "email", "new_contact": "not-an-email"}, "INVALID_EMAIL")],
+)
+def test_a_contact_change_without_a_valid_contact_or_session_is_refused(changes: dict[str, Any], code: str) -> None:
+    with pytest.raises(Rejection) as refused:
+        request(**changes)
+    assert refused.value.reason_code == code
+
+
+def test_an_unreachable_dukcapil_defers_the_check_once_and_the_later_answer_still_counts() -> None:
+    from jmo_contracts.registration import ParticipantRegistered
+    from jmo_identity.domain.identity import UNAVAILABLE, NikStatus
+
+    registered = ParticipantRegistered(
+        participant_id=PID, category="BPU", nik="3201014508900001", full_name="SITI AMINAH", email="siti@example.com",
+        phone="+6281234567890", otp_channel="email", birth_date="1990-08-05", gender="F",
+    )
+    context = Context(now=NOW, stream_id=f"identity-{PID}", facts={"nik_check": UNAVAILABLE, "deferral_reason": "CIRCUIT_OPEN"})
+    [deferred] = identity.decide(registered, identity.initial_state, context)
+    assert (deferred.TYPE, deferred.reason_code, deferred.attempt) == ("NikVerificationDeferred", "CIRCUIT_OPEN", 1)
+    state = identity.fold([deferred])
+    assert state.nik is NikStatus.UNKNOWN and state.deferrals == 1
+    answered = Context(now=NOW, stream_id=f"identity-{PID}", facts={"nik_check": "SESUAI", "policy": OtpPolicy(), "otp": {"otp_id": "b" * 32, "code_hmac": "c" * 64, "key_id": "k1"}})
+    verified, issued = identity.decide(registered, state, answered)
+    assert (verified.TYPE, issued.TYPE) == ("NikVerified", "OtpIssued")
