@@ -47,10 +47,7 @@ def personal_data_codec(database: AsyncDatabase, settings: ServiceSettings) -> P
     """Personal fields encrypted under per-participant keys kept in ``data_keys`` (wrapped by
     JMO_DATA_KEY); payloads as they are when no master key is configured."""
     master = settings.master_data_key()
-    if master is None:
-        log.warning("JMO_DATA_KEY is not set: personal data is stored in clear")
-        return PlainCodec()
-    return FieldEncryptionCodec(MongoKeyRing(database["data_keys"], master))
+    return PlainCodec() if master is None else FieldEncryptionCodec(MongoKeyRing(database["data_keys"], master))
 
 
 class Service:
@@ -161,6 +158,8 @@ class Service:
                 appname=f"jmo-{self.name}",
             )
             database = self._mongo[self.settings.database_for(self.name)]
+            if self.settings.data_key is None:
+                log.warning("JMO_DATA_KEY is not set: personal data is stored in clear")
             store = MongoEventStore(database, name="events", codec=personal_data_codec(database, self.settings))
             await store.ensure_indexes()
             self._store = store
