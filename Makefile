@@ -15,6 +15,7 @@ UV_STAMP := $(UV_DIR)/.installed-$(UV_VERSION)
 PY := .venv/bin/python
 DEVSTACK := $(PY) -m jmo_devstack
 PYTEST_ARGS ?=
+BENCH ?=
 
 .PHONY: help install sync tools up down status reset test bench
 
@@ -22,7 +23,7 @@ help:
 	@echo "make install  uv $(UV_VERSION) + uv sync --frozen + Kafka jars + FerretDB (into .local/)"
 	@echo "make up       start Kafka, FerretDB and the five services; 'make status', 'make down', 'make reset'"
 	@echo "make test     run every test (PYTEST_ARGS=... to pass options)"
-	@echo "make bench    run bench/run.py"
+	@echo "make bench    run bench/run.py (BENCH=biometric: only the face verification suite)"
 
 # uv itself, pinned, in its own venv (a fresh machine has none).
 $(UV_STAMP):
@@ -50,4 +51,4 @@ test: install
 	.venv/bin/pytest $(PYTEST_ARGS)
 
 bench: install
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH)

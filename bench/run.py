@@ -1,4 +1,6 @@
-"""Benchmarks of the event store and the relay, each against a raw-driver baseline.
+"""Benchmarks of the event store and the relay, each against a raw-driver baseline, and of face
+verification beside the naive face_recognition pipeline (``suite_biometric``; ``run.py biometric``
+runs only that one, without servers, and writes bench/results_biometric.json).
 
 Run with ``make bench`` (or ``.venv/bin/python bench/run.py``). Starts its own Kafka and FerretDB
 on free loopback ports unless KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI are both set, measures,
@@ -9,6 +11,7 @@ never asserted: the exit status is 0 unless something crashed.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import platform
 import secrets
@@ -27,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import probe  # noqa: E402
 import report  # noqa: E402
 import suite_append  # noqa: E402
+import suite_biometric  # noqa: E402
 import suite_relay  # noqa: E402
 import suite_replay  # noqa: E402
 from context import Bench  # noqa: E402
@@ -115,14 +119,27 @@ def _say(text: str) -> None:
 
 
 def main() -> int:
+    """``run.py`` runs every suite; ``run.py biometric`` only the face verification suite (no servers)."""
+    only = sys.argv[1:]
+    if only and only != ["biometric"]:
+        _say("usage: run.py [biometric]")
+        return 2
+    if only == ["biometric"]:
+        figures = suite_biometric.run(_say)
+        (HERE / "results_biometric.json").write_text(json.dumps(figures, indent=2) + "\n")
+        print("\n".join(suite_biometric.summary_lines(figures)))
+        return 0
     started = time.perf_counter()
     _say("starting servers ...")
     with servers() as infra:
         _say(f"servers: {infra.source} (kafka {infra.kafka_bootstrap}, store {infra.mongodb_uri})")
         metrics, extras, server_versions = asyncio.run(benchmark(infra.kafka_bootstrap, infra.mongodb_uri))
         _say("stopping servers ...")
+    figures = suite_biometric.run(_say)
+    (HERE / "results_biometric.json").write_text(json.dumps(figures, indent=2) + "\n")
     env = environment(infra.source, server_versions, time.perf_counter() - started)
     print(report.write(HERE, metrics, env, extras), end="")
+    print("\n" + "\n".join(suite_biometric.summary_lines(figures)))
     return 0
 
 

@@ -19,8 +19,9 @@ SITI = {"category": "BPU", "nik": "3201014508900001", "full_name": "Siti Aminah"
 
 
 @pytest.fixture
-def jmo(infra: Any, topic_prefix: str, database_prefix: str):  # noqa: ANN201
-    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap, "MONGODB_URI": infra.mongodb_uri, "JMO_TOPIC_PREFIX": topic_prefix, "JMO_DATABASE_PREFIX": database_prefix}
+def jmo(infra: Any, topic_prefix: str, database_prefix: str, service_keys: dict[str, str]):  # noqa: ANN201
+    # the CLI reads the logs with the services' keys (JMO_DATA_KEY), as a person at the stack would
+    env = os.environ | service_keys | {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap, "MONGODB_URI": infra.mongodb_uri, "JMO_TOPIC_PREFIX": topic_prefix, "JMO_DATABASE_PREFIX": database_prefix}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([JMO, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
@@ -85,3 +86,29 @@ def test_an_unknown_command_type_is_refused_before_anything_is_sent(jmo: Any) ->
     result = jmo("gateway", "send", "LaunchRocket", "--data", "{}", "--wait", "1")
     assert result.returncode == 2 and "LaunchRocket" in result.stderr
 
+
+
+async def test_a_person_sends_a_selfie_file_with_jmo_and_it_is_matched_with_the_ktp_photo(jmo: Any, service_runner: Any, infra: Any, database_prefix: str) -> None:
+    from jmo_contracts import new_id
+    from jmo_registries import identities
+
+    faces = Path(__file__).parents[2] / "services" / "biometric" / "tests" / "data" / "faces"
+    person = next(p for p in identities("BPU", 50) if p["photo"] and Path(p["photo"]).name == "biden.jpg")
+    service_runner("registration")
+    service_runner("biometric", {"JMO_BIOMETRIC_WORKERS": "1"}, timeout=120)
+    data = {"category": "BPU", "nik": person["nik"], "full_name": person["full_name"], "email": "selfie@example.com", "phone": "081234560001", "otp_channel": "email"}
+    sent = jmo("gateway", "send", "RegisterParticipant", "--data", json.dumps(data), "--wait", "60", "--until", "ParticipantRegistered")
+    participant_id = lines(sent.stdout)[-1]["payload"]["participant_id"]
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri)
+    try:  # biometric has taken ParticipantRegistered (it keeps the NIK, sealed)
+        for _ in range(200):
+            if await client[f"{database_prefix}jmo_biometric"]["participants"].find_one({"_id": participant_id}) is not None:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await client.close()
+    selfie = jmo("gateway", "send", "SubmitSelfie", "--image", str(faces / "biden2.jpg"), "--data", json.dumps({"participant_id": participant_id, "session_id": new_id()}), "--wait", "90")
+    assert selfie.returncode == 0, selfie.stderr
+    [uploaded, receipt, outcome] = lines(selfie.stdout)
+    assert uploaded["content_type"] == "image/jpeg" and len(uploaded["sha256"]) == 64 and receipt["sent"] == "SubmitSelfie"
+    assert outcome["type"] == "SelfieMatched", outcome

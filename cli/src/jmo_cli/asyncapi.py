@@ -28,6 +28,7 @@ def build_services() -> list[Any]:
     from jmo_profile_update.entrypoint.app import build as profile_update
     from jmo_registration.entrypoint.app import build as registration
 
+    from jmo_biometric.settings import BiometricSettings
     from jmo_identity.settings import IdentitySettings
     from jmo_notification.settings import NotificationSettings
     from jmo_profile_update.settings import ProfileUpdateSettings
@@ -39,7 +40,7 @@ def build_services() -> list[Any]:
     identity_settings = IdentitySettings(**common, otp_hmac_key=throwaway, otp_delivery_key=throwaway)
     registration_settings = RegistrationSettings(**common, nik_index_key=throwaway)
     notification_settings = NotificationSettings(**common, otp_delivery_key=throwaway, notification_data_key=throwaway)
-    return [registration(registration_settings), identity(identity_settings), biometric(settings), profile_update(ProfileUpdateSettings(**common)), notification(notification_settings)]
+    return [registration(registration_settings), identity(identity_settings), biometric(BiometricSettings(**common)), profile_update(ProfileUpdateSettings(**common)), notification(notification_settings)]
 
 
 def generate() -> dict[str, Any]:

@@ -111,3 +111,24 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
             return parts
         await asyncio.sleep(0.1)
     raise LookupError(f"topic {topic} does not exist")
+
+
+async def upload_selfie(mongodb_uri: str, blob_database: str, data: bytes) -> dict[str, Any]:
+    """Claim check, as the gateway does it: put the image in GridFS next to the event store and return the
+    ``SubmitSelfie`` fields that describe it (blob_id, sha256, content_type by content, size_bytes)."""
+    import hashlib
+
+    from pymongo import AsyncMongoClient
+
+    from jmo_biometric.adapters.blobs import GridFsSelfieBlobs
+    from jmo_biometric.engine import sniff_content_type
+
+    content_type = sniff_content_type(data)
+    if content_type is None:
+        raise ValueError("the image is neither JPEG nor PNG (by content)")
+    client: AsyncMongoClient = AsyncMongoClient(mongodb_uri, serverSelectionTimeoutMS=10_000)
+    try:
+        blob_id = await GridFsSelfieBlobs(client[blob_database]).put(data, content_type=content_type)
+    finally:
+        await client.close()
+    return {"blob_id": blob_id, "sha256": hashlib.sha256(data).hexdigest(), "content_type": content_type, "size_bytes": len(data)}

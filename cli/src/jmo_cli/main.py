@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,7 +20,8 @@ from jmo_contracts import topics
 from jmo_runtime import ServiceSettings
 
 from . import audit as audit_ops
-from .gateway import Gateway, command_envelope
+from .biometric import app as biometric_app
+from .gateway import Gateway, command_envelope, upload_selfie
 from .projections import PROJECTIONS
 from .stores import open_stores
 
@@ -32,6 +34,7 @@ contracts_app = typer.Typer(help="The published contracts.", no_args_is_help=Tru
 dev_app = typer.Typer(help="Helpers for development with the embedded stack.", no_args_is_help=True)
 app.add_typer(dev_app, name="dev")
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(biometric_app, name="biometric")
 err = Console(stderr=True)
 
 #: Events after which a journey waits for the participant (or is over).
@@ -57,18 +60,26 @@ def gateway_send(
     stream: Annotated[str | None, typer.Option("--stream-id", help="Target stream, e.g. registration-<32 hex>; new if omitted.")] = None,
     wait: Annotated[float, typer.Option(help="Seconds to follow the journey's events.")] = 15.0,
     until: Annotated[list[str] | None, typer.Option("--until", help="Also stop at this event type (repeatable).")] = None,
+    image: Annotated[Path | None, typer.Option("--image", help="SubmitSelfie: upload this JPEG/PNG to GridFS first and fill in blob_id, sha256, content_type, size_bytes.", exists=True, dir_okay=False)] = None,
 ) -> None:
     """Publish a command as the gateway would, then print (one JSON per line) every event with its
     correlation id until the journey pauses for input or WAIT seconds pass."""
     settings = ServiceSettings()
     try:
-        envelope = command_envelope(command_type, json.loads(data), correlation_id=correlation_id, stream=stream)
+        payload = json.loads(data)
+        if image is not None:
+            payload |= asyncio.run(upload_selfie(settings.mongodb_uri, settings.blob_database(), image.read_bytes()))
+        if command_type == "SubmitSelfie" and stream is None and "session_id" in payload:
+            stream = f"biometric-{payload['session_id']}"  # the session's stream: one key, in order
+        envelope = command_envelope(command_type, payload, correlation_id=correlation_id, stream=stream)
     except (ValueError, LookupError) as e:
         err.print(f"[red]cannot send {command_type}:[/red] {e}")
         raise typer.Exit(2) from None
 
     async def go() -> None:
         async with Gateway(settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix) as gw:
+            if image is not None:
+                _print({"uploaded": str(image), **{k: payload[k] for k in ("blob_id", "sha256", "content_type", "size_bytes")}})
             await gw.send(envelope)
             _print({"sent": envelope.type, "message_id": envelope.message_id, "correlation_id": envelope.correlation_id, "stream_id": envelope.stream_id})
             async for event in gw.events(envelope.correlation_id, wait=wait):
@@ -170,8 +181,9 @@ def dev_identities(
 ) -> None:
     """Synthetic citizens of the embedded population registry, usable for registration (JSON array).
 
-    Each has nik, full_name, birth_date, employer_registered (and kpj_number) and photo (the path of
-    a KTP photo, for the few that have one). Synthetic data only.
+    Each has nik, full_name, birth_date, employer_registered (and kpj_number), photo (the path of
+    the KTP photo, the reference face of the selfie check, for the few that have one; else null) and
+    has_ktp_photo. Citizens with a photo come first. Synthetic data only.
     """
     from jmo_registries import identities
 

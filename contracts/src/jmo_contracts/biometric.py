@@ -19,6 +19,11 @@ HEX32 = r"^[0-9a-f]{32}$"
 EXAMPLE_PARTICIPANT_ID = "5b0e7c3a9d1f4e2a8c6b4d2f0e1a3c5b"
 EXAMPLE_SESSION_ID = "c4a1e9f27b3d4c8e9a0b1c2d3e4f5a6b"
 
+#: Claim check: the database (after ``JMO_DATABASE_PREFIX``) and GridFS bucket where the gateway puts a
+#: selfie before sending ``SubmitSelfie``; the file's ``_id`` is the ``blob_id`` (an ObjectId's hex string).
+BLOB_DATABASE = "jmo_blobs"
+SELFIE_BUCKET = "selfies"
+
 
 def _participant_id() -> Any:
     return Field(pattern=HEX32, description="Participant reference (from ParticipantRegistered). Not personal data.", examples=[EXAMPLE_PARTICIPANT_ID])

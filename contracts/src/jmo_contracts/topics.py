@@ -45,7 +45,7 @@ OTP_DELIVERY = "jmo.identity.otp-delivery"
 CONSUMES: dict[str, tuple[str, ...]] = {
     "registration": (commands("registration"), events("identity")),
     "identity": (commands("identity"), events("registration")),
-    "biometric": (commands("biometric"),),
+    "biometric": (commands("biometric"), events("registration")),
     "profile-update": (commands("profile-update"), events("registration"), events("identity"), events("biometric")),
     "notification": (OTP_DELIVERY, events("registration"), events("identity"), events("profile-update")),
 }

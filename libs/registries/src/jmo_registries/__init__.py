@@ -75,7 +75,8 @@ def identities(category: str | None, count: int, *, dataset: CitizenDataset | No
     """Up to ``count`` synthetic citizens a developer can register with (for ``jmo dev identities``).
 
     Each: ``{nik, full_name, birth_date, employer_registered, kpj_number (when registered),
-    photo}`` where ``photo`` is the path of the KTP photo file or ``None``. For category ``"PU"``
+    photo, has_ktp_photo}`` where ``photo`` is the path of the KTP photo file (the reference face of the
+    selfie check) or ``None``. For category ``"PU"``
     only citizens with an ACTIVE employer membership (the registry has their KPJ); for ``"BPU"``,
     ``"PMI"`` or ``None`` any citizen. Deterministic order: citizens with a photo first (they can
     also do the selfie step), then data-set order.
@@ -103,5 +104,6 @@ def identities(category: str | None, count: int, *, dataset: CitizenDataset | No
             item["kpj_number"] = employer["kpj_number"]
         photo = ds.photo_path(r["nik"])
         item["photo"] = str(photo) if photo is not None else None
+        item["has_ktp_photo"] = photo is not None
         out.append(item)
     return out

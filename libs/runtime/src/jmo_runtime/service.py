@@ -83,6 +83,7 @@ class Service:
         self._handlers: dict[int, CommandHandler] = {}
         self._periodic: list[tuple[str, float, Callable[[], Awaitable[None]]]] = []
         self._periodic_tasks: list[asyncio.Task[None]] = []
+        self._resources: list[tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]] = []
         self.document_publishing(topics.events(name), f"Events of the {name} service's log, relayed in log order; key = stream id.")
 
     def document_publishing(self, topic: str, description: str) -> None:
@@ -110,6 +111,11 @@ class Service:
         """Run ``job`` every ``seconds`` while the service runs (errors are logged, not fatal)."""
         self._periodic.append((name, seconds, job))
 
+    def resource(self, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:
+        """Start something of the service's own (a worker pool...) once the store is up, before any
+        message is consumed; stop it after the relay, in reverse order of declaration."""
+        self._resources.append((start, stop))
+
     async def _run_periodic(self, name: str, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
         while not self._stop.is_set():
             try:
@@ -130,6 +136,10 @@ class Service:
     def database(self) -> AsyncDatabase | None:
         """This service's database once started (``None`` when running on an in-memory store)."""
         return self._mongo[self.settings.database_for(self.name)] if self._mongo is not None else None
+
+    def database_named(self, name: str) -> AsyncDatabase | None:
+        """Another database on the store's client once started (e.g. the claim-check blobs); ``None`` in memory."""
+        return self._mongo[name] if self._mongo is not None else None
 
     @property
     def store(self) -> EventStore:
@@ -155,6 +165,8 @@ class Service:
             self._store = store
         if self._checkpoints is None:
             self._checkpoints = MongoCheckpoints(self._mongo[self.settings.database_for(self.name)]["relay_checkpoints"]) if self._mongo else InMemoryCheckpoints()
+        for start, _ in self._resources:
+            await start()
 
     async def start_relay(self) -> None:
         publisher = self._relay_publisher
@@ -177,6 +189,8 @@ class Service:
             await task
         if self._relay is not None and isinstance(self._relay.publisher, KafkaRecordPublisher):
             await self._relay.publisher.stop()
+        for _, stop in reversed(self._resources):
+            await stop()
         if self._mongo is not None:
             await self._mongo.close()
 

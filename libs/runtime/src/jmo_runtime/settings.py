@@ -48,5 +48,11 @@ class ServiceSettings(BaseSettings):
     def database_for(self, service: str) -> str:
         return f"{self.database_prefix}jmo_{service.replace('-', '_')}"
 
+    def blob_database(self) -> str:
+        """Where claim-checked blobs (selfies) wait next to the event store, shared by gateway and services."""
+        from jmo_contracts.biometric import BLOB_DATABASE
+
+        return f"{self.database_prefix}{BLOB_DATABASE}"
+
     def topic(self, name: str) -> str:
         return self.topic_prefix + name

@@ -1,0 +1,100 @@
+"""What the service keeps about participants, protected: the NIK (to ask Dukcapil for the KTP photo)
+and the reference embedding computed from that photo. Never an image.
+
+Documents are keyed ``_id = participant_id`` (the only look-up FerretDB v1 answers by index) and the
+personal values are sealed with AES-256-GCM under the participant's data key (:mod:`.protection`),
+so erasing the participant erases them; the embedding cache also records the model version, so a
+new model recomputes instead of comparing across models.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+from pymongo.asynchronous.database import AsyncDatabase
+
+from .protection import ParticipantSealer
+
+_NIK = "nik"
+_EMBEDDING = "reference-embedding"
+
+
+def _embedding_purpose(model_version: str) -> str:
+    return f"{_EMBEDDING}\x00{model_version}"
+
+
+class ParticipantFaces(Protocol):
+    """The participant → NIK look-up and the reference embedding cache."""
+
+    async def remember_nik(self, participant_id: str, nik: str) -> None: ...
+
+    async def nik(self, participant_id: str) -> str | None: ...
+
+    async def reference(self, participant_id: str, model_version: str) -> tuple[float, ...] | None: ...
+
+    async def keep_reference(self, participant_id: str, model_version: str, embedding: tuple[float, ...]) -> None: ...
+
+
+def _pack(embedding: tuple[float, ...]) -> bytes:
+    return np.asarray(embedding, dtype="<f8").tobytes()
+
+
+def _unpack(data: bytes) -> tuple[float, ...]:
+    return tuple(float(x) for x in np.frombuffer(data, dtype="<f8"))
+
+
+class MongoParticipantFaces:
+    """:class:`ParticipantFaces` in the service's database (collections ``participants``, ``reference_faces``)."""
+
+    def __init__(self, database: AsyncDatabase, sealer: ParticipantSealer) -> None:
+        self._participants = database["participants"]
+        self._references = database["reference_faces"]
+        self._sealer = sealer
+
+    async def remember_nik(self, participant_id: str, nik: str) -> None:
+        sealed = await self._sealer.seal(nik.encode(), _NIK, participant_id)
+        await self._participants.replace_one({"_id": participant_id}, {"_id": participant_id, "nik": sealed}, upsert=True)
+
+    async def nik(self, participant_id: str) -> str | None:
+        doc = await self._participants.find_one({"_id": participant_id})
+        plain = None if doc is None else await self._sealer.open(doc["nik"], _NIK, participant_id)
+        return None if plain is None else plain.decode()
+
+    async def reference(self, participant_id: str, model_version: str) -> tuple[float, ...] | None:
+        doc = await self._references.find_one({"_id": participant_id})
+        if doc is None or doc.get("model_version") != model_version:
+            return None
+        plain = await self._sealer.open(doc["embedding"], _embedding_purpose(model_version), participant_id)
+        return None if plain is None else _unpack(plain)
+
+    async def keep_reference(self, participant_id: str, model_version: str, embedding: tuple[float, ...]) -> None:
+        sealed = await self._sealer.seal(_pack(embedding), _embedding_purpose(model_version), participant_id)
+        await self._references.replace_one({"_id": participant_id}, {"_id": participant_id, "model_version": model_version, "embedding": sealed}, upsert=True)
+
+
+class InMemoryParticipantFaces:
+    """:class:`ParticipantFaces` in dicts (sealed all the same), for tests."""
+
+    def __init__(self, sealer: ParticipantSealer) -> None:
+        self._sealer = sealer
+        self.niks: dict[str, bytes] = {}
+        self.references: dict[str, tuple[str, bytes]] = {}
+
+    async def remember_nik(self, participant_id: str, nik: str) -> None:
+        self.niks[participant_id] = await self._sealer.seal(nik.encode(), _NIK, participant_id)
+
+    async def nik(self, participant_id: str) -> str | None:
+        sealed = self.niks.get(participant_id)
+        plain = None if sealed is None else await self._sealer.open(sealed, _NIK, participant_id)
+        return None if plain is None else plain.decode()
+
+    async def reference(self, participant_id: str, model_version: str) -> tuple[float, ...] | None:
+        version, sealed = self.references.get(participant_id, ("", b""))
+        if version != model_version:
+            return None
+        plain = await self._sealer.open(sealed, _embedding_purpose(model_version), participant_id)
+        return None if plain is None else _unpack(plain)
+
+    async def keep_reference(self, participant_id: str, model_version: str, embedding: tuple[float, ...]) -> None:
+        self.references[participant_id] = (model_version, await self._sealer.seal(_pack(embedding), _embedding_purpose(model_version), participant_id))

@@ -1,0 +1,175 @@
+"""The biometric service wired in memory (TestKafkaBroker, in-memory store, blobs and participant data,
+a scripted engine): the same subscribers, application and decider as in production."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import date
+
+import pytest
+from faststream.kafka import TestKafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from jmo_biometric.adapters.blobs import InMemorySelfieBlobs
+from jmo_biometric.adapters.protection import ParticipantSealer
+from jmo_biometric.adapters.references import InMemoryParticipantFaces
+from jmo_biometric.domain.quality import FaceMeasures, ImageMeasures, QualityLimits
+from jmo_biometric.engine import Analysis, ImageLimits, InvalidImage
+from jmo_biometric.entrypoint.app import build
+from jmo_biometric.settings import BiometricSettings
+from jmo_contracts import Envelope, new_id, topics
+from jmo_contracts.registration import ParticipantRegistered
+from jmo_eventstore import InMemoryEventStore, InMemoryKeyRing
+from jmo_registries import RegistryUnavailable
+from jmo_runtime import Service
+from jmo_runtime.relay import InMemoryCheckpoints
+from jmo_runtime.service import BrokerRecordPublisher
+
+pytestmark = pytest.mark.component
+NIK = "3201014508900001"
+JPEG_MAGIC = b"\xff\xd8\xff"
+SAME = (0.1,) * 128
+OTHER = (0.2,) * 128  # distance 1.13 from SAME
+GOOD = FaceMeasures(width_px=300, width_fraction=0.3, in_frame=True, nose_offset=0.0, brightness=130, sharpness=300)
+
+
+class ScriptedEngine:
+    """Reads what to answer from the picture's bytes: JPEG magic + a word."""
+
+    def __init__(self) -> None:
+        self.selfies = 0
+
+    async def selfie(self, data: bytes, limits: ImageLimits, quality: QualityLimits) -> Analysis:
+        self.selfies += 1
+        word = data[len(JPEG_MAGIC):]
+        if word == b"broken":
+            raise InvalidImage("undecodable image/jpeg")
+        faces = () if word == b"empty" else (GOOD,)
+        embedding = {b"same": SAME, b"other": OTHER}.get(word)
+        return Analysis("image/jpeg", (640, 480), ImageMeasures(faces, 120), embedding)
+
+    async def reference(self, data: bytes, limits: ImageLimits) -> Analysis:
+        return Analysis("image/jpeg", (640, 480), ImageMeasures((GOOD,), 120), SAME)
+
+
+@dataclass
+class Dukcapil:
+    down: bool = False
+    asked: list[str] = field(default_factory=list)
+
+    async def verify(self, nik: str, full_name: str, birth_date: date | None = None) -> object:
+        raise NotImplementedError
+
+    async def ktp_photo(self, nik: str) -> bytes | None:
+        if self.down:
+            raise RegistryUnavailable("down")
+        self.asked.append(nik)
+        return JPEG_MAGIC + b"ktp" if nik == NIK else None
+
+
+@dataclass
+class Wired:
+    service: Service
+    blobs: InMemorySelfieBlobs
+    engine: ScriptedEngine
+    dukcapil: Dukcapil
+    faces: InMemoryParticipantFaces
+    events: list[Envelope]
+
+    async def registered(self, nik: str = NIK) -> str:
+        pid = new_id()
+        event = ParticipantRegistered(participant_id=pid, category="BPU", nik=nik, full_name="SITI AMINAH", email="s@example.com", phone="+6281234567890", otp_channel="email", birth_date=date(1990, 8, 5), gender="F")
+        await self.service.broker.publish(Envelope.wrap(event, stream_id=f"registration-{pid}", correlation_id=new_id()).to_json(), topic=topics.events("registration"))
+        return pid
+
+    async def selfie(self, pid: str, session: str, word: bytes, **tamper: object) -> Envelope:
+        data = JPEG_MAGIC + word
+        blob_id = await self.blobs.put(data, content_type="image/jpeg")
+        body = {"participant_id": pid, "session_id": session, "blob_id": blob_id, "sha256": hashlib.sha256(data).hexdigest(), "content_type": "image/jpeg", "size_bytes": len(data)} | tamper
+        from jmo_contracts.biometric import SubmitSelfie
+
+        return Envelope.wrap(SubmitSelfie.model_validate(body), stream_id=f"biometric-{session}", correlation_id=new_id())
+
+    async def send(self, command: Envelope) -> list[Envelope]:
+        before = len(self.events)
+        await self.service.broker.publish(command.to_json(), topic=topics.commands("biometric"))
+        while await self.service.relay_once():
+            pass
+        return self.events[before:]
+
+
+@pytest.fixture
+async def wired() -> AsyncIterator[Wired]:
+    settings = BiometricSettings(topic_prefix="", database_prefix="", dukcapil_retry_seconds=0.01)
+    blobs, engine, dukcapil, faces = InMemorySelfieBlobs(), ScriptedEngine(), Dukcapil(), InMemoryParticipantFaces(ParticipantSealer(InMemoryKeyRing()))
+    service = build(settings, store=InMemoryEventStore(), checkpoints=InMemoryCheckpoints(), engine=engine, blobs=blobs, faces=faces, registry=dukcapil)  # type: ignore[arg-type]
+    service._relay_publisher = BrokerRecordPublisher(service.broker)
+    events: list[Envelope] = []
+
+    @service.broker.subscriber(topics.events("biometric"), group_id="test-observer")
+    async def observe(msg: KafkaMessage) -> None:
+        events.append(Envelope.from_json(msg.body))
+
+    async with TestKafkaBroker(service.broker):
+        await service.start_store()
+        await service.start_relay()
+        yield Wired(service, blobs, engine, dukcapil, faces, events)
+        await service.stop()
+
+
+def outcome(events: list[Envelope]) -> tuple[str, object]:
+    [e] = events
+    return e.type, e.payload.get("reason_code") or e.payload.get("distance")
+
+
+async def test_a_selfie_of_the_ktp_face_is_matched_its_blob_deleted_and_the_reference_kept_sealed(wired: Wired) -> None:
+    pid = await wired.registered()
+    command = await wired.selfie(pid, new_id(), b"same")
+    assert outcome(await wired.send(command)) == ("SelfieMatched", 0.0)
+    assert wired.blobs.blobs == {} and wired.dukcapil.asked == [NIK]
+    assert NIK.encode() not in wired.faces.niks[pid] and pid in wired.faces.references
+
+
+async def test_another_face_is_not_matching_and_the_cached_reference_spares_dukcapil(wired: Wired) -> None:
+    pid = await wired.registered()
+    session = new_id()
+    await wired.send(await wired.selfie(pid, session, b"same"))
+    assert outcome(await wired.send(await wired.selfie(pid, new_id(), b"other")))[0] == "SelfieRejected"
+    assert wired.dukcapil.asked == [NIK]
+
+
+async def test_a_redelivered_selfie_changes_nothing_and_its_picture_is_not_looked_at_again(wired: Wired) -> None:
+    pid = await wired.registered()
+    command = await wired.selfie(pid, new_id(), b"empty")
+    assert outcome(await wired.send(command)) == ("SelfieRejected", "NO_FACE")
+    assert await wired.send(command) == [] and wired.engine.selfies == 1
+
+
+async def test_used_up_attempts_refuse_without_analysing_and_still_delete_the_blob(wired: Wired) -> None:
+    pid = await wired.registered()
+    session = new_id()
+    answers = [outcome(await wired.send(await wired.selfie(pid, session, word))) for word in (b"empty", b"broken", b"other", b"same")]
+    assert answers == [("SelfieRejected", "NO_FACE"), ("SelfieRejected", "INVALID_IMAGE"), ("SelfieRejected", "NOT_MATCHING"), ("SelfieRejected", "TOO_MANY_ATTEMPTS")]
+    assert wired.engine.selfies == 3 and wired.blobs.blobs == {}
+
+
+async def test_a_damaged_upload_a_lying_content_type_and_an_unknown_participant_are_refused(wired: Wired) -> None:
+    pid = await wired.registered()
+    assert outcome(await wired.send(await wired.selfie(pid, new_id(), b"same", sha256="0" * 64))) == ("SelfieRejected", "CHECKSUM_MISMATCH")
+    assert outcome(await wired.send(await wired.selfie(pid, new_id(), b"same", content_type="image/png"))) == ("SelfieRejected", "INVALID_IMAGE")
+    assert outcome(await wired.send(await wired.selfie(new_id(), new_id(), b"same"))) == ("SelfieRejected", "REFERENCE_UNAVAILABLE")
+    assert wired.engine.selfies == 1 and wired.blobs.blobs == {}
+
+
+async def test_while_dukcapil_is_down_the_selfie_waits_and_keeps_its_blob(wired: Wired) -> None:
+    pid = await wired.registered()
+    wired.dukcapil.down = True
+    command = await wired.selfie(pid, new_id(), b"same")
+    with pytest.raises(RegistryUnavailable):
+        await wired.send(command)
+    assert len(wired.blobs.blobs) == 1
+    wired.dukcapil.down = False
+    assert outcome(await wired.send(command)) == ("SelfieMatched", 0.0)
+    assert wired.blobs.blobs == {}

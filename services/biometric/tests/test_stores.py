@@ -1,0 +1,81 @@
+"""The claim-check bucket and the protected participant data on the real MongoDB-protocol server (FerretDB)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.exceptions import InvalidTag
+from pymongo import AsyncMongoClient
+
+from jmo_contracts import new_id
+from jmo_biometric.adapters.blobs import BlobTooLarge, GridFsSelfieBlobs
+from jmo_biometric.adapters.protection import ParticipantSealer
+from jmo_eventstore import MongoKeyRing
+from jmo_biometric.adapters.references import MongoParticipantFaces
+
+pytestmark = pytest.mark.integration
+PHOTO = Path(__file__).parent / "data" / "faces" / "obama3.jpg"  # ~600 KB: several GridFS chunks
+
+
+@pytest.fixture
+async def client(infra: Any) -> AsyncIterator[AsyncMongoClient]:
+    c: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri, socketTimeoutMS=20_000, serverSelectionTimeoutMS=20_000)
+    yield c
+    await c.close()
+
+
+async def test_a_blob_comes_back_whole_and_is_gone_after_delete(client: AsyncMongoClient, database_prefix: str) -> None:
+    db = client[f"{database_prefix}blobs_{new_id()[:8]}"]
+    blobs = GridFsSelfieBlobs(db)
+    data = PHOTO.read_bytes()
+    blob_id = await blobs.put(data, content_type="image/jpeg")
+    assert len(blob_id) == 24 and await db["selfies.files"].find_one({"_id": blob_id}) is not None
+    back = await blobs.get(blob_id, max_bytes=len(data))
+    assert back is not None and hashlib.sha256(back).digest() == hashlib.sha256(data).digest()
+    with pytest.raises(BlobTooLarge):
+        await blobs.get(blob_id, max_bytes=len(data) - 1)
+    await blobs.delete(blob_id)
+    await blobs.delete(blob_id)  # already gone: nothing happens
+    assert await blobs.get(blob_id, max_bytes=len(data)) is None
+    assert await db["selfies.chunks"].count_documents({}) == 0 and await db["selfies.files"].count_documents({}) == 0
+
+
+async def test_uploads_older_than_the_cutoff_are_swept_and_newer_ones_stay(client: AsyncMongoClient, database_prefix: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    db = client[f"{database_prefix}blobs_{new_id()[:8]}"]
+    blobs = GridFsSelfieBlobs(db)
+    old = await blobs.put(b"\xff\xd8\xff old", content_type="image/jpeg")
+    assert await blobs.delete_uploaded_before(datetime.now(UTC) - timedelta(hours=1)) == 0
+    cutoff = datetime.now(UTC) + timedelta(seconds=1)
+    assert await blobs.delete_uploaded_before(cutoff) == 1
+    assert await blobs.get(old, max_bytes=100) is None and await db["selfies.chunks"].count_documents({}) == 0
+
+
+async def test_nik_and_reference_embedding_are_sealed_under_the_participants_key_and_erased_with_it(client: AsyncMongoClient, database_prefix: str) -> None:
+    db = client[f"{database_prefix}faces_{new_id()[:8]}"]
+    master = os.urandom(32)
+    keyring = MongoKeyRing(db["data_keys"], master)
+    faces = MongoParticipantFaces(db, ParticipantSealer(keyring))
+    pid, other = new_id(), new_id()
+    embedding = tuple(i / 1000 for i in range(128))
+    await faces.remember_nik(pid, "3201014508900001")
+    await faces.remember_nik(other, "3201014508900002")
+    await faces.keep_reference(pid, "model-v1", embedding)
+    assert await faces.nik(pid) == "3201014508900001" and await faces.nik(new_id()) is None
+    assert await faces.reference(pid, "model-v1") == embedding
+    assert await faces.reference(pid, "model-v2") is None  # another model: recomputed, never compared across models
+    stored = await db["participants"].find_one({"_id": pid})
+    assert b"3201014508900001" not in stored["nik"]
+    await db["participants"].replace_one({"_id": other}, {"_id": other, "nik": stored["nik"]})  # a sealed value copied elsewhere does not open
+    with pytest.raises(InvalidTag):
+        await faces.nik(other)
+    with pytest.raises(InvalidTag):  # nor under another master key
+        await MongoParticipantFaces(db, ParticipantSealer(MongoKeyRing(db["data_keys"], os.urandom(32)))).nik(pid)
+    await keyring.erase(pid)  # erasing the participant erases what biometric kept about them
+    assert await faces.nik(pid) is None and await faces.reference(pid, "model-v1") is None
