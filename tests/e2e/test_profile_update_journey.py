@@ -1,7 +1,8 @@
 """Pengkinian data on the real stack (SPEC §5): a participant registered and activated through
-registration and identity updates the profile through every step, with a changed phone verified by
-OTP; the read model is rebuilt from the logs and compared field by field; refusals, redelivery and a
-restart of the service in the middle of a session."""
+registration and identity updates the profile through every step — the selfie matched by the
+biometric service against the KTP photo, a changed phone verified by OTP; the read model is rebuilt
+from the logs and compared field by field; refusals, redelivery and a restart of the service in the
+middle of a session."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from jmo_cli.gateway import Gateway, command_envelope
+from jmo_cli.gateway import Gateway, command_envelope, upload_selfie
 from jmo_contracts import Envelope, Message, new_id, topics
-from jmo_contracts.biometric import SelfieMatched, SelfieRejected, SelfieRejectionReason
+from jmo_contracts.biometric import BLOB_DATABASE, SelfieRejected, SelfieRejectionReason
 from jmo_runtime.messaging import publish as publish_envelope
 
+from .test_biometric_flow import FACES, citizen_with_photo
 from .test_identity_flow import delivered_code
 from .test_registration_journey import contact_verified, only, payment, person, step
 
@@ -36,12 +38,20 @@ ADDITIONAL = {"last_education": "S1", "blood_type": "B", "religion": "ISLAM", "e
 
 @pytest.fixture
 def stack(service_runner: Any) -> dict[str, Any]:
-    return {name: service_runner(name) for name in ("registration", "identity", "profile-update")}
+    return {name: service_runner(name) for name in ("registration", "identity", "biometric", "profile-update")}
 
 
-async def activated_participant(gateway: Gateway, n: int, infra: Any, topic_prefix: str, database_prefix: str, keys: dict[str, str]) -> tuple[str, dict[str, Any]]:
+def with_ktp_photo(photo: str, n: int) -> dict[str, Any]:
+    """Registration data of the synthetic citizen whose KTP photo (at Dukcapil) is ``photo``."""
+    citizen = citizen_with_photo(photo)
+    return person("BPU", n) | {"nik": citizen["nik"], "full_name": citizen["full_name"]}
+
+
+async def activated_participant(
+    gateway: Gateway, n: int, infra: Any, topic_prefix: str, database_prefix: str, keys: dict[str, str], *, data: dict[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
     """A BPU participant registered, verified, paid and activated through the real services."""
-    data = person("BPU", n)
+    data = data or person("BPU", n)
     journey = await contact_verified(gateway, data, infra, topic_prefix, keys)
     assessed = only(await step(gateway, journey, "ProvideEmploymentDetails", {"occupation": "Penjahit", "monthly_income": 2_000_000, "join_jht": False}), "ContributionAssessed")
     only(await step(gateway, journey, "RecordContributionPayment", payment(assessed, assessed.payload["amount_due"], f"BNI-{n}")), "AccountActivated")
@@ -86,8 +96,17 @@ class Session:
         assert outcome is not None, [e.type for e in events]
         return outcome
 
+    async def selfie(self, infra: Any, database_prefix: str, image: str) -> Envelope:
+        """Upload the selfie as the gateway does (claim check) and send SubmitSelfie; the biometric outcome."""
+        claim = await upload_selfie(infra.mongodb_uri, f"{database_prefix}{BLOB_DATABASE}", (FACES / image).read_bytes())
+        command = command_envelope("SubmitSelfie", {"participant_id": self.pid, "session_id": self.sid, **claim}, correlation_id=self.correlation_id)
+        await self.gateway.send(command)
+        events = await self.gateway.until(self.correlation_id, {"SelfieMatched", "SelfieRejected", "CommandRejected"}, timeout=90)
+        assert events and events[-1].causation_id == command.message_id, [e.type for e in events]
+        return events[-1]
+
     async def as_biometric(self, infra: Any, topic_prefix: str, event: Message) -> Envelope:
-        """What the biometric service publishes after SubmitSelfie (its own e2e test runs the engine)."""
+        """Publish an outcome as the biometric service would (for the case of a session's last attempt)."""
         from faststream.kafka import KafkaBroker
 
         envelope = Envelope.wrap(event, stream_id=f"biometric-{self.sid}", correlation_id=self.correlation_id)
@@ -98,10 +117,6 @@ class Session:
         finally:
             await broker.stop()
         return envelope
-
-
-def matched(pid: str, sid: str) -> SelfieMatched:
-    return SelfieMatched(participant_id=pid, session_id=sid, attempt=1, distance=0.38, threshold=0.5, engine="face_recognition", model_version="dlib_face_recognition_resnet_model_v1", reference_source="DUKCAPIL")
 
 
 async def until_type(gateway: Gateway, session: Session, wanted: str) -> Envelope:
@@ -120,7 +135,7 @@ async def test_an_active_participant_updates_the_profile_with_a_verified_new_pho
     infra: Any, topic_prefix: str, database_prefix: str, service_keys: dict[str, str], stack: dict[str, Any], service_runner: Any
 ) -> None:
     async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
-        pid, data = await activated_participant(gateway, 21, infra, topic_prefix, database_prefix, service_keys)
+        pid, data = await activated_participant(gateway, 21, infra, topic_prefix, database_prefix, service_keys, data=with_ktp_photo("kit_harington1.jpeg", 21))
         s = Session(gateway, pid)
         started = await s.send("StartProfileUpdate")
         assert started.type == "ProfileUpdateStarted", started.payload
@@ -132,7 +147,8 @@ async def test_an_active_participant_updates_the_profile_with_a_verified_new_pho
         early = await s.send("SubmitContactData", phone="081388800022", email=data["email"], bank_name="BNI", bank_account_number="0123456789")
         assert early.payload["reason_code"] == "SELFIE_NOT_VERIFIED"
 
-        await s.as_biometric(infra, topic_prefix, matched(pid, s.sid))
+        selfie = await s.selfie(infra, database_prefix, "kit_harington2.jpeg")  # the real biometric service, against the KTP photo
+        assert selfie.type == "SelfieMatched", selfie.payload
         await until_type(gateway, s, "SelfieVerificationRecorded")
 
         bad_npwp = await s.send("SubmitContactData", phone="081388800022", email=data["email"], npwp="12.345.678.9-01", bank_name="BNI", bank_account_number="0123456789")
@@ -193,17 +209,21 @@ async def test_an_active_participant_updates_the_profile_with_a_verified_new_pho
 async def test_sessions_refuse_inactive_accounts_end_after_the_last_failed_selfie_and_expire(
     infra: Any, topic_prefix: str, database_prefix: str, service_keys: dict[str, str], service_runner: Any
 ) -> None:
-    for name in ("registration", "identity"):
+    for name in ("registration", "identity", "biometric"):
         service_runner(name)
     service_runner("profile-update", {"JMO_PROFILE_SESSION_TIMEOUT_SECONDS": "8", "JMO_PROFILE_SWEEP_SECONDS": "0.5"})
     async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
         stranger = Session(gateway, new_id())
         assert (await stranger.send("StartProfileUpdate")).payload["reason_code"] == "UNKNOWN_PARTICIPANT"
 
-        pid, _ = await activated_participant(gateway, 22, infra, topic_prefix, database_prefix, service_keys)
+        pid, _ = await activated_participant(gateway, 22, infra, topic_prefix, database_prefix, service_keys, data=with_ktp_photo("biden.jpg", 22))
         failed = Session(gateway, pid)
         await failed.send("StartProfileUpdate")
         await failed.send("ConfirmParticipationData", confirmed=True)
+        stranger_face = await failed.selfie(infra, database_prefix, "obama2.jpg")  # someone else's face: refused, an attempt used
+        assert (stranger_face.type, stranger_face.payload["reason_code"]) == ("SelfieRejected", "NOT_MATCHING")
+        not_yet = await failed.send("SubmitContactData", phone="081388800044", email="y@example.com", bank_name="BNI", bank_account_number="0123456789")
+        assert not_yet.payload["reason_code"] == "SELFIE_NOT_VERIFIED"
         last = SelfieRejected(participant_id=pid, session_id=failed.sid, attempt=3, reason_code=SelfieRejectionReason.NOT_MATCHING, reason="Wajah tidak cocok", attempts_left=0, distance=0.71, threshold=0.5)
         await failed.as_biometric(infra, topic_prefix, last)
         cancelled = await until_type(gateway, failed, "ProfileUpdateCancelled")
