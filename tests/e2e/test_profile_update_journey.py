@@ -37,8 +37,9 @@ ADDITIONAL = {"last_education": "S1", "blood_type": "B", "religion": "ISLAM", "e
 
 
 @pytest.fixture
-def stack(service_runner: Any) -> dict[str, Any]:
-    return {name: service_runner(name) for name in ("registration", "identity", "biometric", "profile-update")}
+def stack(service_runner: Any, sinks: Any) -> dict[str, Any]:
+    started = {name: service_runner(name) for name in ("registration", "identity", "biometric", "profile-update")}
+    return started | {"notification": service_runner("notification", sinks.env)}
 
 
 def with_ktp_photo(photo: str, n: int) -> dict[str, Any]:
@@ -132,7 +133,7 @@ def jmo(*args: str, infra: Any, topic_prefix: str, database_prefix: str, keys: d
 
 @pytest.mark.usefixtures("stack")
 async def test_an_active_participant_updates_the_profile_with_a_verified_new_phone(
-    infra: Any, topic_prefix: str, database_prefix: str, service_keys: dict[str, str], stack: dict[str, Any], service_runner: Any
+    infra: Any, topic_prefix: str, database_prefix: str, service_keys: dict[str, str], stack: dict[str, Any], sinks: Any
 ) -> None:
     async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
         pid, data = await activated_participant(gateway, 21, infra, topic_prefix, database_prefix, service_keys, data=with_ktp_photo("kit_harington1.jpeg", 21))
@@ -179,6 +180,13 @@ async def test_an_active_participant_updates_the_profile_with_a_verified_new_pho
             await gateway.send(command)
         await asyncio.sleep(3)
         assert await stream_length(infra, database_prefix, f"profile-update-{s.sid}") == length
+
+    # "Pengkinian data berhasil" reaches the participant, on the channel chosen at registration (sms), at the new number
+    for _ in range(120):
+        if notices := [m for m in sinks.messages(to="+6281388800022") if "Pengkinian data berhasil" in f"{m.get('subject') or ''} {m['body']}"]:
+            break
+        await asyncio.sleep(0.25)
+    assert len(notices) == 1, sinks.messages()
 
     # at rest, the logs hold personal data only encrypted (per-participant keys wrapped by JMO_DATA_KEY)
     client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri)
