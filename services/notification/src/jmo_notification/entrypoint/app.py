@@ -73,6 +73,16 @@ def build(
             ))
         return built[0]
 
+    async def open_notifier() -> None:
+        notifier()  # built once the store is up, before any message is consumed
+
+    async def close_channels() -> None:
+        for channel in (built[0].channels.values() if built else ()):
+            if (close := getattr(channel, "close", None)) is not None:
+                await close()
+
+    service.resource(open_notifier, close_channels)
+
     def on(topic: str) -> Callable[[Envelope], object]:
         async def handle(envelope: Envelope) -> None:
             await notifier().handle(envelope, topic)
