@@ -13,6 +13,7 @@ SERVICES: tuple[str, ...] = ("registration", "identity", "biometric", "profile-u
 
 DLQ_SUFFIX = ".dlq"
 ONE_HOUR_MS = 60 * 60 * 1000
+ONE_DAY_MS = 24 * ONE_HOUR_MS
 SEVEN_DAYS_MS = 7 * 24 * ONE_HOUR_MS
 
 
@@ -47,7 +48,7 @@ CONSUMES: dict[str, tuple[str, ...]] = {
     "identity": (commands("identity"), events("registration")),
     "biometric": (commands("biometric"), events("registration")),
     "profile-update": (commands("profile-update"), events("registration"), events("identity"), events("biometric")),
-    "notification": (OTP_DELIVERY, events("registration"), events("identity"), events("profile-update")),
+    "notification": (OTP_DELIVERY, events("registration"), events("profile-update")),
 }
 
 
@@ -74,5 +75,6 @@ def all_topics(prefix: str = "") -> list[TopicSpec]:
         specs.append(TopicSpec(events(service)))
     specs.append(TopicSpec(OTP_DELIVERY, retention_ms=ONE_HOUR_MS))
     consumed = sorted({t for topics in CONSUMES.values() for t in topics})
-    specs.extend(TopicSpec(dlq(t), partitions=1) for t in consumed)
+    # a parked OTP request still names its destination in clear: kept a day for ops, not forever
+    specs.extend(TopicSpec(dlq(t), partitions=1, retention_ms=ONE_DAY_MS if t == OTP_DELIVERY else None) for t in consumed)
     return [s.prefixed(prefix) for s in specs]
