@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import pytest
-from faststream.kafka import TestKafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 
 from jmo_biometric.adapters.blobs import InMemorySelfieBlobs
 from jmo_biometric.adapters.protection import ParticipantSealer
@@ -25,7 +23,7 @@ from jmo_eventstore import InMemoryEventStore, InMemoryKeyRing
 from jmo_registries import RegistryUnavailable
 from jmo_runtime import Service
 from jmo_runtime.relay import InMemoryCheckpoints
-from jmo_runtime.service import BrokerRecordPublisher
+from jmo_runtime.testing import running_in_memory
 
 pytestmark = pytest.mark.component
 NIK = "3201014508900001"
@@ -105,18 +103,8 @@ async def wired() -> AsyncIterator[Wired]:
     settings = BiometricSettings(topic_prefix="", database_prefix="", dukcapil_retry_seconds=0.01)
     blobs, engine, dukcapil, faces = InMemorySelfieBlobs(), ScriptedEngine(), Dukcapil(), InMemoryParticipantFaces(ParticipantSealer(InMemoryKeyRing()))
     service = build(settings, store=InMemoryEventStore(), checkpoints=InMemoryCheckpoints(), engine=engine, blobs=blobs, faces=faces, registry=dukcapil)  # type: ignore[arg-type]
-    service._relay_publisher = BrokerRecordPublisher(service.broker)
-    events: list[Envelope] = []
-
-    @service.broker.subscriber(topics.events("biometric"), group_id="test-observer")
-    async def observe(msg: KafkaMessage) -> None:
-        events.append(Envelope.from_json(msg.body))
-
-    async with TestKafkaBroker(service.broker):
-        await service.start_store()
-        await service.start_relay()
+    async with running_in_memory(service, topics.events("biometric")) as events:
         yield Wired(service, blobs, engine, dukcapil, faces, events)
-        await service.stop()
 
 
 def outcome(events: list[Envelope]) -> tuple[str, object]:

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from faststream.kafka import TestKafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 
 from jmo_contracts import Envelope, Message, new_id, topics
 from jmo_contracts.biometric import SelfieMatched
@@ -31,8 +29,8 @@ from jmo_profile_update.entrypoint.app import build
 from jmo_profile_update.settings import ProfileUpdateSettings
 from jmo_runtime import Service
 from jmo_runtime.relay import InMemoryCheckpoints
+from jmo_runtime.testing import running_in_memory
 from jmo_runtime.schedule import InMemorySchedule
-from jmo_runtime.service import BrokerRecordPublisher
 
 from .test_session_decider import ADDITIONAL, CONTACT, POPULATION
 
@@ -73,18 +71,8 @@ async def wired(request: pytest.FixtureRequest) -> AsyncIterator[Wired]:
     timeout = getattr(request, "param", 1800)
     settings = ProfileUpdateSettings(topic_prefix="", database_prefix="", profile_sweep_seconds=3600, profile_session_timeout_seconds=timeout)
     service = build(settings, store=store, checkpoints=InMemoryCheckpoints(), profiles=read_model, deadlines=deadlines)
-    service._relay_publisher = BrokerRecordPublisher(service.broker)
-    events: list[Envelope] = []
-
-    @service.broker.subscriber(topics.events("profile-update"), group_id="test-observer")
-    async def observe(msg: KafkaMessage) -> None:
-        events.append(Envelope.from_json(msg.body))
-
-    async with TestKafkaBroker(service.broker):
-        await service.start_store()
-        await service.start_relay()
+    async with running_in_memory(service, topics.events("profile-update")) as events:
         yield Wired(service, store, read_model, deadlines, events, new_id())
-        await service.stop()
 
 
 async def registered_and_active(w: Wired) -> None:

@@ -1,0 +1,34 @@
+"""A service wired in memory for component tests: faststream's TestKafkaBroker, the service's own
+subscribers, command handler and relay (publishing through the test broker), and what it published."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from faststream.kafka import TestKafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from jmo_contracts import Envelope
+
+from .service import BrokerRecordPublisher, Service
+
+
+@asynccontextmanager
+async def running_in_memory(service: Service, observed_topic: str) -> AsyncIterator[list[Envelope]]:
+    """Start ``service`` (built with an in-memory store and checkpoints) on a test broker; yield the
+    list that collects every envelope published on ``observed_topic``, in order."""
+    service._relay_publisher = BrokerRecordPublisher(service.broker)  # noqa: SLF001 - the relay goes through the test broker
+    observed: list[Envelope] = []
+
+    @service.broker.subscriber(observed_topic, group_id="test-observer")
+    async def observe(msg: KafkaMessage) -> None:
+        observed.append(Envelope.from_json(msg.body))
+
+    async with TestKafkaBroker(service.broker):
+        await service.start_store()
+        await service.start_relay()
+        try:
+            yield observed
+        finally:
+            await service.stop()
