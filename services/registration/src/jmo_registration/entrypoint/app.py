@@ -22,12 +22,15 @@ from jmo_runtime.schedule import Due, InMemorySchedule, MongoSchedule, Schedule
 
 from ..adapters.accounts import InMemoryKpjReservations, InMemoryNikIndex, KpjReservations, MongoKpjReservations, MongoNikIndex, NikIndex
 from ..adapters.open_registrations import InMemoryOpenRegistrations, MongoOpenRegistrations, OpenRegistrations
-from ..domain.registration import registration
+from ..domain.registration import Status, registration
 from ..settings import RegistrationSettings
 
 NAME = "registration"
 #: After these a registration is no longer open (nothing left to expire).
 FINISHED = {"AccountActivated", "RegistrationRejected", "RegistrationExpired"}
+#: Stages at which the next decision may activate the account: only then is the NIK claimed (a late
+#: payment to a closed registration must not take a NIK that nothing will ever give back).
+ACTIVATING = frozenset({Status.PAYMENT, Status.EMPLOYMENT_DETAILS, Status.EMPLOYER_MEMBERSHIP})
 #: After these the employer registry has answered (or the registration ended): no retry is planned.
 MEMBERSHIP_SETTLED = FINISHED | {"EmployerMembershipFound", "EmployerMembershipNotFound"}
 log = structlog.get_logger(__name__)
@@ -76,7 +79,7 @@ def build(
             if isinstance(message, RegisterParticipant):
                 return {"nik_has_active_account": await nik_index.has_active_account(message.nik)}
             if isinstance(message, ProvideEmploymentDetails | RetryEmployerMembershipCheck) and state.participant is not None and state.participant.category is Category.PU:
-                claimed = await nik_index.claim(state.participant.nik, envelope_stream(state))
+                claimed = state.status not in ACTIVATING or await nik_index.claim(state.participant.nik, envelope_stream(state))
                 try:
                     membership: Any = await registry.membership(state.participant.nik)
                 except RegistryUnavailable:
@@ -84,7 +87,7 @@ def build(
                 return {"employer_membership": membership, "membership_retry_step": retry_step, "nik_claimed_elsewhere": not claimed}
             if isinstance(message, RecordContributionPayment):
                 stream = envelope.stream_id
-                claimed = state.participant is None or await nik_index.claim(state.participant.nik, stream)
+                claimed = state.participant is None or state.status not in ACTIVATING or await nik_index.claim(state.participant.nik, stream)
                 return {"kpj_number": await kpj_numbers.reserve(stream.removeprefix("registration-"), stream), "nik_claimed_elsewhere": not claimed}
             return {}
 

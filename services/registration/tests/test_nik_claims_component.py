@@ -1,0 +1,80 @@
+"""The NIK claim taken at the activating step, through the service's own wiring (in memory):
+the first registration of a NIK to pay is activated, a second one side by side is not, and a
+payment reaching a registration that already ended claims nothing."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from jmo_contracts import Envelope, Message, new_id, stream_id, topics
+from jmo_contracts.identity import NikVerified, OtpPurpose, OtpVerified
+from jmo_contracts.registration import ExpireRegistration, ProvideEmploymentDetails, RecordContributionPayment, RegisterParticipant
+from jmo_eventstore import InMemoryEventStore
+from jmo_registration.adapters.accounts import InMemoryNikIndex
+from jmo_registration.entrypoint.app import build
+from jmo_registration.settings import RegistrationSettings
+from jmo_runtime.relay import InMemoryCheckpoints
+from jmo_runtime.testing import running_in_memory
+
+pytestmark = pytest.mark.component
+
+NIK = "3201014508900001"
+
+
+class Journey:
+    def __init__(self, service: Any, events: list[Envelope]) -> None:
+        self.service, self.events, self.stream = service, events, stream_id("registration")
+        self.pid = self.stream.removeprefix("registration-")
+
+    async def publish(self, topic: str, message: Message, stream: str | None = None) -> list[Envelope]:
+        before = len(self.events)
+        await self.service.broker.publish(Envelope.wrap(message, stream_id=stream or self.stream, correlation_id=new_id()).to_json(), topic=topic)
+        while await self.service.relay_once():
+            pass
+        return [e for e in self.events[before:] if e.stream_id == self.stream]
+
+    async def until_payment(self) -> Envelope:
+        await self.publish(topics.commands("registration"), RegisterParticipant(category="BPU", nik=NIK, full_name="Siti Aminah", email="siti@example.com", phone="081234567890", otp_channel="email"))
+        await self.publish(topics.events("identity"), NikVerified(participant_id=self.pid, registration_stream_id=self.stream, attempts=1), f"identity-{self.pid}")
+        await self.publish(topics.events("identity"), OtpVerified(participant_id=self.pid, otp_id=new_id(), purpose=OtpPurpose.REGISTRATION, channel="email", destination="siti@example.com", attempts=1), f"identity-{self.pid}")
+        [*_, assessed] = await self.publish(topics.commands("registration"), ProvideEmploymentDetails(occupation="Penjahit", monthly_income=2_000_000, join_jht=False))
+        assert assessed.type == "ContributionAssessed"
+        return assessed
+
+    async def pay(self, assessed: Envelope) -> list[str]:
+        p = assessed.payload
+        payment = RecordContributionPayment(payment_reference=p["payment_reference"], amount=p["amount_due"], paid_at=datetime.now(UTC), channel="VIRTUAL_ACCOUNT", provider="BNI", provider_transaction_id=new_id())
+        return [e.type for e in await self.publish(topics.commands("registration"), payment)]
+
+
+@pytest.fixture
+async def wired() -> AsyncIterator[tuple[Any, list[Envelope], InMemoryNikIndex]]:
+    settings = RegistrationSettings(topic_prefix="", database_prefix="", nik_index_key=base64.b64encode(bytes(32)).decode())
+    nik_index = InMemoryNikIndex()
+    service = build(settings, store=InMemoryEventStore(), checkpoints=InMemoryCheckpoints(), nik_index=nik_index)
+    async with running_in_memory(service, topics.events("registration")) as events:
+        yield service, events, nik_index
+
+
+async def test_of_two_registrations_of_one_nik_paying_side_by_side_only_the_first_is_activated(wired: Any) -> None:
+    service, events, nik_index = wired
+    first, second = Journey(service, events), Journey(service, events)
+    first_bill, second_bill = await first.until_payment(), await second.until_payment()
+    assert await first.pay(first_bill) == ["ContributionPaid", "AccountActivated"]
+    assert await second.pay(second_bill) == ["ContributionPaymentRejected", "RegistrationRejected"]
+    assert nik_index.active == {NIK: first.stream}
+
+
+async def test_a_payment_reaching_an_expired_registration_claims_nothing(wired: Any) -> None:
+    service, events, nik_index = wired
+    late = Journey(service, events)
+    bill = await late.until_payment()
+    expire = ExpireRegistration(registered_at=datetime.now(UTC) - timedelta(days=2))
+    assert [e.type for e in await late.publish(topics.commands("registration"), expire)] == ["RegistrationExpired"]
+    assert await late.pay(bill) == ["ContributionPaymentRejected"]
+    assert nik_index.active == {}
