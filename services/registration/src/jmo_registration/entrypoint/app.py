@@ -21,7 +21,6 @@ from jmo_runtime import Handled, Service
 from jmo_runtime.schedule import Due, InMemorySchedule, MongoSchedule, Schedule
 
 from ..adapters.accounts import InMemoryKpjReservations, InMemoryNikIndex, KpjReservations, MongoKpjReservations, MongoNikIndex, NikIndex
-from ..adapters.open_registrations import InMemoryOpenRegistrations, MongoOpenRegistrations, OpenRegistrations
 from ..domain.registration import Status, registration
 from ..settings import RegistrationSettings
 
@@ -54,15 +53,15 @@ def build(
     timeout = timedelta(seconds=settings.registration_timeout_seconds)
     retry_step = timedelta(seconds=settings.employer_retry_step_seconds)
 
-    def accounts() -> tuple[NikIndex, KpjReservations, OpenRegistrations]:
+    def accounts() -> tuple[NikIndex, KpjReservations, Schedule]:
         if not ports:  # the store (and its database) exists only once the service has started
             if service.database is None:
-                ports["nik"], ports["kpj"], ports["open"] = nik_index or InMemoryNikIndex(), kpj or InMemoryKpjReservations(), InMemoryOpenRegistrations()
+                ports["nik"], ports["kpj"], ports["open"] = nik_index or InMemoryNikIndex(), kpj or InMemoryKpjReservations(), InMemorySchedule()
                 ports["retries"] = InMemorySchedule()
             else:
                 ports["nik"] = nik_index or MongoNikIndex(service.database["nik_index"], settings.nik_key())
                 ports["kpj"] = kpj or MongoKpjReservations(service.database["kpj_numbers"])
-                ports["open"] = MongoOpenRegistrations(service.database["open_registrations"])
+                ports["open"] = MongoSchedule(service.database["open_registrations_by_time"])  # open ones, by registration time
                 ports["retries"] = MongoSchedule(service.database["membership_retries"])
         return ports["nik"], ports["kpj"], ports["open"]
 
@@ -98,9 +97,9 @@ def build(
         nik_index, _, open_registrations = accounts()
         for event in handled.events:
             if event.type == "ParticipantRegistered":
-                await open_registrations.opened(stream_id, event.occurred_at, event.correlation_id)
+                await open_registrations.set(Due(stream_id, event.occurred_at, {"correlation_id": event.correlation_id}))
             elif event.type in FINISHED:
-                await open_registrations.closed(stream_id)
+                await open_registrations.clear(stream_id)
             if event.type == "EmployerMembershipCheckDeferred":
                 planned = datetime.fromisoformat(event.payload["retry_at"])
                 await retries().set(Due(stream_id, planned, {"attempt": str(event.payload["attempt"]), "correlation_id": event.correlation_id}))
@@ -114,7 +113,8 @@ def build(
 
     async def expire_unfinished() -> None:
         _, _, open_registrations = accounts()
-        for stream_id, registered_at, correlation_id in await open_registrations.registered_before(datetime.now(UTC) - timeout):
+        for due in await open_registrations.due(datetime.now(UTC) - timeout):
+            stream_id, registered_at, correlation_id = due.key, due.at, due.data["correlation_id"]
             # the same message id from every instance and every sweep: expiring twice is one decision
             expire = Envelope.wrap(
                 ExpireRegistration(registered_at=registered_at), stream_id=stream_id, correlation_id=correlation_id,
