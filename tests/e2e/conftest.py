@@ -8,7 +8,6 @@ searched for each of them, as sent and in the forms the services normalise to.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
@@ -19,6 +18,7 @@ from pydantic import BaseModel
 
 from jmo_cli.gateway import Gateway
 from jmo_contracts import Envelope
+from jmo_devstack.services import mentions
 from jmo_runtime import Rejection
 from jmo_runtime.rules import to_e164
 
@@ -49,17 +49,6 @@ def personal_values(envelope: Envelope) -> set[str]:
     return found
 
 
-def appears(value: str, text: str) -> bool:
-    """Whether ``value`` stands in ``text`` as a value of its own, not inside a longer token.
-
-    A six-digit OTP code otherwise "appears" by chance inside a hex message id or the microseconds
-    of a log timestamp (``22.646889Z``): with a few hundred codes and thousands of log lines, one
-    CI run in a few met such a coincidence. A leaked code or name stands between quotes, spaces or
-    ``=``, so it is still found.
-    """
-    return re.search(rf"(?<![0-9A-Za-z.]){re.escape(value)}(?![0-9A-Za-z])", text) is not None
-
-
 @pytest.fixture(scope="session", autouse=True)
 def no_personal_data_in_service_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     original = Gateway.send
@@ -77,7 +66,7 @@ def no_personal_data_in_service_logs(tmp_path_factory: pytest.TempPathFactory) -
     leaks = {}
     for log in logs:
         text = log.read_text(encoding="utf-8", errors="replace")
-        hits = sorted(v for v in SENT_PERSONAL if appears(v, text))
+        hits = sorted(v for v in SENT_PERSONAL if mentions(v, text))
         if hits:
             leaks[str(log)] = len(hits)  # how many, never which: the report itself must not leak
     assert not leaks, f"personal data in clear in service logs: {leaks}"

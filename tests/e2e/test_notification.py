@@ -87,9 +87,8 @@ async def test_the_registration_journey_runs_end_to_end_with_the_otp_read_from_j
         sent = await gateway.until(journey.correlation_id, {"NotificationSent"}, timeout=10)
     assert [m["body"].split(":")[0] for m in sinks.messages(to=phone)] == ["JMO"] * 3  # received, OTP, activation: once each
     assert any(e.type == "NotificationSent" and e.payload["recipient_masked"] != phone for e in sent)
-    log = services[2].read_log()
     for secret in (code, phone, data["email"], data["phone"], data["nik"], kpj):
-        assert secret not in log
+        assert not services[2].mentions(secret)
 
 
 async def test_a_redelivered_request_and_a_restart_send_nothing_twice(infra: Any, topic_prefix: str, service_runner: Any, sinks: Any, service_keys: dict[str, str]) -> None:
@@ -219,9 +218,8 @@ async def test_two_instances_share_the_work_and_one_dying_sends_nothing_twice(in
     messages = await settle(sinks, 100, quiet=5)
     assert len(messages) == 100 and len({m["to"] for m in messages}) == 100
     assert first.running
-    log = first.read_log() + second.read_log()
     for request in requests:
-        assert request.payload["destination"] not in log
+        assert not first.mentions(request.payload["destination"]) and not second.mentions(request.payload["destination"])
 
 
 async def test_a_crash_after_sending_but_before_recording_is_resent_with_the_same_key_and_seen_once(

@@ -115,3 +115,13 @@ def test_the_ferretdb_patch_still_matches_the_pinned_source() -> None:
         if not candidates:
             pytest.skip("FerretDB sources are not in the Go module cache yet")
         assert old in candidates[0].read_text()
+
+
+def test_a_log_mentions_a_leaked_value_but_not_the_same_digits_inside_an_id_or_a_timestamp() -> None:
+    from jmo_devstack.services import mentions
+
+    line = '{"event": "otp issued", "message_id": "538e31270d6ea84e6103", "timestamp": "2026-11-21T17:05:22.646889Z"}'
+    assert not mentions("646889", line) and not mentions("270d6e", line)
+    assert mentions("646889", line.replace('"otp issued"', '"otp 646889 issued"'))
+    assert mentions("646889", 'code=646889') and mentions("646889", '{"code": "646889"}')
+    assert mentions("siti@example.com", "sent to siti@example.com.") and not mentions("siti@example.com", "sent to asiti@example.com")

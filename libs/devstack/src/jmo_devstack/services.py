@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -42,6 +43,17 @@ def template_command(template: str, python: str = sys.executable) -> Command:
         part.format(python=python, module=module_name(service), service=service) for part in shlex.split(template)
     ]
 
+
+
+def mentions(value: str, text: str) -> bool:
+    """Whether ``value`` stands in ``text`` as a token of its own, not inside a longer one.
+
+    Searching logs for a leaked personal value by plain substring fails by chance for short
+    numeric values: a six-digit OTP code "appears" inside a hex message id or the microseconds of
+    a timestamp (``22.646889Z``). A value that really leaked stands between quotes, spaces, ``=``
+    or ``:``, so it is still found.
+    """
+    return re.search(rf"(?<![0-9A-Za-z.]){re.escape(value)}(?![0-9A-Za-z])", text) is not None
 
 class ServiceProcess:
     """One service process: started with ``env`` plus ``JMO_HEALTH_PORT``, logging to ``log_path``.
@@ -162,6 +174,10 @@ class ServiceProcess:
             return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+    def mentions(self, value: str) -> bool:
+        """Whether ``value`` stands in this process's log as a token of its own (see :func:`mentions`)."""
+        return mentions(value, self.read_log())
 
     def _forget(self) -> None:
         self._popen = None
