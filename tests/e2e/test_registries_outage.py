@@ -54,3 +54,35 @@ async def test_a_registration_waits_out_both_registries_being_down_and_is_activa
     activated = only(events, "AccountActivated")
     assert activated.payload["kpj_number"] == enrolled["kpj_number"]
     assert max(e.payload["attempt"] for e in [deferred, *events] if e.type == "EmployerMembershipCheckDeferred") >= 1
+
+
+async def test_a_request_dukcapil_refuses_as_malformed_is_parked_and_the_next_registration_goes_on(infra: Any, topic_prefix: str, service_runner: Any) -> None:
+    """A 4xx is not an outage: waiting cannot help, so the message goes to the DLQ instead of blocking its partition."""
+    from jmo_contracts import Envelope, topics
+    from jmo_runtime.messaging import DLQ_GROUP, DLQ_REASON
+
+    from .test_walking_skeleton import read_topic
+
+    first, second = person("BPU", 31), person("BPU", 32)
+    async with RegistryServer() as registries:
+        registries.faults.fail_status = 400
+        service_runner("identity", {"JMO_DUKCAPIL_URL": registries.base_url, "JMO_HANDLER_ATTEMPTS": "2"})
+        service_runner("registration")
+        async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+            refused = command_envelope("RegisterParticipant", first)
+            await gateway.send(refused)
+            dead = []
+            for _ in range(30):  # bounded; the DLQ is the session's, so look for this journey's entry
+                parked = await read_topic(infra.kafka_bootstrap, topic_prefix + topics.dlq(topics.events("registration")), 1)
+                if dead := [r for r in parked if Envelope.from_json(r.value).correlation_id == refused.correlation_id]:
+                    break
+            assert registries.requests["/v1/nik/verify"] == 1  # asked once: a refusal is not retried
+            registries.faults.clear()
+            going_on = command_envelope("RegisterParticipant", second)
+            await gateway.send(going_on)
+            events = await gateway.until(going_on.correlation_id, {"OtpIssued", "NikRejected"}, timeout=60)
+            assert "NikVerified" in {e.type for e in events}
+            assert not [e for e in await gateway.until(refused.correlation_id, {"NikVerified"}, timeout=1) if e.type.startswith("Nik")]
+    headers = dict(dead[0].headers)
+    assert (headers[DLQ_REASON], headers[DLQ_GROUP]) == (b"REGISTRY_REFUSED", b"jmo-identity")
+    assert first["nik"].encode() not in b"".join(v for _, v in dead[0].headers)

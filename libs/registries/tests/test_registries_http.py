@@ -141,6 +141,16 @@ async def test_4xx_is_not_retried_nor_a_breaker_failure(server: RegistryServer,
     assert await dukcapil.breaker.state() == "closed"
 
 
+@pytest.mark.parametrize("status", [401, 403, 429])
+async def test_refused_credentials_and_rate_limits_mean_try_later(server: RegistryServer, dukcapil: HttpPopulationRegistry, status: int) -> None:
+    server.faults.fail_status = status
+    with pytest.raises(RegistryUnavailable) as excinfo:
+        await dukcapil.verify(UNKNOWN, "X")
+    assert f"HTTP {status}" in str(excinfo.value)
+    assert server.requests["/v1/nik/verify"] == 3  # retried like a 5xx
+    assert await dukcapil.breaker.failure_count() == 3
+
+
 async def test_unreachable_registry_is_unavailable() -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

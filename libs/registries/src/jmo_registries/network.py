@@ -22,6 +22,9 @@ Failure handling, per call:
   consecutive failed attempts the circuit opens and calls fail at once with
   :class:`~jmo_registries.ports.CircuitOpen` (a :class:`RegistryUnavailable`) without sending;
 * when the attempts are used up: :class:`~jmo_registries.ports.RegistryUnavailable`;
+* 401 and 403 (our credentials refused), 408, 425 and 429 are "try later" like a 5xx: they say
+  nothing about the request, and a rotated key or a rate limit affects every registration alike;
+  waiting (and opening the circuit) is right, failing each registration is not;
 * any other 4xx (other than 404 where it means "not found"), or an answer that does not follow
   the API: :class:`~jmo_registries.ports.RegistryError`, not retried, not a breaker failure.
 
@@ -46,6 +49,9 @@ from .ports import Membership, NikCheck, RegistryError, RegistryUnavailable
 log = logging.getLogger(__name__)
 
 NOT_FOUND_BODY = {"hasil": NikCheck.NOT_FOUND.value}
+
+#: Client-error statuses that say "not now" rather than "not this request".
+TRY_LATER = frozenset({401, 403, 408, 425, 429})
 
 
 class _AttemptFailed(RegistryUnavailable):
@@ -98,7 +104,7 @@ class _JsonRegistryClient:
                 raise _AttemptFailed("timeout") from None
             except httpx.TransportError as exc:
                 raise _AttemptFailed(f"transport error ({type(exc).__name__})") from None
-            if response.status_code >= 500:
+            if response.status_code >= 500 or response.status_code in TRY_LATER:
                 raise _AttemptFailed(f"HTTP {response.status_code}")
             return response
 

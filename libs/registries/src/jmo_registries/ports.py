@@ -46,6 +46,10 @@ class Membership:
 class RegistryUnavailable(Exception):
     """The registry cannot answer now (timeout, 5xx, connection failure, circuit open): try later."""
 
+    #: Read by the services' consumers: a message waiting on this is redelivered until the registry
+    #: is back, never parked (``jmo_runtime.messaging.is_transient``).
+    transient = True
+
 
 class CircuitOpen(RegistryUnavailable):
     """The circuit breaker is open: no request was sent."""

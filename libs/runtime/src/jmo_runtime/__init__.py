@@ -2,7 +2,8 @@
 
 from .decider import Context, Decider, Rejection
 from .handler import CommandHandler, Handled
+from .messaging import Unprocessable
 from .service import Service
 from .settings import ServiceSettings
 
-__all__ = ["CommandHandler", "Context", "Decider", "Handled", "Rejection", "Service", "ServiceSettings"]
+__all__ = ["CommandHandler", "Context", "Decider", "Handled", "Rejection", "Service", "ServiceSettings", "Unprocessable"]

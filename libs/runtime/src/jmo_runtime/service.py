@@ -25,7 +25,7 @@ from jmo_eventstore import EventStore, FieldEncryptionCodec, MongoEventStore, Mo
 from .decider import Decider
 from .handler import CommandHandler
 from .health import health_route
-from .messaging import EnvelopeHandler, publish, subscribe
+from .messaging import EnvelopeHandler, FailureBudget, publish, subscribe
 from .relay import Checkpoints, InMemoryCheckpoints, KafkaRecordPublisher, MongoCheckpoints, OutgoingRecord, RecordPublisher, Relay
 from .settings import ServiceSettings
 
@@ -98,7 +98,8 @@ class Service:
             await handler(envelope)
             self._wake_relay.set()
 
-        subscribe(self.broker, self.settings.topic(topic), group_id=f"jmo-{self.name}", handler=handle_then_wake_relay, description=description)
+        budget = FailureBudget(attempts=self.settings.handler_attempts)
+        subscribe(self.broker, self.settings.topic(topic), group_id=f"jmo-{self.name}", handler=handle_then_wake_relay, description=description, budget=budget)
 
     def commands(self, decider: Decider[Any]) -> CommandHandler:
         """The command handler for ``decider`` over this service's store (available once started)."""

@@ -28,6 +28,10 @@ class ServiceSettings(BaseSettings):
     relay_idle_seconds: float = Field(default=0.05, gt=0)
     relay_lease_seconds: float = Field(default=10.0, gt=0)
     store_timeout_ms: int = Field(default=10_000, ge=100)
+    handler_attempts: int = Field(
+        default=5, ge=1,
+        description="JMO_HANDLER_ATTEMPTS: how often a message may fail with a non-transient error before it is parked in its DLQ as HANDLER_FAILED.",
+    )
     data_key: SecretStr | None = Field(
         default=None,
         description="JMO_DATA_KEY: master key (base64, 32 bytes) wrapping the per-participant keys that encrypt personal fields in the event log. "

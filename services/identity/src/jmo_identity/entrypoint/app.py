@@ -17,9 +17,9 @@ import structlog
 from jmo_contracts import Envelope, new_id, reply, topics
 from jmo_contracts.identity import NikDeferralReason, OtpDeliveryRequested, OtpIssued, RequestOtp, SubmitOtp
 from jmo_contracts.registration import ParticipantRegistered
-from jmo_registries import CircuitBreaker, EmbeddedPopulationRegistry, HttpPopulationRegistry, PopulationRegistry, RegistryUnavailable
+from jmo_registries import CircuitBreaker, EmbeddedPopulationRegistry, HttpPopulationRegistry, PopulationRegistry, RegistryError, RegistryUnavailable
 from jmo_registries.ports import CircuitOpen
-from jmo_runtime import Handled, Service
+from jmo_runtime import Handled, Service, Unprocessable
 
 from ..crypto import code_hmac, codes_match, generate_code, seal_code
 from ..domain.identity import UNAVAILABLE, identity
@@ -85,6 +85,10 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
             await tell_deferral(envelope, stream_id, unavailable)
             await asyncio.sleep(settings.dukcapil_retry_seconds)
             raise
+        except RegistryError as refused:
+            # Dukcapil refuses this very request: asking again cannot help. Parked for an operator
+            # (the registration expires meanwhile, and its participant is told so).
+            raise Unprocessable("REGISTRY_REFUSED", str(refused)) from None
         facts = {"nik_check": answer.name, "policy": policy, "otp": new_code(registered.participant_id)}
         handled = await service.commands(identity).handle(envelope, stream_id=stream_id, facts=facts)
         await deliver(handled)

@@ -16,8 +16,8 @@ from jmo_contracts import Envelope, topics
 from jmo_contracts.common import Category
 from jmo_contracts.identity import NikRejected, NikVerified, OtpVerified
 from jmo_contracts.registration import ExpireRegistration, ProvideEmploymentDetails, RecordContributionPayment, RegisterParticipant, RetryEmployerMembershipCheck
-from jmo_registries import CircuitBreaker, EmbeddedEmployerRegistry, EmployerRegistry, HttpEmployerRegistry, RegistryUnavailable
-from jmo_runtime import Handled, Service
+from jmo_registries import CircuitBreaker, EmbeddedEmployerRegistry, EmployerRegistry, HttpEmployerRegistry, RegistryError, RegistryUnavailable
+from jmo_runtime import Handled, Service, Unprocessable
 from jmo_runtime.schedule import Due, InMemorySchedule, MongoSchedule, Schedule
 
 from ..adapters.accounts import InMemoryKpjReservations, InMemoryNikIndex, KpjReservations, MongoKpjReservations, MongoNikIndex, NikIndex
@@ -83,6 +83,8 @@ def build(
                     membership: Any = await registry.membership(state.participant.nik)
                 except RegistryUnavailable:
                     membership = "UNAVAILABLE"
+                except RegistryError as refused:  # this very request is refused: asking again cannot help
+                    raise Unprocessable("REGISTRY_REFUSED", str(refused)) from None
                 return {"employer_membership": membership, "membership_retry_step": retry_step, "nik_claimed_elsewhere": not claimed}
             if isinstance(message, RecordContributionPayment):
                 stream = envelope.stream_id
@@ -130,7 +132,12 @@ def build(
                 RetryEmployerMembershipCheck(attempt=attempt), stream_id=due.key, correlation_id=due.data["correlation_id"],
                 message_id=hashlib.sha256(f"retry:{due.key}:{attempt}".encode()).hexdigest()[:32],
             )
-            handled = await apply(retry, due.key, facts_for(retry))
+            try:
+                handled = await apply(retry, due.key, facts_for(retry))
+            except Unprocessable as refused:  # no DLQ for a message nobody sent: stop retrying; the registration expires
+                log.error("employer registry refuses the membership check; retries stopped", stream_id=due.key, reason=refused.reason, error=refused.detail)
+                await retries().clear(due.key)
+                continue
             if not handled.events:  # a stale retry (the registration moved on): nothing left to plan
                 await retries().clear(due.key)
 
