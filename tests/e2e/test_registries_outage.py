@@ -5,6 +5,11 @@ carries on by itself (SPEC §8)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,12 +61,16 @@ async def test_a_registration_waits_out_both_registries_being_down_and_is_activa
     assert max(e.payload["attempt"] for e in [deferred, *events] if e.type == "EmployerMembershipCheckDeferred") >= 1
 
 
-async def test_a_request_dukcapil_refuses_as_malformed_is_parked_and_the_next_registration_goes_on(infra: Any, topic_prefix: str, service_runner: Any) -> None:
-    """A 4xx is not an outage: waiting cannot help, so the message goes to the DLQ instead of blocking its partition."""
-    from jmo_contracts import Envelope, topics
+async def test_a_request_dukcapil_refuses_is_parked_the_next_registration_goes_on_and_a_replay_finishes_it(infra: Any, topic_prefix: str, service_runner: Any) -> None:
+    """A 4xx is not an outage: waiting cannot help, so the message goes to the DLQ instead of blocking
+    its partition; once the cause is fixed, ``jmo dlq replay`` puts it back and the registration carries on."""
+    from jmo_contracts import topics
     from jmo_runtime.messaging import DLQ_GROUP, DLQ_REASON
 
-    from .test_walking_skeleton import read_topic
+    def jmo(*args: str) -> list[dict[str, Any]]:
+        env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap, "JMO_TOPIC_PREFIX": topic_prefix}
+        done = subprocess.run([str(Path(sys.executable).with_name("jmo")), *args], env=env, capture_output=True, text=True, timeout=120, check=True)
+        return [json.loads(line) for line in done.stdout.splitlines()]
 
     first, second = person("BPU", 31), person("BPU", 32)
     async with RegistryServer() as registries:
@@ -71,11 +80,11 @@ async def test_a_request_dukcapil_refuses_as_malformed_is_parked_and_the_next_re
         async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
             refused = command_envelope("RegisterParticipant", first)
             await gateway.send(refused)
-            dead = []
+            parked: list[dict[str, Any]] = []
             for _ in range(30):  # bounded; the DLQ is the session's, so look for this journey's entry
-                parked = await read_topic(infra.kafka_bootstrap, topic_prefix + topics.dlq(topics.events("registration")), 1)
-                if dead := [r for r in parked if Envelope.from_json(r.value).correlation_id == refused.correlation_id]:
+                if parked := [p for p in await asyncio.to_thread(jmo, "dlq", "list", topics.events("registration")) if p["correlation_id"] == refused.correlation_id]:
                     break
+                await asyncio.sleep(1)
             assert registries.requests["/v1/nik/verify"] == 1  # asked once: a refusal is not retried
             registries.faults.clear()
             going_on = command_envelope("RegisterParticipant", second)
@@ -83,6 +92,13 @@ async def test_a_request_dukcapil_refuses_as_malformed_is_parked_and_the_next_re
             events = await gateway.until(going_on.correlation_id, {"OtpIssued", "NikRejected"}, timeout=60)
             assert "NikVerified" in {e.type for e in events}
             assert not [e for e in await gateway.until(refused.correlation_id, {"NikVerified"}, timeout=1) if e.type.startswith("Nik")]
-    headers = dict(dead[0].headers)
-    assert (headers[DLQ_REASON], headers[DLQ_GROUP]) == (b"REGISTRY_REFUSED", b"jmo-identity")
-    assert first["nik"].encode() not in b"".join(v for _, v in dead[0].headers)
+
+            [entry] = parked
+            assert (entry["reason"], entry["consumer_group"], entry["type"]) == ("REGISTRY_REFUSED", "jmo-identity", "ParticipantRegistered")
+            assert first["nik"] not in json.dumps(entry)
+            would = await asyncio.to_thread(jmo, "dlq", "replay", topics.events("registration"), "--reason", "REGISTRY_REFUSED", "--dry-run")
+            assert entry["offset"] in [w["offset"] for w in would] and not any(w["replayed"] for w in would)
+            [replayed] = await asyncio.to_thread(jmo, "dlq", "replay", topics.events("registration"), "--offset", str(entry["offset"]))
+            assert (replayed["replayed"], replayed["to"]) == (True, topic_prefix + topics.events("registration"))
+            events = await gateway.until(refused.correlation_id, {"OtpIssued", "NikRejected"}, timeout=60)
+            assert "NikVerified" in {e.type for e in events}

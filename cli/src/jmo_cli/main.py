@@ -21,6 +21,7 @@ from jmo_runtime import ServiceSettings
 
 from . import audit as audit_ops
 from .biometric import app as biometric_app
+from .dlq import app as dlq_app
 from .gateway import Gateway, command_envelope, upload_selfie
 from .projections import PROJECTIONS
 from .stores import open_stores
@@ -35,6 +36,7 @@ dev_app = typer.Typer(help="Helpers for development with the embedded stack.", n
 app.add_typer(dev_app, name="dev")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(biometric_app, name="biometric")
+app.add_typer(dlq_app, name="dlq")
 err = Console(stderr=True)
 
 #: Events after which a journey waits for the participant (or is over).
