@@ -14,7 +14,7 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "deploy" / "docker-compose.yml"
-INFRA = ("kafka", "mongodb", "kafka-ui")
+INFRA = ("kafka", "mongodb", "kafka-ui", "sinks")
 ONE_SHOTS = ("topics",)
 
 
@@ -107,3 +107,13 @@ def test_every_app_service_gets_every_key_from_the_environment_never_a_value(ser
         for key in SERVICE_KEYS:
             assert key in env, (name, key)
             assert re.fullmatch(r"\$\{" + key + r":\?[^}]*\}", str(env[key])), (name, key, "must come from the environment, and fail when unset")
+
+
+def test_notification_sends_to_the_sinks_service_on_the_ports_it_listens_on(services):
+    env, sinks = services["notification"]["environment"], services["sinks"]
+    command = sinks["command"]
+    smtp_port, http_port = (command[command.index(flag) + 1] if flag in command else default for flag, default in (("--smtp-port", "2525"), ("--http-port", "8086")))
+    assert (env["JMO_SMTP_HOST"], str(env["JMO_SMTP_PORT"])) == ("sinks", smtp_port)
+    assert env["JMO_SMS_URL"] == f"http://sinks:{http_port}/messages"
+    assert services["notification"]["depends_on"]["sinks"]["condition"] == "service_healthy"
+    assert all(port.startswith("127.0.0.1:") for port in sinks["ports"])
