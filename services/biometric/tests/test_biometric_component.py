@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -34,14 +35,23 @@ GOOD = FaceMeasures(width_px=300, width_fraction=0.3, in_frame=True, nose_offset
 
 
 class ScriptedEngine:
-    """Reads what to answer from the picture's bytes: JPEG magic + a word."""
+    """Reads what to answer from the picture's bytes: JPEG magic + a word. ``deaths[word]``: how many
+    more times the worker process dies on that word (``BrokenProcessPool``, as from the real pool)."""
 
     def __init__(self) -> None:
         self.selfies = 0
+        self.references = 0
+        self.deaths: dict[bytes, int] = {}
+
+    def _may_die(self, word: bytes) -> None:
+        if self.deaths.get(word, 0) > 0:
+            self.deaths[word] -= 1
+            raise BrokenProcessPool("A process in the process pool was terminated abruptly")
 
     async def selfie(self, data: bytes, limits: ImageLimits, quality: QualityLimits) -> Analysis:
         self.selfies += 1
         word = data[len(JPEG_MAGIC):]
+        self._may_die(word)
         if word == b"broken":
             raise InvalidImage("undecodable image/jpeg")
         faces = () if word == b"empty" else (GOOD,)
@@ -49,6 +59,8 @@ class ScriptedEngine:
         return Analysis("image/jpeg", (640, 480), ImageMeasures(faces, 120), embedding)
 
     async def reference(self, data: bytes, limits: ImageLimits) -> Analysis:
+        self.references += 1
+        self._may_die(data[len(JPEG_MAGIC):])
         return Analysis("image/jpeg", (640, 480), ImageMeasures((GOOD,), 120), SAME)
 
 
@@ -161,3 +173,44 @@ async def test_while_dukcapil_is_down_the_selfie_waits_and_keeps_its_blob(wired:
     wired.dukcapil.down = False
     assert outcome(await wired.send(command)) == ("SelfieMatched", 0.0)
     assert wired.blobs.blobs == {}
+
+
+async def test_one_worker_death_on_a_selfie_is_retried_and_the_selfie_then_decided_as_usual(wired: Wired) -> None:
+    pid = await wired.registered()
+    command = await wired.selfie(pid, new_id(), b"same")
+    wired.engine.deaths[b"same"] = 1  # e.g. a worker killed out of memory for another reason
+    with pytest.raises(BrokenProcessPool):
+        await wired.send(command)
+    assert len(wired.blobs.blobs) == 1
+    assert outcome(await wired.send(command)) == ("SelfieMatched", 0.0)
+    assert wired.blobs.blobs == {} and wired.engine.selfies == 2
+
+
+async def test_a_selfie_that_kills_the_engine_every_time_is_refused_invalid_image_and_the_next_one_is_decided(wired: Wired) -> None:
+    pid = await wired.registered()
+    session = new_id()
+    wired.engine.deaths[b"poison"] = 1_000
+    poison = await wired.selfie(pid, session, b"poison")
+    with pytest.raises(BrokenProcessPool):
+        await wired.send(poison)
+    [refused] = await wired.send(poison)  # the second death: no third try
+    assert (refused.type, refused.payload["reason_code"], refused.payload["attempt"]) == ("SelfieRejected", "INVALID_IMAGE", 1)
+    assert refused.payload["attempts_left"] == 2  # INVALID_IMAGE uses an attempt, whatever made the picture unreadable
+    assert wired.blobs.blobs == {} and wired.engine.selfies == 2
+    assert outcome(await wired.send(await wired.selfie(pid, session, b"same"))) == ("SelfieMatched", 0.0)
+    # the same picture sent again (a new upload, a new command) is refused without killing a worker again
+    assert outcome(await wired.send(await wired.selfie(pid, new_id(), b"poison"))) == ("SelfieRejected", "INVALID_IMAGE")
+    assert wired.engine.selfies == 3 and wired.blobs.blobs == {}
+
+
+async def test_a_ktp_photo_that_kills_the_engine_every_time_leaves_no_reference_and_uses_no_attempt(wired: Wired) -> None:
+    pid = await wired.registered()
+    wired.engine.deaths[b"ktp"] = 1_000
+    command = await wired.selfie(pid, new_id(), b"same")
+    with pytest.raises(BrokenProcessPool):
+        await wired.send(command)
+    [answer] = await wired.send(command)
+    assert (answer.payload["reason_code"], answer.payload["attempts_left"]) == ("REFERENCE_UNAVAILABLE", 3)
+    assert wired.engine.references == 2 and wired.blobs.blobs == {}
+    assert outcome(await wired.send(await wired.selfie(pid, new_id(), b"same"))) == ("SelfieRejected", "REFERENCE_UNAVAILABLE")
+    assert wired.engine.references == 2

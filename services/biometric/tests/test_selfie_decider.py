@@ -9,7 +9,7 @@ import pytest
 from jmo_contracts.biometric import SelfieContentType, SelfieMatched, SelfieRejected, SubmitSelfie
 from jmo_contracts.biometric import SelfieRejectionReason as Reason
 from jmo_biometric.domain.quality import FaceMeasures, ImageMeasures, QualityLimits, Verdict, quality_reasons, verdict
-from jmo_biometric.domain.selfie import SelfieCheck, SelfieSession, selfie
+from jmo_biometric.domain.selfie import SelfieCheck, SelfieSession, after_engine_deaths, selfie
 from jmo_runtime import Context, Rejection
 
 pytestmark = pytest.mark.unit
@@ -113,6 +113,14 @@ def test_a_damaged_upload_or_a_missing_reference_uses_no_attempt() -> None:
     history = after(rejection(Reason.CHECKSUM_MISMATCH), rejection(Reason.REFERENCE_UNAVAILABLE))
     assert [e.attempts_left for e in history] == [3, 3]  # type: ignore[attr-defined]
     assert selfie.fold(history) == SelfieSession(participant_id=PID, attempts_used=0)
+
+
+def test_a_picture_the_engine_died_on_is_analysed_again_until_the_limit_then_refused_as_invalid_image() -> None:
+    assert after_engine_deaths(0, 2) is None and after_engine_deaths(1, 2) is None
+    given_up = after_engine_deaths(2, 2)
+    assert given_up is not None and (given_up.match, given_up.reasons) == (False, (Reason.INVALID_IMAGE,))
+    [event] = decide([], SelfieCheck(given_up, "face_recognition", "model-v1"))
+    assert (event.reason_code, event.attempts_left) == (Reason.INVALID_IMAGE, 2)  # type: ignore[attr-defined]  # as any INVALID_IMAGE
 
 
 def test_the_number_of_attempts_is_configuration() -> None:

@@ -7,6 +7,7 @@ from pydantic import Field
 from jmo_runtime import ServiceSettings
 
 from .domain.quality import QualityLimits
+from .domain.selfie import DEFAULT_MAX_ENGINE_DEATHS
 from .engine import ImageLimits
 
 #: Chosen from the distance distributions of labelled pairs (services/biometric/README.md).
@@ -20,6 +21,10 @@ class BiometricSettings(ServiceSettings):
     biometric_threshold: float = Field(default=DEFAULT_THRESHOLD, gt=0, lt=2, description="Largest embedding distance accepted as the same person.")
     biometric_max_attempts: int = Field(default=3, ge=1, description="Counted selfie attempts per profile-update session.")
     biometric_workers: int | None = Field(default=None, ge=1, description="Engine processes; default: one per core.")
+    biometric_max_engine_deaths: int = Field(
+        default=DEFAULT_MAX_ENGINE_DEATHS, ge=2,
+        description="Engine worker deaths on the same picture after which a selfie is refused INVALID_IMAGE (a KTP photo: no reference); one death is always retried.",
+    )
     biometric_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     biometric_min_side: int = Field(default=64, ge=16)
     biometric_max_side: int = Field(default=8000, ge=64)

@@ -49,8 +49,10 @@ class EnginePool:
     """``workers`` engines in their own processes; ``await pool.selfie(...)`` keeps the loop free.
 
     :class:`~jmo_biometric.engine.InvalidImage` raised in a worker arrives here unchanged. A worker that
-    dies (killed, out of memory) breaks the pool: it is replaced and the call fails, so the message is
-    redelivered rather than the service staying broken.
+    dies (killed, out of memory) breaks the pool: it is replaced and the call fails with
+    ``BrokenProcessPool`` (as does every other call in flight), so the message is redelivered rather
+    than the service staying broken; :class:`~jmo_biometric.application.SelfieVerifier` counts the
+    deaths per picture and stops analysing one that kills workers every time.
     """
 
     def __init__(self, workers: int | None = None, *, detect_max_side: int = 480, work_max_side: int = 1280) -> None:

@@ -9,8 +9,10 @@ hands it in ``facts["check"]``; the decision here is pure:
 * each session allows ``max_attempts`` (``facts["max_attempts"]``, default 3) counted attempts; once
   they are used up, every selfie gets ``TOO_MANY_ATTEMPTS`` (which itself uses nothing);
 * a counted attempt is any selfie the participant is answerable for: a match, a failed quality check,
-  ``NOT_MATCHING`` and ``INVALID_IMAGE``. ``CHECKSUM_MISMATCH`` (the upload was damaged or is missing)
-  and ``REFERENCE_UNAVAILABLE`` (no usable KTP photo) are not the participant's doing and do not count.
+  ``NOT_MATCHING`` and ``INVALID_IMAGE`` (also when the picture is refused because the engine died on
+  it, :func:`after_engine_deaths`: the event cannot tell the two apart). ``CHECKSUM_MISMATCH`` (the
+  upload was damaged or is missing) and ``REFERENCE_UNAVAILABLE`` (no usable KTP photo) are not the
+  participant's doing and do not count.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from jmo_runtime import Context, Decider, Rejection
 from .quality import GUIDANCE, Verdict
 
 DEFAULT_MAX_ATTEMPTS = 3
+#: Deaths of the face engine's worker process on one picture after which the picture is no longer analysed.
+DEFAULT_MAX_ENGINE_DEATHS = 2
 REFERENCE_SOURCE = "DUKCAPIL"
 #: Refusals that do not use one of the session's attempts.
 NOT_COUNTED = frozenset({Reason.CHECKSUM_MISMATCH, Reason.REFERENCE_UNAVAILABLE, Reason.TOO_MANY_ATTEMPTS})
@@ -53,6 +57,17 @@ def evolve(state: SelfieSession, event: Message) -> SelfieSession:
         counted = event.reason_code not in NOT_COUNTED
         return replace(state, participant_id=state.participant_id or event.participant_id, attempts_used=state.attempts_used + counted)
     return state
+
+
+def after_engine_deaths(deaths: int, max_deaths: int) -> Verdict | None:
+    """The verdict on a picture the face engine's worker process died on ``deaths`` times (a crash in
+    native code, killed out of memory).
+
+    ``None`` below ``max_deaths``: analyse it again, the death may have had another cause (a worker
+    killed for memory another picture took). From ``max_deaths`` on the picture is taken as unreadable,
+    ``INVALID_IMAGE``, rather than crash workers and block its partition on every redelivery.
+    """
+    return Verdict(False, (Reason.INVALID_IMAGE,)) if deaths >= max_deaths else None
 
 
 def refusal(state: SelfieSession, command: SubmitSelfie, max_attempts: int) -> Event | None:

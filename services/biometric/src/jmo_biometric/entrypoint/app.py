@@ -5,7 +5,9 @@
 * ``SubmitSelfie``: a redelivered command (marked decided, by ``_id``) is answered from the log without
   touching the blob; else the blob is fetched and checked, analysed in a worker process, decided,
   appended, marked decided, and the blob deleted (whatever the outcome). While Dukcapil is unavailable the command is not acknowledged and the blob
-  stays until it comes back.
+  stays until it comes back. A worker process that dies on the picture fails the command too (it is
+  redelivered), up to ``JMO_BIOMETRIC_MAX_ENGINE_DEATHS`` deaths on the same picture: then the selfie
+  is refused ``INVALID_IMAGE`` and the consumer goes on (``SelfieVerifier``).
 * Every ``JMO_BIOMETRIC_BLOB_SWEEP_SECONDS``: uploads older than ``JMO_BIOMETRIC_BLOB_MAX_AGE_SECONDS``
   whose ``SubmitSelfie`` never came are deleted, so no picture is kept.
 """
@@ -46,7 +48,7 @@ def build(
     """The biometric service. Nothing starts here: the engine pool and the stores come up with the service."""
     service = Service(NAME, settings, **overrides)  # type: ignore[arg-type]
     dukcapil = registry or (HttpPopulationRegistry(settings.dukcapil_url, timeout=settings.dukcapil_timeout_seconds) if settings.dukcapil_url else EmbeddedPopulationRegistry())
-    policy = DecisionPolicy(settings.biometric_threshold, settings.image_limits(), settings.quality_limits())
+    policy = DecisionPolicy(settings.biometric_threshold, settings.image_limits(), settings.quality_limits(), settings.biometric_max_engine_deaths)
     parts: dict[str, Any] = {}
 
     async def start() -> None:
