@@ -21,7 +21,7 @@ from jmo_biometric.settings import BiometricSettings
 from jmo_contracts import Envelope, new_id, topics
 from jmo_contracts.registration import ParticipantRegistered
 from jmo_eventstore import InMemoryEventStore, InMemoryKeyRing
-from jmo_registries import RegistryUnavailable
+from jmo_registries import RegistryError, RegistryUnavailable
 from jmo_runtime import Service
 from jmo_runtime.relay import InMemoryCheckpoints
 from jmo_runtime.testing import running_in_memory
@@ -67,6 +67,7 @@ class ScriptedEngine:
 @dataclass
 class Dukcapil:
     down: bool = False
+    refusing: bool = False
     asked: list[str] = field(default_factory=list)
 
     async def verify(self, nik: str, full_name: str, birth_date: date | None = None) -> object:
@@ -75,6 +76,8 @@ class Dukcapil:
     async def ktp_photo(self, nik: str) -> bytes | None:
         if self.down:
             raise RegistryUnavailable("down")
+        if self.refusing:
+            raise RegistryError("dukcapil ktp_photo: rejected with HTTP 400")
         self.asked.append(nik)
         return JPEG_MAGIC + b"ktp" if nik == NIK else None
 
@@ -173,6 +176,15 @@ async def test_while_dukcapil_is_down_the_selfie_waits_and_keeps_its_blob(wired:
     wired.dukcapil.down = False
     assert outcome(await wired.send(command)) == ("SelfieMatched", 0.0)
     assert wired.blobs.blobs == {}
+
+
+async def test_a_ktp_photo_request_dukcapil_refuses_leaves_no_reference_instead_of_waiting_forever(wired: Wired) -> None:
+    pid = await wired.registered()
+    wired.dukcapil.refusing = True
+    assert outcome(await wired.send(await wired.selfie(pid, new_id(), b"same"))) == ("SelfieRejected", "REFERENCE_UNAVAILABLE")
+    assert wired.blobs.blobs == {}
+    wired.dukcapil.refusing = False  # refused once is not remembered: the next selfie asks again
+    assert outcome(await wired.send(await wired.selfie(pid, new_id(), b"same"))) == ("SelfieMatched", 0.0)
 
 
 async def test_one_worker_death_on_a_selfie_is_retried_and_the_selfie_then_decided_as_usual(wired: Wired) -> None:

@@ -17,7 +17,7 @@ import structlog
 
 from jmo_contracts.biometric import SelfieRejectionReason as Reason
 from jmo_contracts.biometric import SubmitSelfie
-from jmo_registries import PopulationRegistry
+from jmo_registries import PopulationRegistry, RegistryError
 
 from .adapters.blobs import BlobTooLarge, SelfieBlobs
 from .adapters.engine_deaths import EngineDeaths
@@ -162,12 +162,17 @@ class SelfieVerifier:
         return analysis
 
     async def _ktp_photo(self, participant_id: str) -> _Picture | None:
-        """The participant's KTP photo from Dukcapil (``RegistryUnavailable`` propagates: the selfie waits)."""
+        """The participant's KTP photo from Dukcapil (``RegistryUnavailable`` propagates: the selfie waits;
+        a request Dukcapil refuses, ``RegistryError``, leaves the selfie without a reference)."""
         nik = await self.faces.nik(participant_id)
         if nik is None:
             log.warning("no NIK known for the participant (ParticipantRegistered not seen)", participant_id=participant_id)
             return None
-        photo = await self.registry.ktp_photo(nik)
+        try:
+            photo = await self.registry.ktp_photo(nik)
+        except RegistryError as refused:  # Dukcapil refuses this very request: no reference, rather than a redelivery loop
+            log.error("Dukcapil refuses the KTP photo request; no reference face", participant_id=participant_id, error=str(refused))
+            return None
         if photo is None:
             return None
         return _Picture("ktp_photo", hashlib.sha256(photo).hexdigest(), participant_id, lambda: self.engine.reference(photo, self.policy.image_limits))
