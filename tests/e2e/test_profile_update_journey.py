@@ -1,12 +1,13 @@
 """Pengkinian data on the real stack (SPEC §5): a participant registered and activated through
 registration and identity updates the profile through every step — the selfie matched by the
 biometric service against the KTP photo, a changed phone verified by OTP; the read model is rebuilt
-from the logs and compared field by field; refusals, redelivery and a restart of the service in the
-middle of a session."""
+from the logs and compared field by field (both opened with the service's keys: at rest the personal
+fields are sealed); refusals, redelivery and a restart of the service in the middle of a session."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import subprocess
@@ -20,6 +21,9 @@ from pymongo import AsyncMongoClient
 from jmo_cli.gateway import Gateway, command_envelope, upload_selfie
 from jmo_contracts import Envelope, Message, new_id, topics
 from jmo_contracts.biometric import BLOB_DATABASE, SelfieRejected, SelfieRejectionReason
+from jmo_devstack.services import mentions
+from jmo_eventstore import FieldEncryptionCodec, MongoKeyRing
+from jmo_profile_update.adapters.profiles import MongoProfileStore
 from jmo_runtime.messaging import publish as publish_envelope
 
 from .test_biometric_flow import FACES, citizen_with_photo
@@ -66,7 +70,7 @@ async def profile_active(infra: Any, database_prefix: str, pid: str) -> None:
     events topic asynchronously, as a real app's session would start some time after activation)."""
     for _ in range(120):
         try:
-            if (await profile_doc(infra, database_prefix, "participant_profiles", pid)).get("status") == "ACTIVE":
+            if (await stored_profile(infra, database_prefix, "participant_profiles", pid)).get("status") == "ACTIVE":  # status is kept in clear
                 return
         except AssertionError:
             pass
@@ -189,6 +193,7 @@ async def test_an_active_participant_updates_the_profile_with_a_verified_new_pho
     assert len(notices) == 1, sinks.messages()
 
     # at rest, the logs hold personal data only encrypted (per-participant keys wrapped by JMO_DATA_KEY)
+    personal = (data["nik"], data["full_name"], data["email"], data["phone"], "+6281388800022", "092542943407000", "0123456789", ADDRESS["street"], "SRI WAHYUNI", "+6281377700011")
     client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri)
     try:
         for service in ("registration", "identity", "profile_update"):
@@ -197,14 +202,21 @@ async def test_an_active_participant_updates_the_profile_with_a_verified_new_pho
     finally:
         await client.close()
 
-    live = await profile_doc(infra, database_prefix, "participant_profiles", pid)
+    # ... and so does the profile read model: one value sealed under the participant's key, the rest is bookkeeping
+    stored = await stored_profile(infra, database_prefix, "participant_profiles", pid)
+    assert not [v for v in personal if mentions(v, json.dumps(stored, default=str))], stored
+    assert (stored["status"], stored["profile_version"]) == ("ACTIVE", 1) and "phone" in stored["last_changed_fields"]
+    live = await opened_profile(infra, database_prefix, "participant_profiles", pid, service_keys)
     assert (live["phone"], live["npwp"], live["bank_name"], live["blood_type"], live["profile_version"]) == ("+6281388800022", "092542943407000", "BNI", "B", 1)
-    assert live["address"]["village"] == "Tegal Gundil" and live["status"] == "ACTIVE"
+    assert live["address"]["village"] == "Tegal Gundil" and live["status"] == "ACTIVE" and live["nik"] == data["nik"]
 
-    # an auditor rebuilds the read model from the logs: the same profile, field by field
+    # an auditor rebuilds the read model from the logs: the same profile, field by field, sealed the same way
     rebuilt = jmo("audit", "rebuild", "participant-profiles", "--into", "profiles_rebuilt", infra=infra, topic_prefix=topic_prefix, database_prefix=database_prefix, keys=service_keys)
     assert rebuilt.returncode == 0, rebuilt.stderr
-    assert await profile_doc(infra, database_prefix, "profiles_rebuilt", pid) == live
+    rebuilt_stored = await stored_profile(infra, database_prefix, "profiles_rebuilt", pid)
+    assert not [v for v in personal if mentions(v, json.dumps(rebuilt_stored, default=str))], rebuilt_stored
+    assert await opened_profile(infra, database_prefix, "profiles_rebuilt", pid, service_keys) == live
+    assert {k: v for k, v in rebuilt_stored.items() if k != "personal"} == {k: v for k, v in stored.items() if k != "personal"}
     # ... and the whole journey is in the participant's history, in order
     history = jmo("audit", "history", pid, infra=infra, topic_prefix=topic_prefix, database_prefix=database_prefix, keys=service_keys)
     events = [json.loads(line) for line in history.stdout.splitlines()]
@@ -259,11 +271,25 @@ async def stream_length(infra: Any, database_prefix: str, stream_id: str) -> int
         await client.close()
 
 
-async def profile_doc(infra: Any, database_prefix: str, collection: str, pid: str) -> dict[str, Any]:
+async def stored_profile(infra: Any, database_prefix: str, collection: str, pid: str) -> dict[str, Any]:
+    """A profile document as it is at rest."""
     client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri)
     try:
         doc = await client[f"{database_prefix}jmo_profile_update"][collection].find_one({"_id": pid})
         assert doc is not None, f"no profile {pid} in {collection}"
         return doc
+    finally:
+        await client.close()
+
+
+async def opened_profile(infra: Any, database_prefix: str, collection: str, pid: str, keys: dict[str, str]) -> dict[str, Any]:
+    """A profile as the service reads it: opened with profile-update's key ring (JMO_DATA_KEY)."""
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri)
+    try:
+        db = client[f"{database_prefix}jmo_profile_update"]
+        ring = MongoKeyRing(db["data_keys"], base64.b64decode(keys["JMO_DATA_KEY"]))
+        profile = await MongoProfileStore(db[collection], FieldEncryptionCodec(ring)).get(pid)
+        assert profile is not None, f"no readable profile {pid} in {collection}"
+        return profile
     finally:
         await client.close()

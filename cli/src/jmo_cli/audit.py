@@ -60,15 +60,17 @@ async def rebuild(stores: dict[str, MongoEventStore], projection: Projection, pr
     order. Reads what the services' sequencers have placed in that order (the CLI writes nothing
     to the logs); a commit written a moment ago appears once its service has sequenced it.
     ``into`` writes another collection of the owning service's database instead (to compare).
+    Documents are stored as the service stores them (``projection.at_rest``, with its codec).
     """
     docs: dict[str, dict[str, Any]] = {}
     for source in projection.sources:
         async for event in all_events(stores[source]):
             projection.apply(docs, event)
             progress(1)
-    collection = stores[projection.service].commits.database[into or projection.collection]
+    owner = stores[projection.service]
+    values = [await projection.at_rest(owner.codec, d) for d in docs.values()] if projection.at_rest else list(docs.values())
+    collection = owner.commits.database[into or projection.collection]
     await collection.drop()
-    values = list(docs.values())
     for i in range(0, len(values), INSERT_CHUNK):
         await collection.insert_many(values[i : i + INSERT_CHUNK])
     return len(values)

@@ -140,9 +140,13 @@ def audit_rebuild(
         err.print(f"unknown projection {projection!r}; known: {', '.join(PROJECTIONS)}")
         raise typer.Exit(2)
     p = PROJECTIONS[projection]
+    settings = ServiceSettings()
+    if p.at_rest is not None and settings.data_key is None:  # it would fold the log's sealed fields as they are
+        err.print(f"{p.name} holds personal data: set JMO_DATA_KEY as for the services to rebuild it")
+        raise typer.Exit(2)
 
     async def go() -> int:
-        async with open_stores(ServiceSettings()) as stores:
+        async with open_stores(settings) as stores:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err) as bar:
                 task = bar.add_task(f"rebuilding {p.name} from the {', '.join(p.sources)} logs", total=None)
                 return await audit_ops.rebuild(stores, p, progress=lambda n: bar.advance(task, n), into=into)

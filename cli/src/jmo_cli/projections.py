@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jmo_eventstore import RecordedEvent
+from jmo_eventstore import RecordedEvent, ValueSealer
 from jmo_profile_update.adapters.profiles import COLLECTION as PROFILES_COLLECTION
+from jmo_profile_update.adapters.profiles import stored_form as sealed_profile
 from jmo_profile_update.domain import profile as profiles
 
 Doc = dict[str, Any]
@@ -16,7 +17,9 @@ Doc = dict[str, Any]
 @dataclass(frozen=True)
 class Projection:
     """A read model: the service whose database holds it, its collection, how it folds an event,
-    and whose logs it reads (in that order; its own service's log when not given)."""
+    and whose logs it reads (in that order; its own service's log when not given). ``at_rest``
+    turns a folded document into its stored form with the owning service's codec (a read model
+    holding personal data seals it as the service does); documents are stored as folded without it."""
 
     name: str
     service: str
@@ -24,6 +27,7 @@ class Projection:
     apply: Callable[[dict[str, Doc], RecordedEvent], None]
     description: str
     reads: tuple[str, ...] = ()
+    at_rest: Callable[[ValueSealer, Doc], Awaitable[Doc]] | None = None
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -57,7 +61,8 @@ PROJECTIONS: dict[str, Projection] = {
         Projection("registrations", "registration", "read_registrations", _registrations, "Status of every registration, for ops (no personal data)."),
         Projection(
             "participant-profiles", "profile-update", PROFILES_COLLECTION, _participant_profiles,
-            "Every participant's profile as the profile-update service keeps it live (personal data).", reads=tuple(profiles.SOURCES),
+            "Every participant's profile as the profile-update service keeps it live (personal data, sealed).", reads=tuple(profiles.SOURCES),
+            at_rest=sealed_profile,
         ),
     ]
 }

@@ -12,7 +12,7 @@ from pymongo import AsyncMongoClient
 
 from jmo_contracts import Envelope, new_id, stream_id
 from jmo_contracts.registration import ParticipantRegistered
-from jmo_eventstore import FieldEncryptionCodec, InMemoryEventStore, InMemoryKeyRing, MongoEventStore, MongoKeyRing, subject_of
+from jmo_eventstore import ERASED, FieldEncryptionCodec, InMemoryEventStore, InMemoryKeyRing, MongoEventStore, MongoKeyRing, PlainCodec, participant_subject, subject_of
 
 PERSONAL = ("3201014508900001", "SITI AMINAH", "siti@example.com", "+6281234567890")
 
@@ -95,3 +95,30 @@ async def test_keys_kept_in_the_store_are_wrapped_shared_by_instances_and_erasab
         [got] = await fresh.read_stream(stream)
         assert got.envelope.payload["nik"] == "[erased]" and got.envelope.payload["category"] == "BPU"
     assert await fresh.verify() == []
+
+
+@pytest.mark.unit
+async def test_a_value_kept_beside_the_log_is_sealed_under_the_participants_key_and_erased_with_it() -> None:
+    keys = InMemoryKeyRing()
+    codec = FieldEncryptionCodec(keys)
+    subject, other = participant_subject("ab" * 16), participant_subject("cd" * 16)
+    value = {"nik": PERSONAL[0], "full_name": PERSONAL[1], "address": {"street": "Jl. Melati No. 7"}}
+    assert await codec.seal(subject, value, context="profile", create=False) is None  # no key yet, none made
+    sealed = await codec.seal(subject, value, context="profile", create=True)
+    assert not any(v in json.dumps(sealed) for v in (*PERSONAL, "Melati"))
+    assert await codec.unseal(subject, sealed, context="profile") == value
+    assert await codec.unseal(subject, {"kept": "as it is"}, context="profile") == {"kept": "as it is"}  # never sealed
+    await codec.seal(other, value, context="profile", create=True)
+    # bound to its participant and purpose: copied elsewhere it does not open
+    assert await codec.unseal(other, sealed, context="profile") == ERASED
+    assert await codec.unseal(subject, sealed, context="another purpose") == ERASED
+    keys.forget(subject)
+    assert await codec.unseal(subject, sealed, context="profile") == ERASED
+    keys.key_for(subject, create=True)  # a key made anew does not open what the erased one sealed
+    assert await codec.unseal(subject, sealed, context="profile") == ERASED
+
+
+@pytest.mark.unit
+async def test_the_plain_codec_keeps_values_as_they_are() -> None:
+    assert await PlainCodec().seal("participant-x", {"nik": PERSONAL[0]}, context="profile", create=False) == {"nik": PERSONAL[0]}
+    assert await PlainCodec().unseal("participant-x", {"nik": PERSONAL[0]}, context="profile") == {"nik": PERSONAL[0]}

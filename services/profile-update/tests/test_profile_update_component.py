@@ -1,9 +1,11 @@
 """The profile-update service wired in memory (TestKafkaBroker, in-memory store): the read model fed by
-registration's events, a whole session, redelivery, and the expiry sweep."""
+registration's events, a whole session, redelivery, erasure, and the expiry sweep. The log and the read
+model share one codec (per-participant keys), as the service wires them."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +24,7 @@ from jmo_contracts.profile_update import (
     SubmitPopulationData,
 )
 from jmo_contracts.registration import AccountActivated, ParticipantRegistered, Program
-from jmo_eventstore import InMemoryEventStore
+from jmo_eventstore import FieldEncryptionCodec, InMemoryEventStore, InMemoryKeyRing, participant_subject
 from jmo_profile_update.adapters.profiles import InMemoryProfileStore
 from jmo_profile_update.domain import profile as profiles
 from jmo_profile_update.entrypoint.app import build
@@ -47,6 +49,7 @@ class Wired:
     deadlines: InMemorySchedule
     events: list[Envelope]
     correlation_id: str
+    keys: InMemoryKeyRing
 
     async def publish(self, topic: str, message: Message, stream: str) -> Envelope:
         envelope = Envelope.wrap(message, stream_id=stream, correlation_id=self.correlation_id)
@@ -67,12 +70,14 @@ class Wired:
 
 @pytest.fixture
 async def wired(request: pytest.FixtureRequest) -> AsyncIterator[Wired]:
-    store, read_model, deadlines = InMemoryEventStore(), InMemoryProfileStore(), InMemorySchedule()
+    keys = InMemoryKeyRing()
+    codec = FieldEncryptionCodec(keys)
+    store, read_model, deadlines = InMemoryEventStore(codec=codec), InMemoryProfileStore(codec), InMemorySchedule()
     timeout = getattr(request, "param", 1800)
     settings = ProfileUpdateSettings(topic_prefix="", database_prefix="", profile_sweep_seconds=3600, profile_session_timeout_seconds=timeout)
     service = build(settings, store=store, checkpoints=InMemoryCheckpoints(), profiles=read_model, deadlines=deadlines)
     async with running_in_memory(service, topics.events("profile-update")) as events:
-        yield Wired(service, store, read_model, deadlines, events, new_id())
+        yield Wired(service, store, read_model, deadlines, events, new_id(), keys)
 
 
 async def registered_and_active(w: Wired) -> None:
@@ -122,6 +127,16 @@ async def test_a_whole_session_updates_the_read_model(wired: Wired) -> None:
     for e in [*(await wired.store.read_all(0, limit=1000))]:
         rebuilt = profiles.apply(rebuilt, e.envelope) if profiles.participant_of(e.envelope) else rebuilt
     assert rebuilt is not None and all(rebuilt.get(k) == profile.get(k) for k in ("bank_name", "blood_type", "address", "npwp", "profile_version"))
+
+
+async def test_the_read_model_is_sealed_and_an_erased_participant_cannot_start_a_session(wired: Wired) -> None:
+    await registered_and_active(wired)
+    stored = json.dumps(wired.profiles.docs[PID])
+    assert not any(v in stored for v in ("3201014508900001", "SITI AMINAH", "siti@example.com", "+6281234567890", "26112100042"))
+    assert (await wired.profiles.get(PID) or {}).get("nik") == "3201014508900001"
+    wired.keys.forget(participant_subject(PID))  # the participant's key erased: their log and profile with it
+    await wired.command(StartProfileUpdate(**ids(new_id())))
+    assert wired.types() == ["CommandRejected"] and wired.events[0].payload["reason_code"] == "UNKNOWN_PARTICIPANT"
 
 
 async def test_a_session_cannot_start_before_the_account_is_active(wired: Wired) -> None:

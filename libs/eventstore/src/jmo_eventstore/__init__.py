@@ -1,6 +1,6 @@
 """The event log: append with expected version, idempotency by cause, hash chain, global order."""
 
-from .codec import FieldEncryptionCodec, InMemoryKeyRing, KeyRing, PayloadCodec, PlainCodec, subject_of
+from .codec import ERASED, FieldEncryptionCodec, InMemoryKeyRing, KeyRing, PayloadCodec, PlainCodec, ValueSealer, participant_subject, subject_of
 from .keyring import MongoKeyRing
 from .memory import InMemoryEventStore
 from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, RecordedEvent
@@ -8,6 +8,7 @@ from .mongo import MongoEventStore
 from .protocol import EventStore
 
 __all__ = [
+    "ERASED",
     "AppendResult",
     "ConcurrencyConflict",
     "EventStore",
@@ -20,6 +21,8 @@ __all__ = [
     "MongoEventStore",
     "PayloadCodec",
     "PlainCodec",
+    "participant_subject",
     "subject_of",
     "RecordedEvent",
+    "ValueSealer",
 ]

@@ -6,15 +6,19 @@ erasure by deleting that key (crypto-shredding) while the audit trail stays veri
 
 Encoding and decoding are synchronous; a codec whose keys live elsewhere fetches them first in
 :meth:`PayloadCodec.prepare`, which the stores await before every write and read.
+
+A codec is also a :class:`ValueSealer`: what a service keeps beside its log about a participant (a
+read model) is sealed with the same per-participant key, so erasing that key erases it as well.
 """
 
 from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from jmo_contracts.messages import UnknownMessageType, message_class
@@ -28,7 +32,24 @@ ERASED = "[erased]"
 Item = tuple[str, str, Payload]
 
 
-class PayloadCodec(Protocol):
+class ValueSealer(Protocol):
+    """Protects one JSON-ready value at rest under a subject's key (see :func:`participant_subject`).
+
+    ``context`` says what the value is (e.g. ``"participant-profile"``); it is bound to the sealed
+    form together with the subject, so a value copied to another participant or purpose does not open.
+    """
+
+    async def seal(self, subject: str, value: Any, *, context: str, create: bool) -> Any | None:
+        """``value`` in its stored form, or None when ``subject`` has no key and ``create`` is False
+        (its data was erased, or it never had any)."""
+
+    async def unseal(self, subject: str, stored: Any, *, context: str) -> Any:
+        """The value :meth:`seal` stored. :data:`ERASED` once the subject's key is gone, or when the
+        key it has now did not seal the value (a key made anew after an erasure). A value that was
+        stored without sealing comes back as it is. A wrong master key still raises."""
+
+
+class PayloadCodec(ValueSealer, Protocol):
     """Turns a payload into its stored form and back. Must be deterministic in what it decodes."""
 
     async def prepare(self, items: Iterable[Item], *, writing: bool) -> None:
@@ -49,6 +70,12 @@ class PlainCodec:
         return payload
 
     def decode(self, stream_id: str, type_name: str, stored: Payload) -> Payload:
+        return stored
+
+    async def seal(self, subject: str, value: Any, *, context: str, create: bool) -> Any | None:
+        return value
+
+    async def unseal(self, subject: str, stored: Any, *, context: str) -> Any:
         return stored
 
 
@@ -82,12 +109,17 @@ class InMemoryKeyRing:
         self._keys.pop(subject, None)
 
 
+def participant_subject(participant_id: str) -> str:
+    """The key-ring subject of a participant: one key for everything kept about them."""
+    return f"participant-{participant_id}"
+
+
 def subject_of(stream_id: str, payload: Payload) -> str:
     """Whose key protects a payload: its participant (so erasing one key erases a participant's
     data in every stream: registration, identity, sessions), else the stream. ``participant_id``
     is a reference, not personal data, so it is stored in clear and known when decoding."""
     participant = payload.get("participant_id")
-    return f"participant-{participant}" if isinstance(participant, str) and participant else stream_id
+    return participant_subject(participant) if isinstance(participant, str) and participant else stream_id
 
 
 class FieldEncryptionCodec:
@@ -96,6 +128,7 @@ class FieldEncryptionCodec:
     Each field becomes ``{"_enc": "<base64 nonce+ciphertext>"}`` under its subject's key (see
     :func:`subject_of`), with the stream id, type and field name as associated data (a value cannot
     be moved elsewhere). Once the key is forgotten, decoding yields ``"[erased]"`` for those fields.
+    As a :class:`ValueSealer` it seals a whole value the same way, bound to its subject and context.
     """
 
     def __init__(self, keys: KeyRing) -> None:
@@ -112,32 +145,39 @@ class FieldEncryptionCodec:
             return payload
         key = self._keys.key_for(subject_of(stream_id, payload), create=True)
         assert key is not None
-        aead = AESGCM(key)
         out = dict(payload)
         for name in personal & payload.keys():
-            if payload[name] is None:
-                continue
-            nonce = os.urandom(12)
-            plain = _json(payload[name])
-            sealed = nonce + aead.encrypt(nonce, plain, _aad(stream_id, type_name, name))
-            out[name] = {"_enc": base64.b64encode(sealed).decode()}
+            if payload[name] is not None:
+                out[name] = _seal(key, payload[name], _aad(stream_id, type_name, name))
         return out
 
     def decode(self, stream_id: str, type_name: str, stored: Payload) -> Payload:
         personal = _personal_fields(type_name)
-        sealed_fields = [n for n in personal & stored.keys() if isinstance(stored[n], dict) and "_enc" in stored[n]]
+        sealed_fields = [n for n in personal & stored.keys() if _is_sealed(stored[n])]
         if not sealed_fields:
             return stored
         key = self._keys.key_for(subject_of(stream_id, stored), create=False)
         out = dict(stored)
         for name in sealed_fields:
-            if key is None:
-                out[name] = ERASED
-                continue
-            raw = base64.b64decode(stored[name]["_enc"])
-            plain = AESGCM(key).decrypt(raw[:12], raw[12:], _aad(stream_id, type_name, name))
-            out[name] = _unjson(plain)
+            out[name] = ERASED if key is None else _open(key, stored[name], _aad(stream_id, type_name, name))
         return out
+
+    async def seal(self, subject: str, value: Any, *, context: str, create: bool) -> Any | None:
+        await self._keys.load([subject], create=create)
+        key = self._keys.key_for(subject, create=False)
+        return None if key is None else _seal(key, value, _value_aad(subject, context))
+
+    async def unseal(self, subject: str, stored: Any, *, context: str) -> Any:
+        if not _is_sealed(stored):
+            return stored
+        await self._keys.load([subject], create=False)
+        key = self._keys.key_for(subject, create=False)
+        if key is None:
+            return ERASED
+        try:
+            return _open(key, stored, _value_aad(subject, context))
+        except InvalidTag:
+            return ERASED
 
 
 def _personal_fields(type_name: str) -> frozenset[str]:
@@ -149,6 +189,25 @@ def _personal_fields(type_name: str) -> frozenset[str]:
 
 def _aad(stream_id: str, type_name: str, field_name: str) -> bytes:
     return f"{stream_id}|{type_name}|{field_name}".encode()
+
+
+def _value_aad(subject: str, context: str) -> bytes:
+    return f"{subject}|{context}".encode()
+
+
+def _is_sealed(stored: Any) -> bool:
+    return isinstance(stored, Mapping) and "_enc" in stored
+
+
+def _seal(key: bytes, value: Any, aad: bytes) -> dict[str, str]:
+    """``{"_enc": base64(nonce + AES-GCM ciphertext of the value as JSON)}``."""
+    nonce = os.urandom(12)
+    return {"_enc": base64.b64encode(nonce + AESGCM(key).encrypt(nonce, _json(value), aad)).decode()}
+
+
+def _open(key: bytes, sealed: Mapping[str, str], aad: bytes) -> Any:
+    raw = base64.b64decode(sealed["_enc"])
+    return _unjson(AESGCM(key).decrypt(raw[:12], raw[12:], aad))
 
 
 def _json(value: Any) -> bytes:

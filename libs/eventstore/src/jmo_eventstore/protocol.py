@@ -7,6 +7,7 @@ from typing import Protocol
 
 from jmo_contracts import Envelope
 
+from .codec import PayloadCodec
 from .model import AppendResult, IntegrityProblem, RecordedEvent
 
 
@@ -22,7 +23,11 @@ class EventStore(Protocol):
       returns sequenced events after a position, in that order. Positions are only given to
       events already committed, so a reader never skips an event that commits late.
     * ``verify`` checks every hash chain and the global order against the commits.
+    * ``codec`` protects personal data at rest; a service seals what it keeps beside its log with
+      it (:class:`~jmo_eventstore.codec.ValueSealer`), under the same per-participant keys.
     """
+
+    codec: PayloadCodec
 
     async def append(self, stream_id: str, expected_version: int, events: Sequence[Envelope], *, cause_id: str) -> AppendResult: ...
 

@@ -1,76 +1,168 @@
-"""Where the participant-profile read model lives: one document per participant, by ``_id``."""
+"""Where the participant-profile read model lives: one document per participant, by ``_id``.
+
+At rest a document keeps in clear only what is not personal data (``profile.NOT_PERSONAL``: ids,
+status, timestamps, which fields changed, the message ids folded). Every personal field is in one
+sealed value, ``personal``, under the participant's own data key — the codec and key ring of the
+service's event log (subject ``participant-<id>``), so erasing the participant's key erases their
+profile together with their events::
+
+    {"_id": "<pid>", "participant_id": "<pid>", "status": "ACTIVE", "profile_version": 1, ...,
+     "applied": ["<message id>", ...], "personal": {"_enc": "<base64 nonce + AES-GCM ciphertext>"}}
+
+After an erasure (the key deleted from the key ring):
+
+* :meth:`ProfileStore.get` returns None: an erased participant is not known here any more, so no
+  pengkinian-data session can start for them (``UNKNOWN_PARTICIPANT``) and nothing personal is shown.
+* The document stays with its clear part: later events still fold their status and bookkeeping
+  (a redelivery is still recognised as applied), but the personal values they carry are dropped
+  and ``personal`` becomes ``"[erased]"``. A key is only ever created for a profile that never had
+  sealed personal data, so neither a redelivered or replayed event nor a key made anew for the
+  participant afterwards (by events of a session still open at the erasure) brings personal data
+  back into an erased profile. A person who comes back registers again, under a new participant id.
+* A profile folded from a log that could no longer decrypt its NIK (the codec reads ``"[erased]"``)
+  is stored erased in the same way: that is how a rebuild, or an event relayed after the erasure,
+  sees an erased participant. Erasing a participant means deleting their key in every service's ring.
+
+Without ``JMO_DATA_KEY`` the codec is plain and ``personal`` holds the fields as they are, as the
+log does. A document written before profiles were sealed (personal fields at the top level) reads
+as it is and is sealed at its next write; ``jmo audit rebuild participant-profiles`` seals them all.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Mapping
+from enum import Enum
 from typing import Any, Protocol
 
 from pymongo.asynchronous.collection import AsyncCollection
 
 from jmo_contracts import Envelope
+from jmo_eventstore import ERASED, PlainCodec, ValueSealer, participant_subject
 
 from ..domain import profile as profiles
 
 #: The collection (in the profile-update service's database) that holds the live read model.
 COLLECTION = "participant_profiles"
+#: The field of a stored document that holds the sealed personal part.
+PERSONAL = "personal"
+#: What the sealed part is, bound to it with the participant (a seal copied elsewhere does not open).
+CONTEXT = "participant-profile"
+
+Profile = dict[str, Any]
 
 
 class ProfileStore(Protocol):
-    async def get(self, participant_id: str) -> dict[str, Any] | None:
-        """The participant's profile, or None when no event about them has been folded."""
+    async def get(self, participant_id: str) -> Profile | None:
+        """The participant's profile in clear, or None when no event about them has been folded or
+        their personal data was erased."""
 
     async def apply(self, envelope: Envelope) -> None:
         """Fold ``envelope`` into its participant's profile (idempotent; other events are ignored)."""
 
 
+class Protection(Enum):
+    """How a stored profile's personal part is protected, which decides how it may be written again."""
+
+    NONE = "none"  # nothing sealed yet (a new profile, or one stored before sealing): a key may be created
+    SEALED = "sealed"  # sealed under the participant's key: written again under that key, never a new one
+    ERASED = "erased"  # the key is gone: personal values are dropped from now on
+
+
+class ProfileSealing:
+    """Turns a profile into its stored form and back (see the module docstring)."""
+
+    def __init__(self, sealer: ValueSealer) -> None:
+        self._sealer = sealer
+
+    async def open(self, stored: Mapping[str, Any] | None) -> tuple[Profile | None, Protection]:
+        """The profile as the fold knows it, and how it is protected. An erased profile has only its
+        clear fields."""
+        if stored is None:
+            return None, Protection.NONE
+        clear = {k: v for k, v in stored.items() if k != PERSONAL}
+        if PERSONAL not in stored:
+            return clear, Protection.NONE
+        personal = await self._sealer.unseal(participant_subject(stored["_id"]), stored[PERSONAL], context=CONTEXT)
+        if not isinstance(personal, Mapping):  # ERASED: the key is gone, or is not the one that sealed it
+            return clear, Protection.ERASED
+        return clear | dict(personal), Protection.SEALED
+
+    async def seal(self, profile: Mapping[str, Any], was: Protection) -> dict[str, Any]:
+        """``profile`` as stored, replacing a document protected as ``was`` (NONE for a new one)."""
+        clear = {k: v for k, v in profile.items() if k in profiles.NOT_PERSONAL}
+        personal = {k: v for k, v in profile.items() if k not in profiles.NOT_PERSONAL}
+        if was is not Protection.ERASED and personal.get("nik") != ERASED:
+            sealed = await self._sealer.seal(participant_subject(profile["_id"]), personal, context=CONTEXT, create=was is Protection.NONE)
+            if sealed is not None:
+                return clear | {PERSONAL: sealed}
+        return clear | {PERSONAL: ERASED}
+
+
+async def stored_form(sealer: ValueSealer, profile: Mapping[str, Any]) -> dict[str, Any]:
+    """``profile`` as a new document is stored: what ``jmo audit rebuild participant-profiles`` writes,
+    with the owning service's codec — under the same keys as the live read model, creating a
+    participant's key as the live store would at its first write unless the log shows them erased."""
+    return await ProfileSealing(sealer).seal(profile, Protection.NONE)
+
+
 class _Folding:
     """Read, fold, write — one participant at a time within this process."""
 
-    def __init__(self) -> None:
+    def __init__(self, sealer: ValueSealer) -> None:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._sealing = ProfileSealing(sealer)
 
-    async def get(self, participant_id: str) -> dict[str, Any] | None:
+    async def _load(self, participant_id: str) -> dict[str, Any] | None:
         raise NotImplementedError
 
-    async def _put(self, doc: dict[str, Any]) -> None:
+    async def _store(self, doc: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    async def get(self, participant_id: str) -> Profile | None:
+        profile, protection = await self._sealing.open(await self._load(participant_id))
+        return None if protection is Protection.ERASED else profile
 
     async def apply(self, envelope: Envelope) -> None:
         participant = profiles.participant_of(envelope)
         if participant is None:
             return
         async with self._locks[participant]:
-            current = await self.get(participant)
-            if current is not None and envelope.message_id in current.get("applied", ()):
+            stored = await self._load(participant)
+            if stored is not None and envelope.message_id in stored.get("applied", ()):
                 return
+            current, protection = await self._sealing.open(stored)
             updated = profiles.apply(current, envelope)
             if updated is not None:
-                await self._put(updated)
+                await self._store(await self._sealing.seal(updated, protection))
 
 
 class MongoProfileStore(_Folding):
-    """The read model in MongoDB; every access is by ``_id`` (the only indexed filter on FerretDB)."""
+    """The read model in MongoDB; every access is by ``_id`` (the only indexed filter on FerretDB).
+    ``sealer`` is the codec of the service's event store (``service.store.codec``)."""
 
-    def __init__(self, collection: AsyncCollection) -> None:
-        super().__init__()
+    def __init__(self, collection: AsyncCollection, sealer: ValueSealer) -> None:
+        super().__init__(sealer)
         self._c = collection
 
-    async def get(self, participant_id: str) -> dict[str, Any] | None:
+    async def _load(self, participant_id: str) -> dict[str, Any] | None:
         return await self._c.find_one({"_id": participant_id})
 
-    async def _put(self, doc: dict[str, Any]) -> None:
+    async def _store(self, doc: dict[str, Any]) -> None:
         await self._c.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
 
 class InMemoryProfileStore(_Folding):
-    def __init__(self) -> None:
-        super().__init__()
+    """The read model in a dict, stored sealed all the same (``docs`` holds the stored forms)."""
+
+    def __init__(self, sealer: ValueSealer | None = None) -> None:
+        super().__init__(sealer or PlainCodec())
         self.docs: dict[str, dict[str, Any]] = {}
 
-    async def get(self, participant_id: str) -> dict[str, Any] | None:
+    async def _load(self, participant_id: str) -> dict[str, Any] | None:
         doc = self.docs.get(participant_id)
         return dict(doc) if doc is not None else None
 
-    async def _put(self, doc: dict[str, Any]) -> None:
+    async def _store(self, doc: dict[str, Any]) -> None:
         self.docs[doc["_id"]] = dict(doc)

@@ -12,6 +12,10 @@ session only confirms a changed contact after identity's OtpVerified (ContactCha
 
 Applying is idempotent: a document lists the message ids it has folded (``applied``, sorted), and an
 event already listed changes nothing — Kafka delivers at least once.
+
+Every field but those in :data:`NOT_PERSONAL` is personal data (SPEC §9): the adapter keeps those
+sealed at rest. A value the log could no longer decrypt (its participant was erased) reaches the
+fold as a placeholder string and is folded like any other value.
 """
 
 from __future__ import annotations
@@ -30,6 +34,12 @@ SOURCES: dict[str, frozenset[str]] = {
 }
 FOLDED = frozenset().union(*SOURCES.values())
 STATUS_AFTER = {"RegistrationRejected": "REJECTED", "RegistrationExpired": "EXPIRED"}
+#: The fields of a profile that are not personal data: references, status and bookkeeping. A field
+#: the fold gains later is personal until it is listed here.
+NOT_PERSONAL = frozenset(
+    {"_id", "participant_id", "category", "status", "notification_channel", "registered_at", "activated_at", "updated_at",
+     "profile_version", "last_session_id", "last_changed_fields", "applied"}
+)
 
 
 def participant_of(envelope: Envelope) -> str | None:
@@ -63,8 +73,8 @@ def apply(profile: Mapping[str, Any] | None, envelope: Envelope) -> Profile | No
     elif envelope.type == "ProfileUpdated":
         doc.update(_id=p["participant_id"], participant_id=p["participant_id"])
         new_values = p.get("new_values") or {}
-        for name in p["changed_fields"]:
-            doc[name] = new_values.get(name)
+        for name in p["changed_fields"]:  # an erased log holds one placeholder for all new values
+            doc[name] = new_values.get(name) if isinstance(new_values, Mapping) else new_values
         doc.update(
             profile_version=int(doc.get("profile_version", 0)) + 1, last_session_id=p["session_id"], updated_at=envelope.occurred_at.isoformat(),
             last_changed_fields=list(p["changed_fields"]),

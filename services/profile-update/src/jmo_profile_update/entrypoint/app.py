@@ -1,6 +1,7 @@
 """The profile-update service process: subscribers and wiring; the rules live in ``domain``.
 
-It keeps the participant-profile read model (registration's events and its own ``ProfileUpdated``),
+It keeps the participant-profile read model (registration's events and its own ``ProfileUpdated``;
+personal fields sealed under the participants' keys, see ``adapters.profiles``),
 decides pengkinian-data sessions with the profile as a fact, and moves a session on when the
 biometric service matched its selfie or identity verified a changed contact.
 """
@@ -46,10 +47,11 @@ def build(settings: ProfileUpdateSettings, *, profiles: ProfileStore | None = No
 
     def stores() -> tuple[ProfileStore, Schedule]:
         if not ports:  # the database exists only once the service has started
+            # the read model is sealed with the event store's codec: the same per-participant keys
             if service.database is None:
-                ports["profiles"], ports["deadlines"] = profiles or InMemoryProfileStore(), deadlines or InMemorySchedule()
+                ports["profiles"], ports["deadlines"] = profiles or InMemoryProfileStore(service.store.codec), deadlines or InMemorySchedule()
             else:
-                ports["profiles"] = profiles or MongoProfileStore(service.database[COLLECTION])
+                ports["profiles"] = profiles or MongoProfileStore(service.database[COLLECTION], service.store.codec)
                 ports["deadlines"] = deadlines or MongoSchedule(service.database["session_deadlines"])
         return ports["profiles"], ports["deadlines"]
 

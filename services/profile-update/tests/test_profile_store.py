@@ -1,0 +1,158 @@
+"""The participant-profile read model at rest: personal fields sealed under the participant's key
+(the event log's codec), readable in clear through the store, and gone once the key is erased."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from jmo_contracts import Envelope, new_id
+from jmo_contracts.common import Category, OtpChannel
+from jmo_contracts.profile_update import Address, ProfileUpdated, ProfileValues
+from jmo_contracts.registration import AccountActivated, ParticipantRegistered, Program
+from jmo_eventstore import ERASED, FieldEncryptionCodec, InMemoryKeyRing, MongoKeyRing, participant_subject
+from jmo_profile_update.adapters.profiles import PERSONAL, InMemoryProfileStore, MongoProfileStore, stored_form
+from jmo_profile_update.domain import profile as profiles
+
+PID = "5b0e7c3a9d1f4e2a8c6b4d2f0e1a3c5b"
+NIK, NAME, EMAIL, PHONE, KPJ = "3201014508900001", "SITI AMINAH", "siti@example.com", "+6281234567890", "26112100042"
+NEW = {"phone": "+6281388800022", "npwp": "092542943407000", "bank_account_number": "0123456789", "mother_maiden_name": "SRI WAHYUNI", "emergency_contact_name": "DEWI LESTARI"}
+#: Every personal value the events below give the profile: none may be stored in clear.
+PERSONAL_VALUES = (NIK, NAME, EMAIL, PHONE, KPJ, "1990-08-05", "Jl. Melati No. 7", "Tegal Gundil", *NEW.values())
+
+
+def registered(pid: str = PID, **change: Any) -> Envelope:
+    body = ParticipantRegistered(
+        participant_id=pid, category=Category.BPU, nik=NIK, full_name=NAME, email=EMAIL, phone=PHONE, otp_channel=OtpChannel.SMS, birth_date="1990-08-05", gender="F",
+    )
+    envelope = Envelope.wrap(body, stream_id=f"registration-{pid}", correlation_id=new_id())
+    return envelope.model_copy(update={"payload": envelope.payload | change}) if change else envelope
+
+
+def activated(pid: str = PID) -> Envelope:
+    body = AccountActivated(
+        participant_id=pid, category=Category.BPU, kpj_number=KPJ, digital_card_id="1" * 32, programs=[Program.JKK, Program.JKM],
+        full_name=NAME, email=EMAIL, phone=PHONE, notification_channel=OtpChannel.SMS,
+    )
+    return Envelope.wrap(body, stream_id=f"registration-{pid}", correlation_id=new_id())
+
+
+def updated(pid: str = PID) -> Envelope:
+    address = Address(street="Jl. Melati No. 7", rt="002", rw="004", village="Tegal Gundil", district="Bogor Utara", city="Kota Bogor", province="Jawa Barat", postal_code="16152")
+    values = ProfileValues(**NEW, address=address, blood_type="B")
+    body = ProfileUpdated(
+        participant_id=pid, session_id="c" * 32, changed_fields=[*NEW, "address", "blood_type"], new_values=values,
+        contact_email=EMAIL, contact_phone=NEW["phone"], notification_channel=OtpChannel.SMS,
+    )
+    return Envelope.wrap(body, stream_id=f"profile-update-{'c' * 32}", correlation_id=new_id())
+
+
+def in_clear(doc: Any) -> list[str]:
+    raw = json.dumps(doc, default=str)
+    return [v for v in PERSONAL_VALUES if v in raw]
+
+
+@pytest.mark.unit
+async def test_the_stored_profile_holds_no_personal_value_in_clear_and_reads_back_as_folded() -> None:
+    store = InMemoryProfileStore(FieldEncryptionCodec(InMemoryKeyRing()))
+    events = [registered(), activated(), updated()]
+    for e in events:
+        await store.apply(e)
+    stored = store.docs[PID]
+    assert in_clear(stored) == []
+    assert set(stored) - {PERSONAL} <= profiles.NOT_PERSONAL  # nothing personal outside the seal
+    assert (stored["status"], stored["profile_version"], stored["applied"]) == ("ACTIVE", 1, sorted(e.message_id for e in events))
+    assert "bank_account_number" in stored["last_changed_fields"]  # which fields changed stays readable, not their values
+    folded = None
+    for e in events:
+        folded = profiles.apply(folded, e)
+    assert await store.get(PID) == folded
+    assert await store.get(new_id()) is None
+
+
+@pytest.mark.unit
+async def test_erasing_the_key_erases_the_profile_and_later_events_do_not_bring_it_back() -> None:
+    keys = InMemoryKeyRing()
+    store = InMemoryProfileStore(FieldEncryptionCodec(keys))
+    first = registered()
+    await store.apply(first)
+    await store.apply(activated())
+    keys.forget(participant_subject(PID))  # crypto-shredding
+
+    assert await store.get(PID) is None  # not known any more: no session can start
+    late = updated()
+    await store.apply(late)  # a later event still folds its bookkeeping, but not the personal values it carries
+    stored = store.docs[PID]
+    assert stored[PERSONAL] == ERASED and in_clear(stored) == []
+    assert (stored["status"], stored["profile_version"]) == ("ACTIVE", 1) and late.message_id in stored["applied"]
+    await store.apply(registered())  # not even the whole registration again, in clear (a replay under new ids)
+    assert store.docs[PID][PERSONAL] == ERASED and in_clear(store.docs[PID]) == []
+    assert keys.key_for(participant_subject(PID), create=False) is None  # no key was made for it
+
+    keys.key_for(participant_subject(PID), create=True)  # a key made anew (events of a session open at the erasure)
+    await store.apply(updated())
+    assert store.docs[PID][PERSONAL] == ERASED and await store.get(PID) is None
+    await store.apply(first)  # a redelivery is still recognised
+    assert store.docs[PID]["applied"].count(first.message_id) == 1
+
+
+@pytest.mark.unit
+async def test_a_profile_the_log_shows_erased_is_stored_erased_and_gets_no_key() -> None:
+    keys = InMemoryKeyRing()
+    codec = FieldEncryptionCodec(keys)
+    store = InMemoryProfileStore(codec)
+    erased = {f: ERASED for f in ParticipantRegistered.PERSONAL_FIELDS}
+    await store.apply(registered(**erased))  # relayed after the erasure: the log could not decrypt it
+    assert store.docs[PID][PERSONAL] == ERASED and await store.get(PID) is None
+    assert keys.key_for(participant_subject(PID), create=False) is None
+    # what a rebuild writes for the same participant
+    folded = profiles.apply(None, registered(**erased))
+    assert folded is not None and (await stored_form(codec, folded))[PERSONAL] == ERASED
+
+
+@pytest.mark.unit
+async def test_a_profile_stored_before_sealing_reads_as_it_is_and_is_sealed_at_its_next_write() -> None:
+    store = InMemoryProfileStore(FieldEncryptionCodec(InMemoryKeyRing()))
+    legacy = profiles.apply(None, registered())
+    assert legacy is not None
+    store.docs[PID] = dict(legacy)
+    assert await store.get(PID) == legacy
+    await store.apply(activated())
+    assert in_clear(store.docs[PID]) == [] and (await store.get(PID) or {}).get("nik") == NIK
+
+
+@pytest.fixture
+async def database(infra: Any, database_prefix: str) -> AsyncIterator[Any]:
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri, socketTimeoutMS=20_000, serverSelectionTimeoutMS=20_000)
+    yield client[f"{database_prefix}profiles_{new_id()[:8]}"]
+    await client.close()
+
+
+@pytest.mark.integration
+async def test_on_the_real_store_the_profile_is_sealed_with_the_logs_key_ring_and_erased_with_it(database: Any) -> None:
+    master = os.urandom(32)
+    ring = MongoKeyRing(database["data_keys"], master)
+    store = MongoProfileStore(database["participant_profiles"], FieldEncryptionCodec(ring))
+    other = new_id()
+    for e in (registered(), activated(), updated(), registered(other)):
+        await store.apply(e)
+    raw = [d async for d in database["participant_profiles"].find({})]
+    assert len(raw) == 2 and in_clear(raw) == []
+    assert {d["_id"] async for d in database["data_keys"].find({})} == {participant_subject(PID), participant_subject(other)}
+
+    # another process with the master key (a restarted service, the audit CLI) reads it in clear
+    reader = MongoProfileStore(database["participant_profiles"], FieldEncryptionCodec(MongoKeyRing(database["data_keys"], master)))
+    profile = await reader.get(PID)
+    assert profile is not None and (profile["nik"], profile["phone"], profile["address"]["village"]) == (NIK, NEW["phone"], "Tegal Gundil")
+
+    await ring.erase(participant_subject(PID))
+    fresh = MongoProfileStore(database["participant_profiles"], FieldEncryptionCodec(MongoKeyRing(database["data_keys"], master)))
+    assert await fresh.get(PID) is None and (await fresh.get(other) or {}).get("nik") == NIK
+    await fresh.apply(activated())
+    doc = await database["participant_profiles"].find_one({"_id": PID})
+    assert doc[PERSONAL] == ERASED and doc["status"] == "ACTIVE" and await database["data_keys"].find_one({"_id": participant_subject(PID)}) is None
