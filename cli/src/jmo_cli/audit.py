@@ -11,7 +11,7 @@ from jmo_eventstore import IntegrityProblem, MongoEventStore, RecordedEvent
 from .projections import Projection
 
 _REF = re.compile(r"^[0-9a-f]{32}$")
-INSERT_CHUNK = 500
+INSERT_CHUNK = 90  # FerretDB v1 mishandles bulk writes of 100 documents or more
 
 
 async def participant_streams(store: MongoEventStore, ref: str) -> list[str]:

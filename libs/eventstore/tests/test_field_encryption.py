@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -89,12 +91,23 @@ async def test_keys_kept_in_the_store_are_wrapped_shared_by_instances_and_erasab
     with pytest.raises(InvalidTag):
         await MongoEventStore(mongo_db, name=name, codec=FieldEncryptionCodec(MongoKeyRing(mongo_db[f"{name}_keys"], bytes(32)))).read_stream(identity)
 
+    cached = MongoKeyRing(mongo_db[f"{name}_keys"], master, cache_seconds=0.2)  # a running service with the key in memory
+    assert (await MongoEventStore(mongo_db, name=name, codec=FieldEncryptionCodec(cached)).read_stream(identity))[0].envelope.payload["nik"] == PERSONAL[0]
     await reader_ring.erase("participant-" + "ab" * 16)
     fresh = MongoEventStore(mongo_db, name=name, codec=FieldEncryptionCodec(MongoKeyRing(mongo_db[f"{name}_keys"], master)))
     for stream in (registration, identity):
         [got] = await fresh.read_stream(stream)
         assert got.envelope.payload["nik"] == "[erased]" and got.envelope.payload["category"] == "BPU"
     assert await fresh.verify() == []
+    # a late event about the erased participant keeps nothing personal, and no key is made anew
+    await fresh.append(identity, 1, [registered(identity)], cause_id=new_id())
+    [tombstone] = [d async for d in mongo_db[f"{name}_keys"].find({})]
+    assert "wrapped" not in tombstone and "erased_at" in tombstone
+    raw = [d async for d in mongo_db[name].find({})]
+    assert PERSONAL[0] not in json.dumps(raw, default=str)
+    assert [e.envelope.payload["nik"] for e in await fresh.read_stream(identity)] == ["[erased]", "[erased]"]
+    await asyncio.sleep(0.3)  # the other process sees the erasure once its cached key expires
+    assert (await MongoEventStore(mongo_db, name=name, codec=FieldEncryptionCodec(cached)).read_stream(identity))[0].envelope.payload["nik"] == "[erased]"
 
 
 @pytest.mark.unit
@@ -116,6 +129,8 @@ async def test_a_value_kept_beside_the_log_is_sealed_under_the_participants_key_
     assert await codec.unseal(subject, sealed, context="profile") == ERASED
     keys.key_for(subject, create=True)  # a key made anew does not open what the erased one sealed
     assert await codec.unseal(subject, sealed, context="profile") == ERASED
+    await keys.erase(subject)  # erased for good: no key is made any more
+    assert await codec.seal(subject, value, context="profile", create=True) is None
 
 
 @pytest.mark.unit

@@ -15,7 +15,7 @@ from pymongo import AsyncMongoClient
 from jmo_contracts import new_id
 from jmo_biometric.adapters.blobs import BlobTooLarge, GridFsSelfieBlobs
 from jmo_biometric.adapters.protection import ParticipantSealer
-from jmo_eventstore import MongoKeyRing
+from jmo_eventstore import MongoKeyRing, participant_subject
 from jmo_biometric.adapters.references import MongoParticipantFaces
 
 pytestmark = pytest.mark.integration
@@ -77,5 +77,7 @@ async def test_nik_and_reference_embedding_are_sealed_under_the_participants_key
         await faces.nik(other)
     with pytest.raises(InvalidTag):  # nor under another master key
         await MongoParticipantFaces(db, ParticipantSealer(MongoKeyRing(db["data_keys"], os.urandom(32)))).nik(pid)
-    await keyring.erase(pid)  # erasing the participant erases what biometric kept about them
+    await keyring.erase(participant_subject(pid))  # erasing the participant (one key, every service) erases what biometric kept
     assert await faces.nik(pid) is None and await faces.reference(pid, "model-v1") is None
+    await faces.remember_nik(pid, "3201014508900001")  # a late ParticipantRegistered keeps nothing about them
+    assert await faces.nik(pid) is None

@@ -95,18 +95,24 @@ class InMemoryKeyRing:
 
     def __init__(self) -> None:
         self._keys: dict[str, bytes] = {}
+        self._erased: set[str] = set()
 
     async def load(self, subjects: Iterable[str], *, create: bool) -> None:
         for subject in subjects:
             self.key_for(subject, create=create)
 
     def key_for(self, subject: str, *, create: bool) -> bytes | None:
-        if subject not in self._keys and create:
+        if subject not in self._keys and create and subject not in self._erased:
             self._keys[subject] = AESGCM.generate_key(bit_length=256)
         return self._keys.get(subject)
 
     def forget(self, subject: str) -> None:
         self._keys.pop(subject, None)
+
+    async def erase(self, subject: str) -> None:
+        """Delete the subject's key for good: no new key is made for it (as :class:`~jmo_eventstore.keyring.MongoKeyRing`)."""
+        self.forget(subject)
+        self._erased.add(subject)
 
 
 def participant_subject(participant_id: str) -> str:
@@ -144,11 +150,10 @@ class FieldEncryptionCodec:
         if not personal:
             return payload
         key = self._keys.key_for(subject_of(stream_id, payload), create=True)
-        assert key is not None
         out = dict(payload)
         for name in personal & payload.keys():
-            if payload[name] is not None:
-                out[name] = _seal(key, payload[name], _aad(stream_id, type_name, name))
+            if payload[name] is not None:  # an erased subject has no key, and nothing personal is kept about it
+                out[name] = ERASED if key is None else _seal(key, payload[name], _aad(stream_id, type_name, name))
         return out
 
     def decode(self, stream_id: str, type_name: str, stored: Payload) -> Payload:
@@ -159,7 +164,7 @@ class FieldEncryptionCodec:
         key = self._keys.key_for(subject_of(stream_id, stored), create=False)
         out = dict(stored)
         for name in sealed_fields:
-            out[name] = ERASED if key is None else _open(key, stored[name], _aad(stream_id, type_name, name))
+            out[name] = ERASED if key is None else _open_or_erased(key, stored[name], _aad(stream_id, type_name, name))
         return out
 
     async def seal(self, subject: str, value: Any, *, context: str, create: bool) -> Any | None:
@@ -172,12 +177,7 @@ class FieldEncryptionCodec:
             return stored
         await self._keys.load([subject], create=False)
         key = self._keys.key_for(subject, create=False)
-        if key is None:
-            return ERASED
-        try:
-            return _open(key, stored, _value_aad(subject, context))
-        except InvalidTag:
-            return ERASED
+        return ERASED if key is None else _open_or_erased(key, stored, _value_aad(subject, context))
 
 
 def _personal_fields(type_name: str) -> frozenset[str]:
@@ -208,6 +208,14 @@ def _seal(key: bytes, value: Any, aad: bytes) -> dict[str, str]:
 def _open(key: bytes, sealed: Mapping[str, str], aad: bytes) -> Any:
     raw = base64.b64decode(sealed["_enc"])
     return _unjson(AESGCM(key).decrypt(raw[:12], raw[12:], aad))
+
+
+def _open_or_erased(key: bytes, sealed: Mapping[str, str], aad: bytes) -> Any:
+    # a key that does not open it: sealed under a key erased since (before tombstones, a new key could follow)
+    try:
+        return _open(key, sealed, aad)
+    except InvalidTag:
+        return ERASED
 
 
 def _json(value: Any) -> bytes:

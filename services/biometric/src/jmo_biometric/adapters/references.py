@@ -54,6 +54,8 @@ class MongoParticipantFaces:
 
     async def remember_nik(self, participant_id: str, nik: str) -> None:
         sealed = await self._sealer.seal(nik.encode(), _NIK, participant_id)
+        if sealed is None:  # an erased participant
+            return
         await self._participants.replace_one({"_id": participant_id}, {"_id": participant_id, "nik": sealed}, upsert=True)
 
     async def nik(self, participant_id: str) -> str | None:
@@ -70,6 +72,8 @@ class MongoParticipantFaces:
 
     async def keep_reference(self, participant_id: str, model_version: str, embedding: tuple[float, ...]) -> None:
         sealed = await self._sealer.seal(_pack(embedding), _embedding_purpose(model_version), participant_id)
+        if sealed is None:  # an erased participant
+            return
         await self._references.replace_one({"_id": participant_id}, {"_id": participant_id, "model_version": model_version, "embedding": sealed}, upsert=True)
 
 
@@ -82,7 +86,8 @@ class InMemoryParticipantFaces:
         self.references: dict[str, tuple[str, bytes]] = {}
 
     async def remember_nik(self, participant_id: str, nik: str) -> None:
-        self.niks[participant_id] = await self._sealer.seal(nik.encode(), _NIK, participant_id)
+        if (sealed := await self._sealer.seal(nik.encode(), _NIK, participant_id)) is not None:
+            self.niks[participant_id] = sealed
 
     async def nik(self, participant_id: str) -> str | None:
         sealed = self.niks.get(participant_id)
@@ -97,4 +102,5 @@ class InMemoryParticipantFaces:
         return None if plain is None else _unpack(plain)
 
     async def keep_reference(self, participant_id: str, model_version: str, embedding: tuple[float, ...]) -> None:
-        self.references[participant_id] = (model_version, await self._sealer.seal(_pack(embedding), _embedding_purpose(model_version), participant_id))
+        if (sealed := await self._sealer.seal(_pack(embedding), _embedding_purpose(model_version), participant_id)) is not None:
+            self.references[participant_id] = (model_version, sealed)
