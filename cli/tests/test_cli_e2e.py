@@ -112,3 +112,26 @@ async def test_a_person_sends_a_selfie_file_with_jmo_and_it_is_matched_with_the_
     [uploaded, receipt, outcome] = lines(selfie.stdout)
     assert uploaded["content_type"] == "image/jpeg" and len(uploaded["sha256"]) == 64 and receipt["sent"] == "SubmitSelfie"
     assert outcome["type"] == "SelfieMatched", outcome
+
+
+async def test_a_participant_erased_with_jmo_reads_as_erased_in_every_log_and_the_logs_still_verify(jmo: Any, service_runner: Any) -> None:
+    service_runner("registration"), service_runner("identity")
+    data = SITI | {"nik": "3201014508900003", "email": "hapus@example.com", "phone": "081234567893"}
+    sent = jmo("gateway", "send", "RegisterParticipant", "--data", json.dumps(data), "--wait", "60", "--until", "OtpIssued")
+    assert sent.returncode == 0, sent.stderr
+    participant = lines(sent.stdout)[-1]["payload"]["participant_id"]
+    before = jmo("audit", "history", participant)
+    assert data["nik"] in before.stdout and data["email"] in before.stdout  # read with the services' key
+
+    assert jmo("privacy", "erase", participant).returncode == 2  # not without --yes
+    erased = jmo("privacy", "erase", participant, "--yes")
+    assert erased.returncode == 0, erased.stderr
+    assert set(lines(erased.stdout)[0]["erased"]) == {"registration", "identity", "biometric", "profile-update", "notification"}
+
+    after = jmo("audit", "history", participant)
+    events = lines(after.stdout)
+    assert {e["service"] for e in events} >= {"registration", "identity"} and len(events) == len(lines(before.stdout))
+    assert not [v for v in (data["nik"], data["email"], "+6281234567893", "SITI AMINAH") if v in after.stdout]
+    registered = next(e for e in events if e["type"] == "ParticipantRegistered")
+    assert registered["payload"]["nik"] == "[erased]" and registered["payload"]["category"] == "BPU"  # what happened stays
+    assert jmo("audit", "verify").returncode == 0

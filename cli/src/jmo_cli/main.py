@@ -22,6 +22,7 @@ from jmo_runtime import ServiceSettings
 from . import audit as audit_ops
 from .biometric import app as biometric_app
 from .dlq import app as dlq_app
+from .privacy import app as privacy_app
 from .gateway import Gateway, command_envelope, upload_selfie
 from .projections import PROJECTIONS
 from .stores import open_stores
@@ -37,6 +38,7 @@ app.add_typer(dev_app, name="dev")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(biometric_app, name="biometric")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(privacy_app, name="privacy")
 err = Console(stderr=True)
 
 #: Events after which a journey waits for the participant (or is over).
