@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -44,16 +42,9 @@ def profile_updated(pid: str) -> Envelope:
     return Envelope.wrap(body, stream_id=f"profile-update-{sid}", correlation_id=new_id())
 
 
-@pytest.fixture
-async def client(infra: Any) -> AsyncIterator[AsyncMongoClient]:
-    c: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri, socketTimeoutMS=20_000, serverSelectionTimeoutMS=20_000)
-    yield c
-    await c.close()
-
-
-async def test_rebuilt_profiles_are_sealed_like_the_live_ones_and_erased_participants_stay_erased(client: AsyncMongoClient, database_prefix: str) -> None:
+async def test_rebuilt_profiles_are_sealed_like_the_live_ones_and_erased_participants_stay_erased(mongo_client: AsyncMongoClient, database_prefix: str) -> None:
     master, run = os.urandom(32), new_id()[:8]
-    dbs = {name: client[f"{database_prefix}rb{run}_{name.replace('-', '_')}"] for name in ("registration", "profile-update")}
+    dbs = {name: mongo_client[f"{database_prefix}rb{run}_{name.replace('-', '_')}"] for name in ("registration", "profile-update")}
     rings = {name: MongoKeyRing(db["data_keys"], master) for name, db in dbs.items()}  # each service its own ring, as deployed
     stores = {name: MongoEventStore(db, name="events", codec=FieldEncryptionCodec(rings[name])) for name, db in dbs.items()}
     kept, erased = new_id(), new_id()

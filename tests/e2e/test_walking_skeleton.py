@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 
 from jmo_cli.gateway import Gateway, command_envelope
 from jmo_contracts import topics
+from jmo_devstack.topics import read_records
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("topics")]
 COMMANDS = topics.commands("registration")
@@ -41,7 +41,7 @@ async def test_a_malformed_message_goes_to_the_dlq_and_the_service_keeps_consumi
         await gateway.send(command)
         [event] = await gateway.until(command.correlation_id, {"ParticipantRegistered", "CommandRejected"}, timeout=60)
     assert event.type == "ParticipantRegistered"
-    dead = await read_topic(infra.kafka_bootstrap, topic_prefix + topics.dlq(COMMANDS), 1)
+    dead = await read_records(infra.kafka_bootstrap, topic_prefix + topics.dlq(COMMANDS), 1)
     assert dead[0].value == b"this is not an envelope"
     assert dict(dead[0].headers)["jmo-dlq-reason"] == b"INVALID_ENVELOPE"
     log = service.read_log()
@@ -50,16 +50,3 @@ async def test_a_malformed_message_goes_to_the_dlq_and_the_service_keeps_consumi
         assert personal not in log
 
 
-async def read_topic(bootstrap: str, topic: str, count: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        out: list[Any] = []
-        for _ in range(60):
-            batches = await consumer.getmany(timeout_ms=500)
-            out.extend(r for rs in batches.values() for r in rs)
-            if len(out) >= count:
-                break
-        return out
-    finally:
-        await consumer.stop()

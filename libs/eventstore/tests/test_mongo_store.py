@@ -16,13 +16,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def mongo_client(infra: Any) -> AsyncIterator[AsyncMongoClient]:
-    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri, socketTimeoutMS=20_000, serverSelectionTimeoutMS=20_000)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
 async def store(mongo_client: AsyncMongoClient, database_prefix: str) -> MongoEventStore:
     db = mongo_client[f"{database_prefix}store"]
     s = MongoEventStore(db, name=f"c{new_id()[:8]}")

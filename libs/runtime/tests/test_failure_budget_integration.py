@@ -10,32 +10,16 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaBroker
 from pymongo.errors import AutoReconnect
 
 from jmo_contracts import Envelope, new_id
 from jmo_contracts.topics import TopicSpec, dlq
-from jmo_devstack.topics import create_topics
+from jmo_devstack.topics import create_topics, read_records
 from jmo_eventstore.testing import an_event
 from jmo_runtime.messaging import DLQ_ERROR, DLQ_REASON, FailureBudget, Unprocessable, publish, subscribe
 
 pytestmark = pytest.mark.integration
-
-
-async def read_dlq(bootstrap: str, topic: str, expected: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        for _ in range(40):  # bounded: ~20 s
-            batches = await consumer.getmany(timeout_ms=500)
-            out.extend(r for rs in batches.values() for r in rs)
-            if len(out) >= expected:
-                break
-        return out
-    finally:
-        await consumer.stop()
 
 
 async def test_a_failing_message_is_parked_after_its_budget_and_a_waiting_one_is_not(infra: Any, run_id: str) -> None:
@@ -66,7 +50,7 @@ async def test_a_failing_message_is_parked_after_its_budget_and_a_waiting_one_is
         for envelope in (broken, refused, waiting, fine):
             await publish(broker, topic, envelope)
         await asyncio.wait_for(done.wait(), 60)
-    parked = await read_dlq(infra.kafka_bootstrap, dlq(topic), 2)
+    parked = await read_records(infra.kafka_bootstrap, dlq(topic), 2)
 
     assert handled == [waiting.message_id, fine.message_id]  # in order, the partition moved on
     assert (calls[broken.message_id], calls[refused.message_id], calls[waiting.message_id]) == (3, 1, 5)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -22,15 +20,8 @@ pytestmark = pytest.mark.integration
 PHOTO = Path(__file__).parent / "data" / "faces" / "obama3.jpg"  # ~600 KB: several GridFS chunks
 
 
-@pytest.fixture
-async def client(infra: Any) -> AsyncIterator[AsyncMongoClient]:
-    c: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri, socketTimeoutMS=20_000, serverSelectionTimeoutMS=20_000)
-    yield c
-    await c.close()
-
-
-async def test_a_blob_comes_back_whole_and_is_gone_after_delete(client: AsyncMongoClient, database_prefix: str) -> None:
-    db = client[f"{database_prefix}blobs_{new_id()[:8]}"]
+async def test_a_blob_comes_back_whole_and_is_gone_after_delete(mongo_client: AsyncMongoClient, database_prefix: str) -> None:
+    db = mongo_client[f"{database_prefix}blobs_{new_id()[:8]}"]
     blobs = GridFsSelfieBlobs(db)
     data = PHOTO.read_bytes()
     blob_id = await blobs.put(data, content_type="image/jpeg")
@@ -45,10 +36,10 @@ async def test_a_blob_comes_back_whole_and_is_gone_after_delete(client: AsyncMon
     assert await db["selfies.chunks"].count_documents({}) == 0 and await db["selfies.files"].count_documents({}) == 0
 
 
-async def test_uploads_older_than_the_cutoff_are_swept_and_newer_ones_stay(client: AsyncMongoClient, database_prefix: str) -> None:
+async def test_uploads_older_than_the_cutoff_are_swept_and_newer_ones_stay(mongo_client: AsyncMongoClient, database_prefix: str) -> None:
     from datetime import UTC, datetime, timedelta
 
-    db = client[f"{database_prefix}blobs_{new_id()[:8]}"]
+    db = mongo_client[f"{database_prefix}blobs_{new_id()[:8]}"]
     blobs = GridFsSelfieBlobs(db)
     old = await blobs.put(b"\xff\xd8\xff old", content_type="image/jpeg")
     assert await blobs.delete_uploaded_before(datetime.now(UTC) - timedelta(hours=1)) == 0
@@ -57,8 +48,8 @@ async def test_uploads_older_than_the_cutoff_are_swept_and_newer_ones_stay(clien
     assert await blobs.get(old, max_bytes=100) is None and await db["selfies.chunks"].count_documents({}) == 0
 
 
-async def test_nik_and_reference_embedding_are_sealed_under_the_participants_key_and_erased_with_it(client: AsyncMongoClient, database_prefix: str) -> None:
-    db = client[f"{database_prefix}faces_{new_id()[:8]}"]
+async def test_nik_and_reference_embedding_are_sealed_under_the_participants_key_and_erased_with_it(mongo_client: AsyncMongoClient, database_prefix: str) -> None:
+    db = mongo_client[f"{database_prefix}faces_{new_id()[:8]}"]
     master = os.urandom(32)
     keyring = MongoKeyRing(db["data_keys"], master)
     faces = MongoParticipantFaces(db, ParticipantSealer(keyring))

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from jmo_contracts import Envelope, new_id
 from jmo_contracts.common import Category, OtpChannel
@@ -127,10 +125,8 @@ async def test_a_profile_stored_before_sealing_reads_as_it_is_and_is_sealed_at_i
 
 
 @pytest.fixture
-async def database(infra: Any, database_prefix: str) -> AsyncIterator[Any]:
-    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri, socketTimeoutMS=20_000, serverSelectionTimeoutMS=20_000)
-    yield client[f"{database_prefix}profiles_{new_id()[:8]}"]
-    await client.close()
+async def database(mongo_client: Any, database_prefix: str) -> Any:
+    return mongo_client[f"{database_prefix}profiles_{new_id()[:8]}"]
 
 
 @pytest.mark.integration

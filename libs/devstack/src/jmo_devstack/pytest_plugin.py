@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,16 @@ class ServiceRunner:
     def stop_all(self) -> None:
         for proc in reversed(self.started):
             proc.stop()
+
+
+@pytest.fixture
+async def mongo_client(infra: Infra) -> AsyncIterator[Any]:
+    """A PyMongo async client of ``infra``'s store, closed after the test (time-outs bounded at 20 s)."""
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri, socketTimeoutMS=20_000, serverSelectionTimeoutMS=20_000)
+    yield client
+    await client.close()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -89,3 +89,21 @@ async def existing_topics(bootstrap: str) -> list[str]:
         return await admin.list_topics()
     finally:
         await admin.close()
+
+
+async def read_records(bootstrap: str, topic: str, count: int, *, timeout: float = 30.0) -> list[Any]:
+    """The records of ``topic`` from the beginning, once ``count`` are there or after ``timeout`` seconds
+    (whatever has come by then); no consumer group, nothing committed. For tests and checks."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            out.extend(r for rs in batches.values() for r in rs)
+        return out
+    finally:
+        await consumer.stop()
