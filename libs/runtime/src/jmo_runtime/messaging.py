@@ -95,7 +95,7 @@ class FailureBudget:
     attempts: int = 5
     first_pause: float = 0.5
     max_pause: float = 5.0
-    _failures: dict[tuple[str, int, int], int] = field(default_factory=dict)
+    _failures: dict[tuple[str, int, int], int] = field(default_factory=dict, init=False, repr=False)
 
     def failed(self, where: tuple[str, int, int]) -> int:
         """Count one more failure of the message at ``where``; returns how many it has had."""

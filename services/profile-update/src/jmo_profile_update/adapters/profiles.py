@@ -9,16 +9,15 @@ profile together with their events::
     {"_id": "<pid>", "participant_id": "<pid>", "status": "ACTIVE", "profile_version": 1, ...,
      "applied": ["<message id>", ...], "personal": {"_enc": "<base64 nonce + AES-GCM ciphertext>"}}
 
-After an erasure (the key deleted from the key ring):
+After an erasure (the key replaced by a tombstone in every service's key ring, ``jmo privacy erase``):
 
 * :meth:`ProfileStore.get` returns None: an erased participant is not known here any more, so no
   pengkinian-data session can start for them (``UNKNOWN_PARTICIPANT``) and nothing personal is shown.
 * The document stays with its clear part: later events still fold their status and bookkeeping
   (a redelivery is still recognised as applied), but the personal values they carry are dropped
-  and ``personal`` becomes ``"[erased]"``. A key is only ever created for a profile that never had
-  sealed personal data, so neither a redelivered or replayed event nor a key made anew for the
-  participant afterwards (by events of a session still open at the erasure) brings personal data
-  back into an erased profile. A person who comes back registers again, under a new participant id.
+  and ``personal`` becomes ``"[erased]"``. The tombstone keeps any key from being made anew; and a
+  key is only ever created here for a profile that never had sealed personal data, so no
+  redelivered or replayed event brings personal data back into an erased profile. A person who comes back registers again, under a new participant id.
 * A profile folded from a log that could no longer decrypt its NIK (the codec reads ``"[erased]"``)
   is stored erased in the same way: that is how a rebuild, or an event relayed after the erasure,
   sees an erased participant. Erasing a participant means deleting their key in every service's ring.
