@@ -59,3 +59,4 @@ async def test_a_failing_message_is_parked_after_its_budget_and_a_waiting_one_is
     assert (headers[0][DLQ_REASON], headers[0][DLQ_ERROR]) == ("HANDLER_FAILED", "ValueError")  # the class only: messages may quote personal data
     assert headers[1][DLQ_REASON] == "REGISTRY_REFUSED"
     assert parked[0].value == broken.to_json()  # parked byte for byte, to be replayed once fixed
+

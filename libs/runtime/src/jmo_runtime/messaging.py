@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,7 +75,8 @@ def is_transient(exc: BaseException) -> bool:
     from aiokafka.errors import KafkaError
     from pymongo.errors import ConnectionFailure, PyMongoError
 
-    if isinstance(exc, ConnectionFailure | OSError | TimeoutError) or getattr(type(exc), "transient", False):
+    # not every OSError: a missing file or a permission refused does not pass by itself
+    if isinstance(exc, ConnectionFailure | ConnectionError | TimeoutError | socket.gaierror) or getattr(type(exc), "transient", False):
         return True
     if isinstance(exc, PyMongoError) and (exc.has_error_label("RetryableWriteError") or exc.has_error_label("TransientTransactionError")):
         return True
