@@ -10,7 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from jmo_contracts import Envelope, message_class, new_id, stream_id, topics
-from jmo_contracts.catalog import service_of
+from jmo_contracts.catalog import service_of, topic_of
 
 
 
@@ -74,8 +74,9 @@ class Gateway:
         self._consumer = consumer
 
     async def send(self, envelope: Envelope, *, topic: str | None = None) -> None:
-        """Publish a command: key = stream id, headers = type / schema version / correlation id."""
-        name = topic or topics.commands(service_for(envelope.type))
+        """Publish a command to its topic (the commands topic of its service; a payment confirmation to
+        the payment channel's topic): key = stream id, headers = type / schema version / correlation id."""
+        name = topic or topic_of(message_class(envelope.type)) or topics.commands(service_for(envelope.type))
         headers = [(k, v.encode()) for k, v in envelope.kafka_headers().items()]
         await self._producer.send_and_wait(self.prefix + name, envelope.to_json(), key=envelope.stream_id.encode(), headers=headers)
 

@@ -1,8 +1,12 @@
-"""Which message types travel on which topic, and typed envelopes to document them.
+"""Which message types travel on which topic — the trust boundary — and typed envelopes to document them.
 
-The owning service of a message type is the contracts module it is defined in; commands go to
-that service's commands topic, events to its events topic (``CommandRejected`` on every events
-topic), and ``OtpDeliveryRequested`` only to the short-retention OTP delivery topic.
+The owning service of a message type is the contracts module it is defined in. The gateway's
+commands go to that service's commands topic, events to its events topic (``CommandRejected`` on
+every events topic), ``OtpDeliveryRequested`` only to the short-retention OTP delivery topic and
+``RecordContributionPayment`` only to the payment channel's topic. Scheduler commands (expiry,
+retries) never travel on Kafka: the owning service issues them to itself. A consumer acts only on
+the types :func:`accepted_on` its topic and, on a commands topic, only on streams of that topic's
+service (:func:`stream_kind_of`); everything else is refused with a reason.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from .envelope import Envelope
 from .messages import Message, registered
 
 _SERVICE_OF_MODULE = {"registration": "registration", "identity": "identity", "biometric": "biometric", "profile_update": "profile-update", "notification": "notification"}
-_ONLY_ON = {"OtpDeliveryRequested": topics.OTP_DELIVERY}
+_ONLY_ON = {"OtpDeliveryRequested": topics.OTP_DELIVERY, "RecordContributionPayment": topics.PAYMENTS}
+#: Commands a service issues to itself from its scheduler; accepted on no topic.
+SCHEDULER_COMMANDS = frozenset({"ExpireRegistration", "RetryEmployerMembershipCheck", "ExpireProfileUpdate"})
 
 
 def service_of(cls: type[Message]) -> str | None:
@@ -26,7 +32,8 @@ def service_of(cls: type[Message]) -> str | None:
 
 
 def topic_of(cls: type[Message]) -> str | None:
-    """The topic a message of ``cls`` is published on (``None``: every events topic)."""
+    """The topic a message of ``cls`` is published on (``None``: every events topic, or — for a
+    scheduler command, see :func:`travels` — none)."""
     if cls.TYPE in _ONLY_ON:
         return _ONLY_ON[cls.TYPE]
     service = service_of(cls)
@@ -35,10 +42,33 @@ def topic_of(cls: type[Message]) -> str | None:
     return topics.commands(service) if cls.KIND == "command" else topics.events(service)
 
 
+def travels(cls: type[Message]) -> bool:
+    """Whether messages of ``cls`` ever travel on Kafka (scheduler commands do not)."""
+    return cls.TYPE not in SCHEDULER_COMMANDS
+
+
 def messages_on(topic: str) -> tuple[type[Message], ...]:
     """Every message type that may appear on ``topic`` (a base name, without prefix)."""
     shared_on_events = topic.endswith(".events")
-    return tuple(cls for cls in registered().values() if topic_of(cls) == topic or (topic_of(cls) is None and shared_on_events))
+    return tuple(cls for cls in registered().values() if travels(cls) and (topic_of(cls) == topic or (topic_of(cls) is None and shared_on_events)))
+
+
+@cache
+def accepted_on(topic: str) -> frozenset[str]:
+    """The type names a consumer of ``topic`` (a base name) may act on; anything else is refused."""
+    return frozenset(cls.TYPE for cls in messages_on(topic))
+
+
+def stream_kind_of(topic: str) -> str | None:
+    """The stream kind every message on a commands or payments topic must address (``registration``
+    for ``jmo.registration.commands``): a command for another service's stream is refused.
+    ``None`` for events topics, whose consumers map events to their own streams."""
+    if topic == topics.PAYMENTS:
+        return "registration"
+    for service in topics.SERVICES:
+        if topic == topics.commands(service):
+            return service
+    return None
 
 
 @cache

@@ -42,9 +42,32 @@ def dlq(topic: str) -> str:
 #: OTP codes travel only here, encrypted for the notification service, and only briefly.
 OTP_DELIVERY = "jmo.identity.otp-delivery"
 
+#: Payment confirmations, written only by the payment channel (never by the mobile gateway).
+PAYMENTS = "jmo.registration.payments"
+
+#: Who writes each topic (a Kafka principal, see ``deploy``/``jmo_devstack.kafka`` for the ACLs):
+#: the gateway writes the commands topics, the payment channel the payments topic, each service its
+#: own events topic (and identity the OTP delivery topic). DLQ topics are written by their consumers.
+GATEWAY = "gateway"
+PAYMENT_CHANNEL = "payment-channel"
+
+
+def producer_of(topic: str) -> str:
+    """The one principal allowed to write ``topic`` (a base name, without prefix)."""
+    if topic == PAYMENTS:
+        return PAYMENT_CHANNEL
+    if topic == OTP_DELIVERY:
+        return "identity"
+    for service in SERVICES:
+        if topic == commands(service):
+            return GATEWAY
+        if topic == events(service):
+            return service
+    raise ValueError(f"{topic!r} is not a topic of the system")
+
 #: What each service consumes; every consumed topic gets a DLQ.
 CONSUMES: dict[str, tuple[str, ...]] = {
-    "registration": (commands("registration"), events("identity")),
+    "registration": (commands("registration"), PAYMENTS, events("identity")),
     "identity": (commands("identity"), events("registration")),
     "biometric": (commands("biometric"), events("registration")),
     "profile-update": (commands("profile-update"), events("registration"), events("identity"), events("biometric")),
@@ -74,6 +97,7 @@ def all_topics(prefix: str = "") -> list[TopicSpec]:
         specs.append(TopicSpec(commands(service), retention_ms=SEVEN_DAYS_MS))
         specs.append(TopicSpec(events(service)))
     specs.append(TopicSpec(OTP_DELIVERY, retention_ms=ONE_HOUR_MS))
+    specs.append(TopicSpec(PAYMENTS, retention_ms=SEVEN_DAYS_MS))
     consumed = sorted({t for topics in CONSUMES.values() for t in topics})
     # a parked OTP request still names its destination in clear: kept a day for ops, not forever
     specs.extend(TopicSpec(dlq(t), partitions=1, retention_ms=ONE_DAY_MS if t == OTP_DELIVERY else None) for t in consumed)

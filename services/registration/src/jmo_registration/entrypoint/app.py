@@ -151,7 +151,8 @@ def build(
 
     service.every(settings.registration_sweep_seconds, expire_unfinished, name="expiry")
     service.every(settings.employer_retry_sweep_seconds, retry_membership_checks, name="employer-retry")
-    service.consume(topics.commands(NAME), on_command, "RegisterParticipant and ProvideEmploymentDetails from the gateway; RecordContributionPayment from the payment channel.")
+    service.consume(topics.commands(NAME), on_command, "RegisterParticipant and ProvideEmploymentDetails from the gateway.")
+    service.consume(topics.PAYMENTS, on_command, "RecordContributionPayment from the payment channel (its own topic: the gateway cannot confirm a payment).")
     service.consume(topics.events("identity"), on_identity_event, "NikVerified / NikRejected and OtpVerified move a registration on (or stop it).")
     return service
 
