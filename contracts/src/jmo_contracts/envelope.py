@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from .messages import Message, parse_payload
+from .messages import YEARS, Message, parse_payload
 
 STREAM_ID_PATTERN = r"^[a-z][a-z0-9-]*-[0-9a-f]{32}$"
 
@@ -52,6 +52,8 @@ class Envelope(BaseModel):
     @field_validator("occurred_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
+        if value.year not in YEARS:  # also keeps astimezone from overflowing (0001-01-01T00:00+14:00)
+            raise ValueError(f"year {value.year} is outside {YEARS.start}–{YEARS.stop - 1}")
         return value.astimezone(UTC)
 
     @classmethod

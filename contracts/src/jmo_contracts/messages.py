@@ -7,10 +7,14 @@ or in-flight payload of version *n* into version *n + 1*, and ``parse_payload`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Literal, TypeVar
+import types
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict
+from datetime import date, datetime
+
+from annotated_types import Ge, Gt, Le, Lt, MaxLen
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
 
 Kind = Literal["command", "event"]
 Payload = dict[str, Any]
@@ -19,10 +23,112 @@ Upcaster = Callable[[Payload], Payload]
 M = TypeVar("M", bound="Message")
 
 
+#: Bounds given to every text field and list that does not declare its own (SPEC §11: every field
+#: has a bounded size), so that no single message can grow past what Kafka and the store accept.
+MAX_TEXT = 256
+MAX_ITEMS = 32
+#: Numbers (amounts in rupiah, counts, distances) stay well inside what JSON readers hold exactly.
+MAX_NUMBER = 10**12
+#: Dates and instants outside these years are refused (they overflow time zone arithmetic, or are typos).
+YEARS = range(1900, 2201)
+
+
+#: Characters free text may not hold: controls (C0, DEL, C1) and the bidirectional overrides and
+#: isolates that make text display in another order than it is stored (a name, an account number).
+_FORBIDDEN_IN_TEXT = frozenset(
+    [chr(c) for c in range(0x20)] + [chr(c) for c in range(0x7F, 0xA0)]
+    + [chr(c) for c in range(0x202A, 0x202F)] + [chr(c) for c in range(0x2066, 0x206A)] + ["\u200e", "\u200f", "\u061c"]
+)
+
+
+def _sane_year(value: date) -> date:
+    if value.year not in YEARS:
+        raise ValueError(f"year {value.year} is outside {YEARS.start}–{YEARS.stop - 1}")
+    return value
+
+
+def _plain_text(value: Any) -> Any:
+    if isinstance(value, str) and not _FORBIDDEN_IN_TEXT.isdisjoint(value):
+        raise ValueError("text holds control or bidirectional-override characters")
+    return value
+
+
+def _is_text(annotation: Any) -> bool:
+    """``str`` or ``str | None``."""
+    return annotation is str or (get_origin(annotation) in (Union, types.UnionType) and set(get_args(annotation)) == {str, type(None)})
+
+
+def _bounded(annotation: Any, metadata: Sequence[Any] = (), *, size: bool = True) -> Any:
+    """``annotation`` made safe where it is not plain text (text fields get their bounds as field
+    metadata, see :func:`bound_fields`): every ``str`` inside it plain text of at most
+    :data:`MAX_TEXT` characters, every list at most :data:`MAX_ITEMS` items, numbers within
+    ±:data:`MAX_NUMBER` and dates within :data:`YEARS`. Bounds the field declares itself (in
+    ``metadata``; ``size=False`` when it has its own length) are kept."""
+    origin = get_origin(annotation)
+    if annotation is str:
+        return Annotated[str, MaxLen(MAX_TEXT), AfterValidator(_plain_text)]
+    if annotation in (int, float):
+        bounds = [] if any(isinstance(m, Le | Lt) for m in metadata) else [Le(MAX_NUMBER)]
+        bounds += [] if any(isinstance(m, Ge | Gt) for m in metadata) else [Ge(-MAX_NUMBER)]
+        return Annotated[annotation, *bounds] if bounds else annotation
+    if annotation in (date, datetime, AwareDatetime):
+        return Annotated[annotation, AfterValidator(_sane_year)]
+    if origin is Annotated:
+        return annotation
+    if origin in (Union, types.UnionType):
+        return Union[tuple(_bounded(a, metadata, size=size) for a in get_args(annotation))]  # noqa: UP007 (built at run time)
+    if origin in (list, tuple, set, frozenset):
+        args = get_args(annotation)
+        inner = origin[tuple(_bounded(a) for a in args)] if origin is tuple else origin[_bounded(args[0])]  # type: ignore[index]
+        return inner if origin is tuple or not size else Annotated[inner, MaxLen(MAX_ITEMS)]
+    return annotation
+
+
+def _has_own_size(metadata: Sequence[Any]) -> bool:
+    return any(isinstance(m, MaxLen) or getattr(m, "max_length", None) is not None or getattr(m, "pattern", None) is not None for m in metadata)
+
+
+def bound_fields(cls: type[BaseModel]) -> None:
+    """Give every field of ``cls`` the default bounds it does not declare itself (see :func:`_bounded`)."""
+    changed = False
+    for field in cls.model_fields.values():
+        own_size = _has_own_size(field.metadata)
+        if _is_text(field.annotation):
+            field.metadata.extend(([] if own_size else [MaxLen(MAX_TEXT)]) + [AfterValidator(_plain_text)])
+            changed = True
+            continue
+        bounded = _bounded(field.annotation, field.metadata, size=not own_size)
+        if bounded != field.annotation:
+            field.annotation = bounded
+            changed = True
+    if changed:
+        cls.model_rebuild(force=True)
+
+
+class Part(BaseModel):
+    """A structured part of a payload (an address, a placement...): frozen, strict, bounded."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        bound_fields(cls)
+
+
 class Message(BaseModel):
-    """A command or event payload. Subclasses are registered with :func:`message`."""
+    """A command or event payload. Subclasses are registered with :func:`message`.
+
+    Every text field and list is bounded: by its own ``max_length`` or pattern, else by
+    :data:`MAX_TEXT` / :data:`MAX_ITEMS`.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        bound_fields(cls)
 
     TYPE: ClassVar[str]
     VERSION: ClassVar[int]

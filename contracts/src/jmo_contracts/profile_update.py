@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from .common import OtpChannel
-from .messages import Command, Event, message
+from .messages import Command, Event, Part, message
 
 HEX32 = r"^[0-9a-f]{32}$"
 
@@ -40,8 +40,7 @@ def _expires_at() -> Any:
     )
 
 
-class _Part(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+_Part = Part
 
 
 class Gender(StrEnum):

@@ -7,7 +7,7 @@ from datetime import date
 from pydantic import Field
 
 from .common import Category, OtpChannel
-from .messages import Command, Event, message
+from .messages import Command, Event, Part, message
 
 PERSONAL = {"nik", "full_name", "email", "phone"}
 
@@ -56,8 +56,7 @@ def _participant_id() -> Any:
     return Field(pattern=HEX32, description="Participant reference (from ParticipantRegistered). Not personal data.", examples=[EXAMPLE_PARTICIPANT_ID])
 
 
-class _Part(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+_Part = Part
 
 
 class Program(StrEnum):

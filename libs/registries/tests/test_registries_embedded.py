@@ -131,3 +131,10 @@ def test_identities_are_deterministic_and_bounded() -> None:
         identities("XYZ", 1)
     with pytest.raises(ValueError):
         identities("PU", -1)
+
+
+def test_a_nik_in_non_ascii_digits_is_not_a_nik() -> None:
+    from jmo_registries.nik import parse_nik
+
+    assert parse_nik("3201014508900001") is not None
+    assert parse_nik("3201014508900001".translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))) is None

@@ -8,6 +8,7 @@ that is not ``0000``.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
@@ -50,7 +51,7 @@ PROVINCES: dict[str, tuple[str, str]] = {
     "92": ("Papua Barat", "Manokwari"),
 }
 
-_NIK = re.compile(r"^\d{16}$")
+_NIK = re.compile(r"^[0-9]{16}$")  # not \d, which also matches non-ASCII digits
 _SPACES = re.compile(r"\s+")
 
 
@@ -100,8 +101,9 @@ def birth_segment(birth_date: date, gender: str) -> str:
 
 
 def normalise_name(name: str) -> str:
-    """A name as Dukcapil compares it: trimmed, runs of whitespace as one space, upper case."""
-    return _SPACES.sub(" ", name).strip().upper()
+    """A name as Dukcapil compares it: NFKC (fullwidth letters as plain ones), trimmed, runs of
+    whitespace as one space, upper case."""
+    return _SPACES.sub(" ", unicodedata.normalize("NFKC", name)).strip().upper()
 
 
 def mask_nik(nik: object) -> str:

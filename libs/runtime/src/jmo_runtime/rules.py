@@ -6,6 +6,7 @@ Each returns the normalised form, or raises :class:`Rejection` with the reason c
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from .decider import Rejection
 
@@ -15,8 +16,9 @@ _MOBILE = re.compile(r"^(?:\+62|62|0)(8[1-9][0-9]{6,10})$")
 
 
 def normalise_name(name: str) -> str:
-    """Trimmed, single spaces, upper case — the form names are compared in."""
-    cleaned = " ".join(name.split()).upper()
+    """NFKC (fullwidth letters as plain ones), trimmed, single spaces, upper case — the form names
+    are compared in."""
+    cleaned = " ".join(unicodedata.normalize("NFKC", name).split()).upper()
     if not cleaned or not _NAME.match(cleaned):
         raise Rejection("INVALID_NAME", "name may contain only letters, spaces and ' . , -")
     if len(cleaned) > 100:

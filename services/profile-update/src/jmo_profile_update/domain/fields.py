@@ -22,12 +22,17 @@ _NPWP_SEPARATORS = re.compile(r"[\s.\-]")
 _PASSPORT = re.compile(r"^[A-Z0-9]{6,12}$")
 
 
+def _ascii_digits(text: str) -> bool:
+    # str.isdigit() also takes fullwidth, Arabic-Indic and superscript digits
+    return text.isascii() and text.isdigit()
+
+
 def check_npwp(npwp: str | None) -> str | None:
     """NPWP as digits: 15 (the old format, dots and dashes allowed) or 16 (the NIK-based one); None when absent."""
     if npwp is None or not npwp.strip():
         return None
     digits = _NPWP_SEPARATORS.sub("", npwp)
-    if not digits.isdigit() or len(digits) not in (15, 16):
+    if not _ascii_digits(digits) or len(digits) not in (15, 16):
         raise Rejection("INVALID_NPWP", "NPWP must have 15 or 16 digits")
     return digits
 
@@ -74,7 +79,7 @@ def known_bank(name: str) -> Bank:
 def check_bank_account(bank: Bank, number: str) -> str:
     """Account number as digits, of a length ``bank`` uses (spaces and dashes allowed)."""
     digits = re.sub(r"[\s-]", "", number)
-    if not digits.isdigit() or len(digits) not in bank.account_lengths:
+    if not _ascii_digits(digits) or len(digits) not in bank.account_lengths:
         lengths = " or ".join(str(n) for n in bank.account_lengths)
         raise Rejection("INVALID_BANK_ACCOUNT", f"{bank.name} account numbers have {lengths} digits")
     return digits
