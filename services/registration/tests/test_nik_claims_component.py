@@ -4,16 +4,17 @@ payment reaching a registration that already ended claims nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from jmo_contracts import Envelope, Message, new_id, stream_id, topics
 from jmo_contracts.identity import NikVerified, OtpPurpose, OtpVerified
-from jmo_contracts.registration import ExpireRegistration, ProvideEmploymentDetails, RecordContributionPayment, RegisterParticipant
+from jmo_contracts.registration import ProvideEmploymentDetails, RecordContributionPayment, RegisterParticipant
 from jmo_eventstore import InMemoryEventStore
 from jmo_registration.adapters.accounts import InMemoryNikIndex
 from jmo_registration.entrypoint.app import build
@@ -49,12 +50,13 @@ class Journey:
     async def pay(self, assessed: Envelope) -> list[str]:
         p = assessed.payload
         payment = RecordContributionPayment(payment_reference=p["payment_reference"], amount=p["amount_due"], paid_at=datetime.now(UTC), channel="VIRTUAL_ACCOUNT", provider="BNI", provider_transaction_id=new_id())
-        return [e.type for e in await self.publish(topics.commands("registration"), payment)]
+        return [e.type for e in await self.publish(topics.PAYMENTS, payment)]
 
 
 @pytest.fixture
-async def wired() -> AsyncIterator[tuple[Any, list[Envelope], InMemoryNikIndex]]:
-    settings = RegistrationSettings(topic_prefix="", database_prefix="", nik_index_key=base64.b64encode(bytes(32)).decode())
+async def wired(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Any, list[Envelope], InMemoryNikIndex]]:
+    timeout = getattr(request, "param", 86_400)
+    settings = RegistrationSettings(topic_prefix="", database_prefix="", nik_index_key=base64.b64encode(bytes(32)).decode(), registration_timeout_seconds=timeout)
     nik_index = InMemoryNikIndex()
     service = build(settings, store=InMemoryEventStore(), checkpoints=InMemoryCheckpoints(), nik_index=nik_index)
     async with running_in_memory(service, topics.events("registration")) as events:
@@ -70,11 +72,16 @@ async def test_of_two_registrations_of_one_nik_paying_side_by_side_only_the_firs
     assert nik_index.active == {NIK: first.stream}
 
 
+@pytest.mark.parametrize("wired", [1], indirect=True)
 async def test_a_payment_reaching_an_expired_registration_claims_nothing(wired: Any) -> None:
     service, events, nik_index = wired
     late = Journey(service, events)
     bill = await late.until_payment()
-    expire = ExpireRegistration(registered_at=datetime.now(UTC) - timedelta(days=2))
-    assert [e.type for e in await late.publish(topics.commands("registration"), expire)] == ["RegistrationExpired"]
+    await asyncio.sleep(1.1)  # the registration timeout (1 s) passes; expiry is the scheduler's, never a message
+    [expire] = [job for name, _, job in service._periodic if name == "expiry"]
+    await expire()
+    while await service.relay_once():
+        pass
+    assert [e.type for e in events if e.stream_id == late.stream][-1] == "RegistrationExpired"
     assert await late.pay(bill) == ["ContributionPaymentRejected"]
     assert nik_index.active == {}

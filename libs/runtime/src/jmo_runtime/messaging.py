@@ -1,10 +1,21 @@
-"""Kafka in and out: envelopes on topics, a DLQ for what cannot be parsed, explicit acks."""
+"""Kafka in and out: envelopes on topics, a DLQ for what cannot be parsed, explicit acks.
+
+What arrives on a topic is untrusted. Before a handler sees a message it must be of a bounded
+size, carry decodable headers that agree with it, parse as an envelope of a known type whose
+payload validates (upcast if older), and be a type the topic accepts, addressed to a stream of the
+consuming service (:class:`Boundary`). Whatever fails any of that is refused with a reason code,
+never retried: parked in ``<topic>.dlq``, or answered with a rejection event where the sender
+waits for one. Only failures of the infrastructure itself wait; everything else has a budget.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import socket
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +26,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from jmo_contracts import Envelope, UnknownMessageType
+from jmo_contracts.envelope import HEADER_TYPE
 from jmo_contracts.topics import dlq
 
 log = structlog.get_logger(__name__)
@@ -26,6 +38,25 @@ DLQ_ERROR = "jmo-dlq-error"
 DLQ_REASON = "jmo-dlq-reason"
 DLQ_SOURCE = "jmo-dlq-source"
 DLQ_GROUP = "jmo-dlq-consumer-group"
+DLQ_ORIGINAL_SIZE = "jmo-dlq-original-size"
+DLQ_ORIGINAL_SHA256 = "jmo-dlq-original-sha256"
+
+#: Largest message a consumer reads (bytes); larger ones are parked as ``TOO_LARGE``. Commands and
+#: events are small (images travel by claim check), so this is generous.
+MAX_MESSAGE_BYTES = 128 * 1024
+#: Largest value a DLQ copy keeps: a larger original is cut, its size and SHA-256 kept in headers,
+#: so parking can never fail for the size that made the message bad.
+MAX_DLQ_VALUE_BYTES = 256 * 1024
+_MAX_HEADERS = 16
+_MAX_HEADER_CHARS = 256
+#: Marks a message whose headers could not be read (not UTF-8, or null), set by the lenient parser.
+_BAD_HEADERS = "jmo-unreadable-headers"
+
+#: Reason codes of refusals that happen before a handler sees a message.
+TOO_LARGE = "TOO_LARGE"
+INVALID_HEADERS = "INVALID_HEADERS"
+TYPE_NOT_ACCEPTED = "TYPE_NOT_ACCEPTED_ON_TOPIC"
+WRONG_STREAM = "STREAM_NOT_OF_THIS_SERVICE"
 
 
 class Unparseable(Exception):
@@ -38,18 +69,75 @@ class Unparseable(Exception):
 
 
 def parse(raw: bytes) -> Envelope:
-    """An envelope whose payload validates against its type, or :class:`Unparseable`."""
+    """An envelope whose payload validates against its type, or :class:`Unparseable`.
+
+    Never raises anything else, whatever the bytes: a failure of any kind while decoding, validating
+    or upcasting (a nesting too deep, a date that overflows, an upcaster meeting a payload it cannot
+    read) is a reason to refuse the message, not to retry it.
+    """
     try:
         envelope = Envelope.from_json(raw)
     except ValidationError as e:
         raise Unparseable("INVALID_ENVELOPE", _short(e)) from None
+    except Exception as e:  # noqa: BLE001 (anything the bytes can provoke is the message's fault)
+        raise Unparseable("INVALID_ENVELOPE", type(e).__name__) from None
     try:
         envelope.open()
     except UnknownMessageType as e:
         raise Unparseable("UNKNOWN_TYPE", str(e)) from None
     except ValidationError as e:
         raise Unparseable("INVALID_PAYLOAD", _short(e)) from None
+    except Exception as e:  # noqa: BLE001 (an upcaster that cannot read this payload)
+        raise Unparseable("UPCAST_FAILED", type(e).__name__) from None
     return envelope
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """What a consumer may act on from one topic: the trust boundary of SPEC §11.
+
+    ``accepts`` are the type names allowed there (see ``jmo_contracts.catalog.accepted_on``);
+    ``stream_kind``, when set, is the kind every message must address (``registration`` for
+    ``registration-<id>``), so a command cannot reach another service's streams.
+    """
+
+    accepts: frozenset[str]
+    stream_kind: str | None = None
+
+    def refusal(self, envelope: Envelope) -> tuple[str, str] | None:
+        """``(reason_code, reason)`` if ``envelope`` must not be acted on here, else ``None``."""
+        if envelope.type not in self.accepts:
+            return TYPE_NOT_ACCEPTED, f"{envelope.type} is not accepted on this topic"
+        if self.stream_kind is not None and envelope.stream_id.rsplit("-", 1)[0] != self.stream_kind:
+            return WRONG_STREAM, f"{envelope.type} must address a {self.stream_kind} stream"
+        return None
+
+
+#: Called for a message a :class:`Boundary` refuses, with the reason; without one it is parked.
+RefusalHandler = Callable[[Envelope, str, str], Awaitable[None]]
+
+
+class ConsumerWatch:
+    """Which partitions are busy with a message, and since when: the health check reads it to
+    report a partition that does not move (a message waiting for a registry, or a bug)."""
+
+    def __init__(self) -> None:
+        self._busy: dict[tuple[str, int], tuple[int, float]] = {}
+        self.handled = 0
+        self.refused = 0
+
+    def started(self, topic: str, partition: int, offset: int) -> None:
+        busy = self._busy.get((topic, partition))
+        if busy is None or busy[0] != offset:  # a redelivery of the same message keeps its first start
+            self._busy[(topic, partition)] = (offset, time.monotonic())
+
+    def finished(self, topic: str, partition: int) -> None:
+        self._busy.pop((topic, partition), None)
+
+    def stalled(self, longer_than: float) -> list[str]:
+        """Partitions on one message for more than ``longer_than`` seconds, as ``topic/partition@offset for Ns``."""
+        now = time.monotonic()
+        return [f"{t}/{p}@{offset} for {now - since:.0f}s" for (t, p), (offset, since) in sorted(self._busy.items()) if now - since > longer_than]
 
 
 class Unprocessable(Exception):
@@ -113,17 +201,33 @@ class FailureBudget:
         return min(self.first_pause * 2 ** (failures - 1), self.max_pause)
 
 
-def subscribe(broker: KafkaBroker, topic: str, *, group_id: str, handler: EnvelopeHandler, description: str, budget: FailureBudget | None = None) -> None:
-    """Consume ``topic`` as ``group_id``: parse, hand valid envelopes to ``handler``, park the rest.
+def subscribe(
+    broker: KafkaBroker,
+    topic: str,
+    *,
+    group_id: str,
+    handler: EnvelopeHandler,
+    description: str,
+    budget: FailureBudget | None = None,
+    boundary: Boundary | None = None,
+    on_refused: RefusalHandler | None = None,
+    watch: ConsumerWatch | None = None,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+) -> None:
+    """Consume ``topic`` as ``group_id``: admit, hand valid envelopes to ``handler``, park the rest.
 
     Offsets are committed only after the handler returned (``AckPolicy.NACK_ON_ERROR``): an
     exception (store or broker unavailable) leaves the message to be delivered again, which is
-    safe because handlers are idempotent by message id. What cannot be parsed is published,
-    unchanged, to ``<topic>.dlq`` with the reason in headers, and the consumer goes on; so is a
-    message whose handler raised :class:`Unprocessable`, or failed non-transiently more often than
-    ``budget`` allows (:class:`FailureBudget`).
+    safe because handlers are idempotent by message id. What is too large, has unreadable headers
+    or cannot be parsed is published to ``<topic>.dlq`` with the reason in headers, and the
+    consumer goes on; so is a message whose handler raised :class:`Unprocessable`, or failed
+    non-transiently more often than ``budget`` allows (:class:`FailureBudget`). A message of a type
+    or stream ``boundary`` refuses goes to ``on_refused`` (a rejection event for its sender), or
+    to the DLQ. Headers are decoded leniently and the body never by faststream, so nothing about a
+    message can fail before this code sees it.
     """
     budget = budget or FailureBudget()
+    watch = watch or ConsumerWatch()
 
     @broker.subscriber(
         topic,
@@ -132,35 +236,90 @@ def subscribe(broker: KafkaBroker, topic: str, *, group_id: str, handler: Envelo
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title=f"{topic}:{group_id}",
         description=description,
+        parser=_lenient_parser,
+        decoder=_raw_decoder,
     )
     async def on_message(msg: KafkaMessage) -> None:
-        raw = msg.body if isinstance(msg.body, bytes) else bytes(msg.body)
+        raw = msg.body if isinstance(msg.body, bytes) else bytes(msg.body or b"")
+        partition, offset = getattr(msg.raw_message, "partition", -1), getattr(msg.raw_message, "offset", -1)
+        where = (topic, partition, offset)
+        watch.started(topic, partition, offset)
+        await admit_and_handle(raw, msg, where)  # an exception leaves the partition busy: it is redelivered
+        watch.finished(topic, partition)
+
+    async def admit_and_handle(raw: bytes, msg: Any, where: tuple[str, int, int]) -> None:
+        if len(raw) > max_bytes:
+            await _to_dlq(broker, topic, group_id, msg, raw, TOO_LARGE, f"{len(raw)} bytes, at most {max_bytes}")
+            return
+        headers = msg.headers or {}
+        if _BAD_HEADERS in headers:
+            await _to_dlq(broker, topic, group_id, msg, raw, INVALID_HEADERS, "headers that are not UTF-8 text")
+            return
         try:
             envelope = parse(raw)
         except Unparseable as bad:
             await _to_dlq(broker, topic, group_id, msg, raw, bad.reason, bad.detail)
             return
-        where = (topic, getattr(msg.raw_message, "partition", -1), getattr(msg.raw_message, "offset", -1))
+        declared = headers.get(HEADER_TYPE)
+        if declared is not None and declared != envelope.type:
+            await _to_dlq(broker, topic, group_id, msg, raw, INVALID_HEADERS, f"header {HEADER_TYPE} does not name the envelope's type")
+            return
         with structlog.contextvars.bound_contextvars(correlation_id=envelope.correlation_id, message_type=envelope.type, stream_id=envelope.stream_id):
-            try:
-                await handler(envelope)
-            except Unprocessable as refused:
-                budget.forget(where)
-                await _to_dlq(broker, topic, group_id, msg, raw, refused.reason, refused.detail)
+            refusal = boundary.refusal(envelope) if boundary is not None else None
+            if refusal is not None:
+                watch.refused += 1
+                log.warning("message refused at the topic's boundary", reason=refusal[0])
+                if on_refused is None:
+                    await _to_dlq(broker, topic, group_id, msg, raw, *refusal)
+                else:
+                    await on_refused(envelope, *refusal)
                 return
-            except Exception as exc:
-                if is_transient(exc):
-                    raise
-                failures = budget.failed(where)
-                if failures < budget.attempts:
-                    log.warning("handler failed; the message will be redelivered", error=type(exc).__name__, failures=failures, of=budget.attempts)
-                    await asyncio.sleep(budget.pause_after(failures))
-                    raise
-                budget.forget(where)
-                log.error("handler keeps failing; message parked", error=type(exc).__name__, failures=failures)
-                await _to_dlq(broker, topic, group_id, msg, raw, "HANDLER_FAILED", _describe(exc))
-                return
+            await _handle_within_budget(envelope, msg, raw, where)
+
+    async def _handle_within_budget(envelope: Envelope, msg: Any, raw: bytes, where: tuple[str, int, int]) -> None:
+        try:
+            await handler(envelope)
+        except Unprocessable as refused:
             budget.forget(where)
+            await _to_dlq(broker, topic, group_id, msg, raw, refused.reason, refused.detail)
+            return
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            failures = budget.failed(where)
+            if failures < budget.attempts:
+                log.warning("handler failed; the message will be redelivered", error=type(exc).__name__, failures=failures, of=budget.attempts)
+                await asyncio.sleep(budget.pause_after(failures))
+                raise
+            budget.forget(where)
+            log.error("handler keeps failing; message parked", error=type(exc).__name__, failures=failures)
+            await _to_dlq(broker, topic, group_id, msg, raw, "HANDLER_FAILED", _describe(exc))
+            return
+        budget.forget(where)
+        watch.handled += 1
+
+
+async def _lenient_parser(record: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """faststream's Kafka parser, after dropping headers it would fail on (values that are null or
+    not UTF-8); such a message is marked so that it is parked rather than lost or retried."""
+    kept: list[tuple[str, bytes]] = []
+    unreadable = False
+    for key, value in record.headers or ():
+        try:
+            value.decode("utf-8")
+        except (AttributeError, UnicodeDecodeError):
+            unreadable = True
+            continue
+        kept.append((key, value))
+    if unreadable:
+        kept.append((_BAD_HEADERS, b"1"))
+    return await original(dataclasses.replace(record, headers=kept) if unreadable else record)
+
+
+async def _raw_decoder(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:  # noqa: ARG001
+    """The body as bytes: faststream would ``json.loads`` it (a deep nesting raises RecursionError
+    there, before any handler), and :func:`parse` reads it with limits anyway."""
+    return msg.body
 
 
 async def publish(broker: KafkaBroker, topic: str, envelope: Envelope) -> None:
@@ -171,11 +330,25 @@ async def publish(broker: KafkaBroker, topic: str, envelope: Envelope) -> None:
 async def _to_dlq(broker: KafkaBroker, topic: str, group_id: str, msg: Any, raw: bytes, reason: str, detail: str) -> None:
     raw_msg = msg.raw_message
     source = f"{topic}/{getattr(raw_msg, 'partition', '?')}/{getattr(raw_msg, 'offset', '?')}"
-    headers = {k: v for k, v in (msg.headers or {}).items() if isinstance(v, str)}
-    headers.update({DLQ_REASON: reason, DLQ_ERROR: _printable(detail), DLQ_SOURCE: source, DLQ_GROUP: group_id})
+    headers = dlq_headers(msg.headers or {}, reason=reason, detail=detail, source=source, group_id=group_id)
+    value = raw
+    if len(raw) > MAX_DLQ_VALUE_BYTES:  # kept cut, with what identifies the original
+        value = raw[:MAX_DLQ_VALUE_BYTES]
+        headers.update({DLQ_ORIGINAL_SIZE: str(len(raw)), DLQ_ORIGINAL_SHA256: hashlib.sha256(raw).hexdigest()})
     key = getattr(raw_msg, "key", None)
-    await broker.publish(raw, topic=dlq(topic), key=key, headers=headers)
+    if key is not None and len(key) > _MAX_HEADER_CHARS:
+        key = key[:_MAX_HEADER_CHARS]
+    await broker.publish(value, topic=dlq(topic), key=key, headers=headers)
     log.warning("message parked in DLQ", reason=reason, source=source, dlq=dlq(topic))
+
+
+def dlq_headers(original: dict[str, Any] | Iterable[tuple[str, Any]], *, reason: str, detail: str, source: str, group_id: str) -> dict[str, str]:
+    """The headers of a DLQ entry: the original's readable ones (bounded in number and size, so the
+    entry can always be written) and why, where from and by whom it was parked."""
+    items = original.items() if isinstance(original, dict) else original
+    kept = {_printable(str(k))[:64]: _printable(v)[:_MAX_HEADER_CHARS] for k, v in list(items)[:_MAX_HEADERS] if isinstance(v, str) and k != _BAD_HEADERS}
+    kept.update({DLQ_REASON: reason, DLQ_ERROR: _printable(detail), DLQ_SOURCE: source, DLQ_GROUP: group_id})
+    return kept
 
 
 def _describe(exc: BaseException) -> str:

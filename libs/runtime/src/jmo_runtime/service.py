@@ -8,6 +8,7 @@ AsyncAPI document) has no side effects.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -18,14 +19,14 @@ from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from jmo_contracts import Envelope, topics
-from jmo_contracts.catalog import envelope_union
+from jmo_contracts import Envelope, reply, topics
+from jmo_contracts.catalog import accepted_on, envelope_union, stream_kind_of
 from jmo_eventstore import EventStore, FieldEncryptionCodec, MongoEventStore, MongoKeyRing, PayloadCodec, PlainCodec
 
-from .decider import Decider
+from .decider import Decider, rejected
 from .handler import CommandHandler
 from .health import health_route
-from .messaging import EnvelopeHandler, FailureBudget, publish, subscribe
+from .messaging import Boundary, ConsumerWatch, EnvelopeHandler, FailureBudget, publish, subscribe
 from .relay import Checkpoints, InMemoryCheckpoints, KafkaRecordPublisher, MongoCheckpoints, OutgoingRecord, RecordPublisher, Relay
 from .settings import ServiceSettings
 
@@ -84,6 +85,7 @@ class Service:
         self._periodic: list[tuple[str, float, Callable[[], Awaitable[None]]]] = []
         self._periodic_tasks: list[asyncio.Task[None]] = []
         self._resources: list[tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]] = []
+        self.watch = ConsumerWatch()
         self.document_publishing(topics.events(name), f"Events of the {name} service's log, relayed in log order; key = stream id.")
 
     def document_publishing(self, topic: str, description: str) -> None:
@@ -93,13 +95,33 @@ class Service:
     # -- wiring ----------------------------------------------------------------------------
 
     def consume(self, topic: str, handler: EnvelopeHandler, description: str) -> None:
-        """Subscribe to ``topic`` (a base name from :mod:`jmo_contracts.topics`) in this service's group."""
+        """Subscribe to ``topic`` (a base name from :mod:`jmo_contracts.topics`) in this service's group.
+
+        Only the types the contracts accept on ``topic`` reach ``handler`` (and on a commands topic
+        only for this service's streams); a refused command is answered with a ``CommandRejected``
+        (see :meth:`refuse`), anything else refused is parked in the topic's DLQ.
+        """
         async def handle_then_wake_relay(envelope: Envelope) -> None:
             await handler(envelope)
             self._wake_relay.set()
 
+        boundary = Boundary(accepted_on(topic), stream_kind_of(topic))
+        answers = topics.producer_of(topic) in (topics.GATEWAY, topics.PAYMENT_CHANNEL)  # senders that wait for an answer
         budget = FailureBudget(attempts=self.settings.handler_attempts)
-        subscribe(self.broker, self.settings.topic(topic), group_id=f"jmo-{self.name}", handler=handle_then_wake_relay, description=description, budget=budget)
+        subscribe(
+            self.broker, self.settings.topic(topic), group_id=f"jmo-{self.name}", handler=handle_then_wake_relay, description=description,
+            budget=budget, boundary=boundary, on_refused=self.refuse if answers else None, watch=self.watch, max_bytes=self.settings.max_message_bytes,
+        )
+
+    async def refuse(self, envelope: Envelope, reason_code: str, reason: str) -> None:
+        """Answer a command this service must not act on with a ``CommandRejected`` (the sender
+        finds it by correlation id). It is logged on a stream of its own, ``refusal-<id>``, derived
+        from the command's id, so a redelivered refusal is one decision and no participant's
+        stream is touched by what anyone may write."""
+        ref = hashlib.sha256(f"refusal:{self.name}:{envelope.message_id}".encode()).hexdigest()[:32]
+        answer = reply(envelope, rejected(self.name, envelope.type, envelope.message_id, reason_code, reason), stream_id=f"refusal-{ref}")
+        await self.store.append(answer.stream_id, 0, [answer], cause_id=ref)
+        self._wake_relay.set()
 
     def commands(self, decider: Decider[Any]) -> CommandHandler:
         """The command handler for ``decider`` over this service's store (available once started)."""
@@ -211,6 +233,10 @@ class Service:
         await self._mongo.admin.command("ping")
         return None
 
+    async def _check_consumers(self) -> str | None:
+        stalled = self.watch.stalled(self.settings.stall_seconds)
+        return None if not stalled else "partition not moving: " + "; ".join(stalled[:5])
+
     async def _check_relay(self) -> str | None:
         if self._relay_task is None:
             return "relay not started"
@@ -220,7 +246,7 @@ class Service:
 
     def asgi(self) -> AsgiFastStream:
         """The runnable application: faststream app plus ``GET /health``."""
-        checks = {"kafka": self._check_kafka, "store": self._check_store, "relay": self._check_relay}
+        checks = {"kafka": self._check_kafka, "store": self._check_store, "relay": self._check_relay, "consumers": self._check_consumers}
         return AsgiFastStream(
             self.broker,
             asgi_routes=[("/health", health_route(self.name, checks))],

@@ -32,6 +32,11 @@ class ServiceSettings(BaseSettings):
         default=5, ge=1,
         description="JMO_HANDLER_ATTEMPTS: how often a message may fail with a non-transient error before it is parked in its DLQ as HANDLER_FAILED.",
     )
+    stall_seconds: float = Field(
+        default=120.0, gt=0,
+        description="JMO_STALL_SECONDS: /health reports a partition whose message has been in hand (failing, or waiting for a registry) for longer.",
+    )
+    max_message_bytes: int = Field(default=128 * 1024, ge=1024, le=900 * 1024, description="JMO_MAX_MESSAGE_BYTES: larger messages are parked as TOO_LARGE.")
     data_key: SecretStr | None = Field(
         default=None,
         description="JMO_DATA_KEY: master key (base64, 32 bytes) wrapping the per-participant keys that encrypt personal fields in the event log. "

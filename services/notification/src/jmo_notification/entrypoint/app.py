@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from jmo_contracts import Envelope, new_id, topics
 from jmo_contracts.notification import NotificationFailed
 from jmo_runtime import Service
-from jmo_runtime.messaging import DLQ_ERROR, DLQ_GROUP, DLQ_REASON, DLQ_SOURCE
+from jmo_runtime.messaging import dlq_headers
 
 from ..adapters.channels import Channel, HttpSmsChannel, SmtpChannel
 from ..adapters.records import MemoryClaims, MemoryDirectory, MongoClaims, MongoDirectory
@@ -47,10 +47,9 @@ def build(
     built: list[Notifier] = []
 
     async def park(source: Envelope, topic: str, failed: NotificationFailed) -> None:
-        headers = {
-            **source.kafka_headers(), DLQ_REASON: "NOTIFICATION_FAILED", DLQ_ERROR: f"{failed.reason_code}: {failed.reason}"[:500],
-            DLQ_SOURCE: settings.topic(topic), DLQ_GROUP: group, "jmo-notification-id": failed.notification_id,
-        }
+        headers = dlq_headers(
+            source.kafka_headers(), reason="NOTIFICATION_FAILED", detail=f"{failed.reason_code}: {failed.reason}", source=settings.topic(topic), group_id=group,
+        ) | {"jmo-notification-id": failed.notification_id}
         await service.broker.publish(source.to_json(), topic=settings.topic(topics.dlq(topic)), key=source.stream_id.encode(), headers=headers)
 
     def notifier() -> Notifier:
