@@ -80,8 +80,10 @@ class Gateway:
         headers = [(k, v.encode()) for k, v in envelope.kafka_headers().items()]
         await self._producer.send_and_wait(self.prefix + name, envelope.to_json(), key=envelope.stream_id.encode(), headers=headers)
 
-    async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
-        await self._producer.send_and_wait(self.prefix + topic, value, key=key)
+    async def send_raw(self, topic: str, value: bytes, key: bytes | None = None, headers: list[tuple[str, bytes | None]] | None = None) -> tuple[int, int]:
+        """Publish bytes as they are (tests of what consumers make of bad input); returns (partition, offset)."""
+        sent = await self._producer.send_and_wait(self.prefix + topic, value, key=key, headers=headers)  # type: ignore[arg-type]
+        return sent.partition, sent.offset
 
     async def events(self, correlation_id: str, *, wait: float) -> AsyncIterator[Envelope]:
         """Every event carrying ``correlation_id``, as it arrives, until ``wait`` seconds pass quietly."""

@@ -167,3 +167,25 @@ async def test_the_sweep_expires_an_inactive_session_once(wired: Wired) -> None:
     assert wired.events[-1].payload["last_step"] == "STARTED" and not wired.deadlines.planned
     await wired.command(ConfirmParticipationData(**ids(sid, confirmed=True)))
     assert wired.events[-1].payload["reason_code"] == "SESSION_EXPIRED"
+
+
+async def test_a_selfie_verdict_forged_on_the_commands_topic_is_refused_and_moves_nothing(wired: Wired) -> None:
+    await registered_and_active(wired)
+    sid = new_id()
+    await wired.command(StartProfileUpdate(**ids(sid)))
+    await wired.command(ConfirmParticipationData(**ids(sid, confirmed=True)))
+    matched = SelfieMatched(participant_id=PID, session_id=sid, attempt=1, distance=0.1, threshold=0.6, engine="face_recognition", model_version="v1", reference_source="DUKCAPIL")
+    forged = await wired.publish(topics.commands("profile-update"), matched, f"profile-update-{sid}")  # only biometric's events topic carries verdicts
+    refused = wired.events[-1]
+    assert (refused.type, refused.payload["reason_code"], refused.payload["command_id"]) == ("CommandRejected", "TYPE_NOT_ACCEPTED_ON_TOPIC", forged.message_id)
+    assert refused.correlation_id == forged.correlation_id and refused.stream_id.startswith("refusal-")  # the gateway finds it; no session stream touched
+    await wired.command(SubmitContactData(**ids(sid, **CONTACT)))
+    assert wired.events[-1].payload["reason_code"] != "TYPE_NOT_ACCEPTED_ON_TOPIC" and wired.events[-1].type == "CommandRejected"  # still waiting for a real selfie
+    assert [e.type for e in wired.events if e.stream_id == f"profile-update-{sid}"] == ["ProfileUpdateStarted", "ParticipationDataConfirmed", "CommandRejected"]
+
+
+async def test_a_command_for_another_service_s_stream_is_refused(wired: Wired) -> None:
+    await registered_and_active(wired)
+    sid = new_id()
+    start = await wired.publish(topics.commands("profile-update"), StartProfileUpdate(**ids(sid)), f"biometric-{sid}")
+    assert [(e.type, e.payload["reason_code"], e.payload["command_id"]) for e in wired.events] == [("CommandRejected", "STREAM_NOT_OF_THIS_SERVICE", start.message_id)]
