@@ -36,19 +36,21 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
     dukcapil = registry or (HttpPopulationRegistry(settings.dukcapil_url, timeout=settings.dukcapil_timeout_seconds, breaker=CircuitBreaker("dukcapil", cooldown=settings.dukcapil_breaker_cooldown_seconds)) if settings.dukcapil_url else EmbeddedPopulationRegistry())
     policy = settings.policy()
     hmac_key, delivery_key = settings.hmac_key(), settings.delivery_key()
-    codes: dict[str, str] = {}  # otp_id -> plain code, only until it is sealed
+    # A plain code lives only in the handling of the one message that drew it (``codes``, otp_id ->
+    # code), between drawing it and sealing it: concurrent handlers never share or clear each other's.
 
-    def new_code(participant_id: str) -> dict[str, str]:
+    def new_code(participant_id: str, codes: dict[str, str]) -> dict[str, str]:
         otp_id, code = new_id(), generate_code(policy.code_length)
         codes[otp_id] = code
         return {"otp_id": otp_id, "code_hmac": code_hmac(hmac_key, participant_id, otp_id, code), "key_id": settings.otp_hmac_key_id}
 
-    async def deliver(handled: Handled) -> None:
+    async def deliver(handled: Handled, codes: dict[str, str]) -> None:
         try:
             for envelope in handled.events:
                 if envelope.type == "OtpIssued" and not handled.duplicate:
                     issued = envelope.open()
-                    assert isinstance(issued, OtpIssued)
+                    if not isinstance(issued, OtpIssued) or issued.otp_id not in codes:
+                        raise RuntimeError("an OtpIssued was logged for a code this handling did not draw")
                     sealed, key_id = seal_code(delivery_key, settings.otp_delivery_key_id, issued.otp_id, codes[issued.otp_id])
                     request = OtpDeliveryRequested(
                         participant_id=issued.participant_id, otp_id=issued.otp_id, purpose=issued.purpose, channel=issued.channel,
@@ -89,23 +91,25 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
             # Dukcapil refuses this very request: asking again cannot help. Parked for an operator
             # (the registration expires meanwhile, and its participant is told so).
             raise Unprocessable("REGISTRY_REFUSED", str(refused)) from None
-        facts = {"nik_check": answer.name, "policy": policy, "otp": new_code(registered.participant_id)}
+        codes: dict[str, str] = {}
+        facts = {"nik_check": answer.name, "policy": policy, "otp": new_code(registered.participant_id, codes)}
         handled = await service.commands(identity).handle(envelope, stream_id=stream_id, facts=facts)
-        await deliver(handled)
+        await deliver(handled, codes)
 
     async def on_command(envelope: Envelope) -> None:
         participant_id = envelope.stream_id.removeprefix("identity-")
+        codes: dict[str, str] = {}
 
         async def look_up(state: Any, command: Any) -> dict[str, object]:
             facts: dict[str, object] = {"policy": policy, "command_id": envelope.message_id}
             if isinstance(command, RequestOtp):
-                facts["otp"] = new_code(participant_id)
+                facts["otp"] = new_code(participant_id, codes)
             elif isinstance(command, SubmitOtp):
                 target = state.codes.target(command.purpose, command.otp_id)
                 facts["matches"] = target is not None and codes_match(hmac_key, participant_id, target.otp_id, command.code, target.code_hmac)
             return facts
 
-        await deliver(await service.commands(identity).handle(envelope, facts=look_up))
+        await deliver(await service.commands(identity).handle(envelope, facts=look_up), codes)
 
     service.consume(topics.events("registration"), on_registration_event, "ParticipantRegistered starts the NIK check with Dukcapil and the first OTP.")
     service.consume(topics.commands(NAME), on_command, "RequestOtp (resend) and SubmitOtp from the mobile gateway.")

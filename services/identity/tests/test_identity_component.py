@@ -1,0 +1,71 @@
+"""The identity service wired in memory (TestKafkaBroker, in-memory store): NIK check and first OTP
+for registrations handled side by side — each code is delivered, sealed, and is the one logged."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import pytest
+
+from jmo_contracts import Envelope, new_id, topics
+from jmo_contracts.common import Category, OtpChannel
+from jmo_contracts.registration import ParticipantRegistered
+from jmo_eventstore import AppendResult, InMemoryEventStore
+from jmo_identity.crypto import codes_match
+from jmo_identity.entrypoint.app import build
+from jmo_identity.settings import IdentitySettings
+from jmo_registries import identities
+from jmo_runtime.relay import InMemoryCheckpoints
+from jmo_runtime.sealing import open_code
+from jmo_runtime.testing import running_in_memory
+
+pytestmark = pytest.mark.component
+
+
+class SlowAppends(InMemoryEventStore):
+    """Appends that take a while, each its own time, so handlers of different messages interleave
+    as they do on a real store: the first finishes while the later ones are still appending."""
+
+    def __init__(self, delays: list[float]) -> None:
+        super().__init__()
+        self.delays = delays
+
+    async def append(self, stream_id: str, expected_version: int, events: Sequence[Envelope], *, cause_id: str) -> AppendResult:
+        await asyncio.sleep(self.delays.pop(0) if self.delays else 0)
+        return await super().append(stream_id, expected_version, events, cause_id=cause_id)
+
+
+def registered(citizen: dict[str, Any]) -> Envelope:
+    pid = new_id()
+    event = ParticipantRegistered(
+        participant_id=pid, category=Category.BPU, nik=citizen["nik"], full_name=citizen["full_name"], email=f"p{pid[:8]}@example.com",
+        phone="+6281234567890", otp_channel=OtpChannel.EMAIL, birth_date=date.fromisoformat(citizen["birth_date"]), gender="M",
+    )
+    return Envelope.wrap(event, stream_id=f"registration-{pid}", correlation_id=new_id())
+
+
+async def test_registrations_handled_side_by_side_each_get_their_own_code_delivered() -> None:
+    hmac_key, delivery_key = secrets.token_bytes(32), secrets.token_bytes(32)
+    settings = IdentitySettings(
+        topic_prefix="", database_prefix="", otp_hmac_key=base64.b64encode(hmac_key).decode(), otp_delivery_key=base64.b64encode(delivery_key).decode(),
+    )
+    store = SlowAppends([0.0, 0.2, 0.4])
+    service = build(settings, store=store, checkpoints=InMemoryCheckpoints())
+    async with running_in_memory(service, topics.OTP_DELIVERY) as deliveries:
+        arrivals = [registered(c) for c in identities("BPU", 3)]
+        # before: one dict of plain codes per process, emptied by whichever handler finished first
+        await asyncio.gather(*(service.broker.publish(e.to_json(), topic=topics.events("registration")) for e in arrivals))
+        while await service.relay_once():
+            pass
+
+    assert sorted(d.payload["participant_id"] for d in deliveries) == sorted(e.payload["participant_id"] for e in arrivals)
+    for delivery in deliveries:
+        pid, otp_id = delivery.payload["participant_id"], delivery.payload["otp_id"]
+        code = open_code(delivery_key, otp_id, delivery.payload["code_ciphertext"])
+        [issued] = [r.envelope for r in await store.read_stream(f"identity-{pid}") if r.envelope.type == "OtpIssued"]
+        assert issued.payload["otp_id"] == otp_id and codes_match(hmac_key, pid, otp_id, code, issued.payload["code_hmac"])
