@@ -85,3 +85,40 @@ async def test_a_payment_reaching_an_expired_registration_claims_nothing(wired: 
     assert [e.type for e in events if e.stream_id == late.stream][-1] == "RegistrationExpired"
     assert await late.pay(bill) == ["ContributionPaymentRejected"]
     assert nik_index.active == {}
+
+
+class CrashOnFirstRelease(InMemoryNikIndex):
+    """A NIK index whose first release dies, as the process would in a crash right there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.crashed = False
+
+    async def release(self, nik: str, stream_id: str) -> None:
+        if not self.crashed:
+            self.crashed = True
+            raise ConnectionResetError("the process died here")
+        await super().release(nik, stream_id)
+
+
+async def test_a_crash_while_an_expiry_releases_the_nik_claim_is_finished_by_the_next_sweep() -> None:
+    settings = RegistrationSettings(topic_prefix="", database_prefix="", nik_index_key=base64.b64encode(bytes(32)).decode(), registration_timeout_seconds=1)
+    nik_index = CrashOnFirstRelease()
+    service = build(settings, store=InMemoryEventStore(), checkpoints=InMemoryCheckpoints(), nik_index=nik_index)
+    async with running_in_memory(service, topics.events("registration")) as events:
+        journey = Journey(service, events)
+        bill = await journey.until_payment()
+        p = bill.payload
+        short = RecordContributionPayment(payment_reference=p["payment_reference"], amount=p["amount_due"] - 1, paid_at=datetime.now(UTC), channel="QRIS", provider="BRI", provider_transaction_id=new_id())
+        assert [e.type for e in await journey.publish(topics.PAYMENTS, short)] == ["ContributionPaymentRejected"]
+        assert nik_index.active == {NIK: journey.stream}  # claimed at the activating step
+        await asyncio.sleep(1.1)
+        [expire] = [job for name, _, job in service._periodic if name == "expiry"]
+        with pytest.raises(ConnectionResetError):
+            await expire()  # decided and logged, then the crash: the claim is still held
+        assert nik_index.active == {NIK: journey.stream}
+        await expire()  # the next sweep finds it still watched, decides nothing new, and gives the claim up
+        while await service.relay_once():
+            pass
+        assert nik_index.active == {}
+        assert [e.type for e in events if e.stream_id == journey.stream].count("RegistrationExpired") == 1

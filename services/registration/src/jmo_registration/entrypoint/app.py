@@ -21,7 +21,7 @@ from jmo_runtime import Handled, Service, Unprocessable
 from jmo_runtime.schedule import Due, InMemorySchedule, MongoSchedule, Schedule
 
 from ..adapters.accounts import InMemoryKpjReservations, InMemoryNikIndex, KpjReservations, MongoKpjReservations, MongoNikIndex, NikIndex
-from ..domain.registration import Status, registration
+from ..domain.registration import CLOSED, Status, registration
 from ..settings import RegistrationSettings
 
 NAME = "registration"
@@ -96,22 +96,28 @@ def build(
 
     async def apply(envelope: Envelope, stream_id: str, facts: Any) -> Handled:
         handled = await service.commands(registration).handle(envelope, stream_id=stream_id, facts=facts)
-        nik_index, _, open_registrations = accounts()
+        _, _, open_registrations = accounts()
         for event in handled.events:
             if event.type == "ParticipantRegistered":
                 await open_registrations.set(Due(stream_id, event.occurred_at, {"correlation_id": event.correlation_id}))
             elif event.type in FINISHED:
-                await open_registrations.clear(stream_id)
+                await settle_finished(stream_id)
             if event.type == "EmployerMembershipCheckDeferred":
                 planned = datetime.fromisoformat(event.payload["retry_at"])
                 await retries().set(Due(stream_id, planned, {"attempt": str(event.payload["attempt"]), "correlation_id": event.correlation_id}))
             elif event.type in MEMBERSHIP_SETTLED:
                 await retries().clear(stream_id)
-            if event.type in ("RegistrationRejected", "RegistrationExpired"):
-                state = registration.fold(e.envelope.open() for e in await service.store.read_stream(stream_id))
-                if state.participant is not None:  # a claim made at the activating step is given up
-                    await nik_index.release(state.participant.nik, stream_id)
         return handled
+
+    async def settle_finished(stream_id: str) -> None:
+        """A registration has ended: give up a NIK claim it made at the activating step unless it
+        was activated, then stop watching it for expiry. In that order: a crash in between leaves it
+        watched, and the next sweep settles it again (releasing is idempotent)."""
+        nik_index, _, open_registrations = accounts()
+        state = registration.fold(e.envelope.open() for e in await service.store.read_stream(stream_id))
+        if state.status in CLOSED and state.participant is not None:
+            await nik_index.release(state.participant.nik, stream_id)
+        await open_registrations.clear(stream_id)
 
     async def expire_unfinished() -> None:
         _, _, open_registrations = accounts()
@@ -122,7 +128,9 @@ def build(
                 ExpireRegistration(registered_at=registered_at), stream_id=stream_id, correlation_id=correlation_id,
                 message_id=hashlib.sha256(f"expire:{stream_id}".encode()).hexdigest()[:32],
             )
-            await apply(expire, stream_id, {"registration_timeout": timeout})
+            handled = await apply(expire, stream_id, {"registration_timeout": timeout})
+            if not handled.events:  # it had ended already, and settling it was cut short
+                await settle_finished(stream_id)
 
     async def retry_membership_checks() -> None:
         for due in await retries().due(datetime.now(UTC)):
