@@ -169,3 +169,31 @@ async def test_the_activation_notice_tells_the_kpj_number() -> None:
     await world.notifier.handle(activated("sms"), "t")
     [sms] = world.sms.sent
     assert "26112100042" in sms.body
+
+
+class CrashOnFirstSettle(MemoryClaims):
+    """Claims whose first settle dies, as the process would in a crash right there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.crashed = False
+
+    async def settle(self, notification_id: str, outcome: str, now: datetime) -> None:
+        if not self.crashed:
+            self.crashed = True
+            raise ConnectionResetError("the process died here")
+        await super().settle(notification_id, outcome, now)
+
+
+async def test_a_crash_after_recording_the_outcome_and_before_settling_the_claim_sends_nothing_again() -> None:
+    claims = CrashOnFirstSettle()
+    crashed = World(owner="crashed", claims=claims)
+    source = otp_request(now=NOW)
+    with pytest.raises(ConnectionResetError):
+        await crashed.notifier.handle(source, "t")  # sent and recorded; the claim never settled
+    restarted = World(owner="restarted", claims=claims, store=crashed.store)
+    await restarted.notifier.handle(source, "t")  # the redelivered message, after the crashed owner's lease
+    assert len(crashed.email.sent) == 1 and restarted.email.sent == [] and restarted.email.calls == 0
+    assert sum(restarted.slept) >= 30 and len(await restarted.events()) == 1
+    await restarted.notifier.handle(source, "t")  # and the claim is settled now: nothing waits any more
+    assert restarted.email.calls == 0

@@ -14,7 +14,9 @@ For each notice a message calls for (see :func:`jmo_notification.domain.notices.
 
 A crash between 2 and 3 leaves a claim without outcome: the redelivered message takes it over and
 sends again with the same provider idempotency key (SMTP ``Message-ID``, SMS ``Idempotency-Key``),
-which the provider (and the local sinks) use to keep one message.
+which the provider (and the local sinks) use to keep one message. A crash between 3 and 4 leaves a
+claim whose outcome is in the log: whoever takes it over finds the outcome there, settles the claim
+and sends nothing.
 """
 
 from __future__ import annotations
@@ -138,6 +140,11 @@ class Notifier:
                 return False
             if result.claim is not Claim.BUSY:
                 if result.claim is Claim.TAKEN_OVER:
+                    if (outcome := await self._recorded_outcome(nid)) is not None:
+                        # the last owner recorded the outcome and died before settling: settle it now, send nothing
+                        await self.claims.settle(nid, outcome, self.clock())
+                        log.info("delivery claim taken over; its outcome was recorded already, nothing sent", notification_id=nid)
+                        return False
                     log.info("delivery claim taken over; resending with the same idempotency key", notification_id=nid)
                 return True
             assert result.retry_at is not None
@@ -185,6 +192,13 @@ class Notifier:
         finally:
             context.pop("code", None)
         return await self.channels[channel].send(Outgoing(notice.notification_id, recipient, text.subject, text.body))
+
+    async def _recorded_outcome(self, nid: str) -> str | None:
+        """``"sent"`` or ``"failed"`` when the log holds the outcome of ``nid`` (one read by primary key)."""
+        recorded = await self.store.read_stream(f"notification-{nid}")
+        if not recorded:
+            return None
+        return "sent" if recorded[0].envelope.type == "NotificationSent" else "failed"
 
     async def _record(self, source: Envelope, nid: str, event: NotificationSent | NotificationFailed) -> None:
         stream = f"notification-{nid}"
