@@ -118,8 +118,25 @@ def test_steps_run_in_order(at: Step, command: Any, code: str) -> None:
     assert reason(command, until(at)) == code
 
 
-def test_a_selfie_decision_before_the_participation_data_is_confirmed_is_ignored() -> None:
-    assert decide(matched(), until(Step.STARTED)) == []
+def test_a_selfie_match_that_overtakes_the_participation_confirmation_is_kept_for_it() -> None:
+    events = until(Step.STARTED)
+    [recorded] = decide(matched(), events)  # the biometric service decided before this session saw the confirmation
+    assert recorded.TYPE == "SelfieVerificationRecorded" and session.fold(events + [recorded]).step is Step.STARTED
+    assert decide(matched(), events + [recorded]) == []  # a second verdict changes nothing
+    events += [recorded, *decide(ConfirmParticipationData(**ids(confirmed=True)), events + [recorded])]
+    assert session.fold(events).step is Step.SELFIE_VERIFIED
+    assert [e.TYPE for e in decide(SubmitContactData(**ids(**CONTACT)), events)] == ["ContactDataSubmitted"]
+
+
+def test_an_early_selfie_match_does_not_skip_a_disputed_participation_confirmation() -> None:
+    events = until(Step.STARTED)
+    events += decide(matched(), events)
+    [cancelled] = decide(ConfirmParticipationData(**ids(confirmed=False)), events)
+    assert cancelled.TYPE == "ProfileUpdateCancelled"
+
+
+def test_a_selfie_decision_before_the_session_started_is_ignored() -> None:
+    assert decide(matched(), []) == []
 
 
 def test_the_last_rejected_selfie_cancels_the_session_and_earlier_ones_do_not() -> None:

@@ -104,6 +104,9 @@ class Session:
     population: PopulationDataSubmitted | None = None
     additional: AdditionalDataSubmitted | None = None
     verified: frozenset[OtpChannel] = field(default_factory=frozenset)
+    #: The selfie matched while the participation data was still being confirmed (the biometric
+    #: service may decide before this session has seen the confirmation): the step after it is due.
+    selfie_verified: bool = False
 
     @property
     def pending_verification(self) -> frozenset[OtpChannel]:
@@ -294,8 +297,11 @@ def confirm(command: ConfirmProfileUpdate, state: Session, context: Context) -> 
 
 
 def selfie_decided(event: SelfieMatched | SelfieRejected, state: Session, context: Context) -> Sequence[Event]:
-    """The biometric service's decision: counts only while the session waits for the selfie."""
-    if state.step is not Step.PARTICIPATION_CONFIRMED or event.participant_id != state.participant_id or _expired(state, context.now):
+    """The biometric service's decision: counts while the session waits for the selfie, or is one
+    step before it (the decision overtook the confirmation of the participation data: it is kept,
+    and the session goes on to the contact step once the confirmation comes)."""
+    waiting = state.step is Step.PARTICIPATION_CONFIRMED or (state.step is Step.STARTED and not state.selfie_verified)
+    if not waiting or event.participant_id != state.participant_id or _expired(state, context.now):
         return []
     if isinstance(event, SelfieMatched):
         source = _facts(context).get("message_id")
@@ -342,9 +348,11 @@ def evolve(state: Session, event: Message) -> Session:
         case ProfileUpdateStarted():
             return replace(state, step=Step.STARTED, participant_id=event.participant_id, session_id=event.session_id)
         case ParticipationDataConfirmed():
-            return replace(state, step=Step.PARTICIPATION_CONFIRMED)
+            return replace(state, step=Step.SELFIE_VERIFIED if state.selfie_verified else Step.PARTICIPATION_CONFIRMED)
         case SelfieVerificationRecorded():
-            return replace(state, step=Step.SELFIE_VERIFIED)
+            if state.step is Step.STARTED:  # early: kept until the participation data is confirmed
+                return replace(state, selfie_verified=True)
+            return replace(state, step=Step.SELFIE_VERIFIED, selfie_verified=True)
         case ContactDataSubmitted():
             return replace(state, step=Step.CONTACT_SUBMITTED, contact=event)
         case ContactChangeVerified():
