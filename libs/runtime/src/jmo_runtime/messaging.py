@@ -15,7 +15,7 @@ import dataclasses
 import hashlib
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +115,37 @@ class Boundary:
 
 #: Called for a message a :class:`Boundary` refuses, with the reason; without one it is parked.
 RefusalHandler = Callable[[Envelope, str, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Why a message is not handed to its handler; ``envelope`` when it did parse (and was refused
+    by the topic's :class:`Boundary`), so that its sender can be answered."""
+
+    reason: str
+    detail: str
+    envelope: Envelope | None = None
+
+
+def admit(raw: bytes, headers: Mapping[str, Any], *, boundary: Boundary | None = None, max_bytes: int = MAX_MESSAGE_BYTES) -> Envelope | Refused:
+    """The envelope a handler may act on, or why not. Pure; never raises, whatever the input.
+
+    In order: the size, the headers (readable; ``jmo-type`` when present naming the envelope's
+    type), the envelope and its payload (:func:`parse`), then the topic's ``boundary``.
+    """
+    if len(raw) > max_bytes:
+        return Refused(TOO_LARGE, f"{len(raw)} bytes, at most {max_bytes}")
+    if _BAD_HEADERS in headers:
+        return Refused(INVALID_HEADERS, "headers that are not UTF-8 text")
+    try:
+        envelope = parse(raw)
+    except Unparseable as bad:
+        return Refused(bad.reason, bad.detail)
+    declared = headers.get(HEADER_TYPE)
+    if declared is not None and declared != envelope.type:
+        return Refused(INVALID_HEADERS, f"header {HEADER_TYPE} does not name the envelope's type")
+    refusal = boundary.refusal(envelope) if boundary is not None else None
+    return envelope if refusal is None else Refused(*refusal, envelope=envelope)
 
 
 class ConsumerWatch:
@@ -248,33 +279,18 @@ def subscribe(
         watch.finished(topic, partition)
 
     async def admit_and_handle(raw: bytes, msg: Any, where: tuple[str, int, int]) -> None:
-        if len(raw) > max_bytes:
-            await _to_dlq(broker, topic, group_id, msg, raw, TOO_LARGE, f"{len(raw)} bytes, at most {max_bytes}")
+        admitted = admit(raw, msg.headers or {}, boundary=boundary, max_bytes=max_bytes)
+        if isinstance(admitted, Envelope):
+            with structlog.contextvars.bound_contextvars(correlation_id=admitted.correlation_id, message_type=admitted.type, stream_id=admitted.stream_id):
+                await _handle_within_budget(admitted, msg, raw, where)
             return
-        headers = msg.headers or {}
-        if _BAD_HEADERS in headers:
-            await _to_dlq(broker, topic, group_id, msg, raw, INVALID_HEADERS, "headers that are not UTF-8 text")
-            return
-        try:
-            envelope = parse(raw)
-        except Unparseable as bad:
-            await _to_dlq(broker, topic, group_id, msg, raw, bad.reason, bad.detail)
-            return
-        declared = headers.get(HEADER_TYPE)
-        if declared is not None and declared != envelope.type:
-            await _to_dlq(broker, topic, group_id, msg, raw, INVALID_HEADERS, f"header {HEADER_TYPE} does not name the envelope's type")
-            return
-        with structlog.contextvars.bound_contextvars(correlation_id=envelope.correlation_id, message_type=envelope.type, stream_id=envelope.stream_id):
-            refusal = boundary.refusal(envelope) if boundary is not None else None
-            if refusal is not None:
-                watch.refused += 1
-                log.warning("message refused at the topic's boundary", reason=refusal[0])
-                if on_refused is None:
-                    await _to_dlq(broker, topic, group_id, msg, raw, *refusal)
-                else:
-                    await on_refused(envelope, *refusal)
+        if admitted.envelope is not None:  # parsed, but not to be acted on here
+            watch.refused += 1
+            log.warning("message refused at the topic's boundary", reason=admitted.reason, message_type=admitted.envelope.type)
+            if on_refused is not None:
+                await on_refused(admitted.envelope, admitted.reason, admitted.detail)
                 return
-            await _handle_within_budget(envelope, msg, raw, where)
+        await _to_dlq(broker, topic, group_id, msg, raw, admitted.reason, admitted.detail)
 
     async def _handle_within_budget(envelope: Envelope, msg: Any, raw: bytes, where: tuple[str, int, int]) -> None:
         try:
