@@ -122,3 +122,16 @@ async def test_a_crash_while_an_expiry_releases_the_nik_claim_is_finished_by_the
             pass
         assert nik_index.active == {}
         assert [e.type for e in events if e.stream_id == journey.stream].count("RegistrationExpired") == 1
+
+
+async def test_registering_one_nik_more_often_than_allowed_is_refused_through_the_wiring() -> None:
+    settings = RegistrationSettings(topic_prefix="", database_prefix="", nik_index_key=base64.b64encode(bytes(32)).decode(), registrations_per_nik_per_hour=2)
+    service = build(settings, store=InMemoryEventStore(), checkpoints=InMemoryCheckpoints())
+    async with running_in_memory(service, topics.events("registration")) as events:
+        answers = []
+        for n in range(3):  # each a new registration (a new participant id), another email each time
+            journey = Journey(service, events)
+            register = RegisterParticipant(category="BPU", nik=NIK, full_name="Siti Aminah", email=f"siti{n}@example.com", phone="081234567890", otp_channel="email")
+            [answer] = await journey.publish(topics.commands("registration"), register)
+            answers.append(answer.payload.get("reason_code", answer.type))
+    assert answers == ["ParticipantRegistered", "ParticipantRegistered", "TOO_MANY_ATTEMPTS"]

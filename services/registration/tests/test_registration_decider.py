@@ -200,6 +200,12 @@ def test_a_nik_with_an_active_account_is_refused_so_that_the_user_logs_in() -> N
     assert "log in" in info.value.reason
 
 
+def test_too_many_registrations_of_a_nik_are_refused_before_anything_tells_whether_it_has_an_account() -> None:
+    with pytest.raises(Rejection) as info:
+        decide(a_command(), registration.initial_state, nik_has_active_account=True, too_many_attempts=True)
+    assert info.value.reason_code == "TOO_MANY_ATTEMPTS"  # not ALREADY_REGISTERED: the answer is not an oracle
+
+
 def test_a_nik_without_an_active_account_registers() -> None:
     [event] = decide(a_command(), registration.initial_state, nik_has_active_account=False)
     assert isinstance(event, ParticipantRegistered)

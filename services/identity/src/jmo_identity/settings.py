@@ -25,6 +25,9 @@ class IdentitySettings(ServiceSettings):
     otp_max_attempts: int = Field(default=5, ge=1)
     otp_resend_cooldown_seconds: int = Field(default=60, ge=0)
     otp_codes_per_hour: int = Field(default=5, ge=1)
+    otp_codes_per_destination_per_hour: int = Field(
+        default=10, ge=1, description="JMO_OTP_CODES_PER_DESTINATION_PER_HOUR: codes requested for one email or phone, whichever participant asks.",
+    )
     dukcapil_url: str | None = Field(default=None, description="Dukcapil's HTTP API; the embedded synthetic registry when empty.")
     dukcapil_timeout_seconds: float = Field(default=5.0, gt=0)
     dukcapil_breaker_cooldown_seconds: float = Field(default=30.0, gt=0, description="After repeated failures, Dukcapil is not called for this long.")

@@ -15,6 +15,10 @@ class RegistrationSettings(ServiceSettings):
     employer_registry_url: str | None = Field(default=None, description="Employer registry HTTP API; the embedded synthetic one when empty.")
     employer_registry_timeout_seconds: float = Field(default=5.0, gt=0)
     employer_registry_breaker_cooldown_seconds: float = Field(default=30.0, gt=0, description="After repeated failures, the employer registry is not called for this long.")
+    registrations_per_nik_per_hour: int = Field(
+        default=10, ge=1,
+        description="JMO_REGISTRATIONS_PER_NIK_PER_HOUR: RegisterParticipant commands for one NIK (or one OTP destination); more are refused TOO_MANY_ATTEMPTS, so answers such as ALREADY_REGISTERED cannot be mined.",
+    )
     registration_timeout_seconds: int = Field(default=86_400, ge=1, description="An unfinished registration expires after this long.")
     registration_sweep_seconds: float = Field(default=60.0, gt=0, description="How often unfinished registrations are checked for expiry.")
     employer_retry_step_seconds: float = Field(default=60.0, gt=0, description="PU: the n-th deferred employer-registry check is retried n times this later (capped at 15 minutes).")

@@ -13,7 +13,20 @@ from enum import StrEnum
 
 from jmo_contracts import Event, Message
 from jmo_contracts.common import OtpChannel
-from jmo_contracts.identity import NikDeferralReason, NikRejected, NikRejectionReason, NikVerificationDeferred, NikVerified, OtpIssued, OtpPurpose, OtpRejected, OtpVerified, RequestOtp, SubmitOtp
+from jmo_contracts.identity import (
+    NikDeferralReason,
+    NikRejected,
+    NikRejectionReason,
+    NikVerificationDeferred,
+    NikVerified,
+    OtpIssued,
+    OtpPurpose,
+    OtpRejected,
+    OtpRejectionReason,
+    OtpVerified,
+    RequestOtp,
+    SubmitOtp,
+)
 from jmo_contracts.registration import ParticipantRegistered
 from jmo_runtime import Context, Decider, Rejection
 from jmo_runtime.rules import check_email, to_e164
@@ -89,6 +102,9 @@ def request_code(command: RequestOtp, state: Identity, context: Context) -> Sequ
         destination = state.contacts.get(command.channel)
         if destination is None:
             raise Rejection("CONTACT_REQUIRED", f"no {command.channel} contact was given at registration")
+    if context.facts.get("destination_allowed") is False:  # across participants: one email or phone is not flooded
+        refusal = otp.OtpRefusal(OtpRejectionReason.HOURLY_LIMIT, "Batas permintaan kode OTP ke tujuan ini tercapai; coba lagi nanti")
+        return [refusal.as_event(participant_id=pid, purpose=command.purpose, command_id=context.facts["command_id"])]
     code = context.facts["otp"]
     try:
         return [otp.issue(
@@ -97,6 +113,16 @@ def request_code(command: RequestOtp, state: Identity, context: Context) -> Sequ
         )]
     except otp.OtpRefusal as refusal:
         return [refusal.as_event(participant_id=pid, purpose=command.purpose, command_id=context.facts["command_id"])]
+
+
+def otp_destination(command: RequestOtp, state: Identity) -> str | None:
+    """Where the code ``command`` asks for would go (normalised), or None if it names none."""
+    if command.purpose is OtpPurpose.CONTACT_CHANGE:
+        try:
+            return _new_contact(command)[0]
+        except Rejection:
+            return None
+    return state.contacts.get(command.channel)
 
 
 def _new_contact(command: RequestOtp) -> tuple[str, str]:

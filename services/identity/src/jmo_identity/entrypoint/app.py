@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -20,9 +20,10 @@ from jmo_contracts.registration import ParticipantRegistered
 from jmo_registries import CircuitBreaker, EmbeddedPopulationRegistry, HttpPopulationRegistry, PopulationRegistry, RegistryError, RegistryUnavailable
 from jmo_registries.ports import CircuitOpen
 from jmo_runtime import Handled, Service, Unprocessable
+from jmo_runtime.quota import InMemoryQuota, MongoQuota, Quota, quota_key
 
 from ..crypto import code_hmac, codes_match, generate_code, seal_code
-from ..domain.identity import UNAVAILABLE, identity
+from ..domain.identity import UNAVAILABLE, identity, otp_destination
 from ..settings import IdentitySettings
 
 NAME = "identity"
@@ -38,6 +39,23 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
     hmac_key, delivery_key = settings.hmac_key(), settings.delivery_key()
     # A plain code lives only in the handling of the one message that drew it (``codes``, otp_id ->
     # code), between drawing it and sealing it: concurrent handlers never share or clear each other's.
+
+    limits: list[Quota] = []
+
+    def quotas() -> Quota:
+        if not limits:  # the database exists once the service has started
+            window, limit = timedelta(hours=1), settings.otp_codes_per_destination_per_hour
+            limits.append(MongoQuota(service.database["otp_destination_quota"], limit, window) if service.database is not None else InMemoryQuota(limit, window))
+        return limits[0]
+
+    async def prepare_quota() -> None:
+        if isinstance(quota := quotas(), MongoQuota):
+            await quota.ensure_indexes()
+
+    async def nothing() -> None:
+        return None
+
+    service.resource(prepare_quota, nothing)
 
     def new_code(participant_id: str, codes: dict[str, str]) -> dict[str, str]:
         otp_id, code = new_id(), generate_code(policy.code_length)
@@ -104,6 +122,8 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
             facts: dict[str, object] = {"policy": policy, "command_id": envelope.message_id}
             if isinstance(command, RequestOtp):
                 facts["otp"] = new_code(participant_id, codes)
+                if (destination := otp_destination(command, state)) is not None:
+                    facts["destination_allowed"] = await quotas().take(quota_key(hmac_key, "otp-destination", destination), datetime.now(UTC))
             elif isinstance(command, SubmitOtp):
                 target = state.codes.target(command.purpose, command.otp_id)
                 facts["matches"] = target is not None and codes_match(hmac_key, participant_id, target.otp_id, command.code, target.code_hmac)

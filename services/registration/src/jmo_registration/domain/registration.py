@@ -19,7 +19,8 @@ events are ignored.
 
 What the application looks up before deciding arrives in ``context.facts``:
 
-* ``nik_has_active_account`` (bool) for ``RegisterParticipant``;
+* ``nik_has_active_account`` (bool) and ``too_many_attempts`` (bool: the NIK or the OTP destination
+  was registered with too often lately) for ``RegisterParticipant``;
 * ``employer_membership`` for a PU's ``ProvideEmploymentDetails`` / ``RetryEmployerMembershipCheck``:
   ``None`` (not found), the membership (a mapping or an object with ``kpj_number``, ``employer_npp``,
   ``employer_name``, ``member_since``, ``programs``, ``active``) or ``"UNAVAILABLE"``;
@@ -164,6 +165,8 @@ def register(command: RegisterParticipant, state: Registration, context: Context
         birth_date=nik.birth_date,
         gender=nik.gender,
     )
+    if facts(context).get("too_many_attempts"):  # before telling whether the NIK has an account
+        raise Rejection("TOO_MANY_ATTEMPTS", "too many registrations for this NIK or contact in the last hour; try again later")
     if facts(context).get("nik_has_active_account"):
         raise Rejection("ALREADY_REGISTERED", "an active JMO account already exists for this NIK; log in instead")
     return event

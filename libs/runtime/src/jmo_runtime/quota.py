@@ -1,0 +1,79 @@
+"""How often something may happen per key in a time window, across every instance of a service:
+OTP codes per destination, registrations per NIK (SPEC §11: limits per participant, destination and
+NIK; answers that would tell whether a NIK is registered are rate limited).
+
+Keys are keyed hashes (:func:`quota_key`), never the personal value. Windows are fixed (counted
+from the start of each window), one small document per key and window, changed only by ``_id``
+(``findAndModify`` with ``$inc``, upserted): one round trip that an index serves on MongoDB and on
+FerretDB. At a window's edge a key may get up to twice its limit in one window's length; the
+documents carry ``expires_at`` for a TTL index to remove them on MongoDB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from pymongo import ReturnDocument
+from pymongo.errors import OperationFailure
+from pymongo.asynchronous.collection import AsyncCollection
+
+
+NOT_IMPLEMENTED = 238
+
+
+def quota_key(secret: bytes, kind: str, value: str) -> str:
+    """``<kind>:<hmac>`` for ``value`` (a NIK, an email, a phone number): stable, not reversible."""
+    return f"{kind}:{hmac.new(secret, f'{kind}:{value}'.encode(), hashlib.sha256).hexdigest()[:32]}"
+
+
+class Quota(Protocol):
+    """At most ``limit`` uses of a key per ``window``."""
+
+    async def take(self, key: str, now: datetime) -> bool:
+        """Use the key once; False when it was used ``limit`` times in the current window already."""
+
+
+def _window_start(now: datetime, window: timedelta) -> int:
+    seconds = int(window.total_seconds())
+    return int(now.timestamp()) // seconds * seconds
+
+
+class InMemoryQuota:
+    def __init__(self, limit: int, window: timedelta) -> None:
+        self.limit, self.window = limit, window
+        self.used: dict[tuple[str, int], int] = {}
+
+    async def take(self, key: str, now: datetime) -> bool:
+        slot = (key, _window_start(now, self.window))
+        if self.used.get(slot, 0) >= self.limit:
+            return False
+        self.used[slot] = self.used.get(slot, 0) + 1
+        return True
+
+
+class MongoQuota:
+    def __init__(self, collection: AsyncCollection, limit: int, window: timedelta) -> None:
+        self._c, self.limit, self.window = collection, limit, window
+
+    async def ensure_indexes(self) -> bool:
+        """The TTL index that removes past windows; False where the server has none (FerretDB v1,
+        the embedded store: there past windows stay, one small document per key and hour)."""
+        try:
+            await self._c.create_index("expires_at", expireAfterSeconds=0, name="quota_ttl")
+        except OperationFailure as e:
+            if e.code != NOT_IMPLEMENTED:
+                raise
+            return False
+        return True
+
+    async def take(self, key: str, now: datetime) -> bool:
+        start = _window_start(now, self.window)
+        doc = await self._c.find_one_and_update(
+            {"_id": f"{key}@{start}"},
+            {"$inc": {"n": 1}, "$setOnInsert": {"expires_at": datetime.fromtimestamp(start, now.tzinfo) + 2 * self.window}},
+            upsert=True, return_document=ReturnDocument.AFTER,
+        )
+        return int(doc["n"]) <= self.limit
