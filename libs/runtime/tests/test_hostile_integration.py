@@ -26,6 +26,7 @@ from jmo_runtime.messaging import (
     MAX_DLQ_VALUE_BYTES,
     Boundary,
     ConsumerWatch,
+    publish,
     subscribe,
 )
 
@@ -85,3 +86,38 @@ async def test_hostile_messages_are_parked_with_a_reason_and_the_partition_moves
     assert len(too_large.value) == MAX_DLQ_VALUE_BYTES and headers[DLQ_ORIGINAL_SIZE] == str(len(huge))
     assert headers[DLQ_ORIGINAL_SHA256] == hashlib.sha256(huge).hexdigest()
     assert watch.stalled(0) == [] and watch.handled == 1 and watch.refused == 1
+
+
+async def test_a_partition_held_by_one_message_is_reported_as_stalled_and_lagging_until_it_moves(infra: Any, run_id: str) -> None:
+    topic = f"{run_id}.stall-{new_id()[:6]}"
+    await create_topics(infra.kafka_bootstrap, specs=[TopicSpec(topic, partitions=1), TopicSpec(dlq(topic), partitions=1)])
+    stream = f"test-{new_id()}"
+    release, first_seen, all_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    handled: list[int] = []
+
+    async def handler(envelope: Envelope) -> None:
+        first_seen.set()
+        await release.wait()  # a registry that does not answer, a lock never released...
+        handled.append(int(envelope.payload["reason"].split()[1]))
+        if len(handled) == 3:
+            all_done.set()
+
+    broker = KafkaBroker(infra.kafka_bootstrap)
+    watch = ConsumerWatch()
+    subscribe(broker, topic, group_id=f"stall-{run_id}", handler=handler, description="test", watch=watch)
+    async with broker:
+        await broker.start()
+        for n in range(3):
+            await publish(broker, topic, an_event(stream, n))
+        await asyncio.wait_for(first_seen.wait(), 60)
+        await asyncio.sleep(1.5)
+        assert await watch.lagging(1.0) == []  # the first look only notes the position
+        await asyncio.sleep(1.5)
+        stalled, lagging = watch.stalled(1.0), await watch.lagging(1.0)
+        release.set()
+        await asyncio.wait_for(all_done.wait(), 60)
+        await asyncio.sleep(0.5)
+        after = watch.stalled(1.0), await watch.lagging(1.0)
+    assert len(stalled) == 1 and stalled[0].startswith(f"{topic}/0@0 for ")
+    assert len(lagging) == 1 and lagging[0].startswith(f"{topic}/0 lag ")
+    assert after == ([], []) and handled == [0, 1, 2]

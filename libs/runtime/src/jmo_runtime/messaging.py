@@ -154,6 +154,8 @@ class ConsumerWatch:
 
     def __init__(self) -> None:
         self._busy: dict[tuple[str, int], tuple[int, float]] = {}
+        self._consumers: list[Callable[[], Any]] = []
+        self._positions: dict[tuple[str, int], tuple[int, float]] = {}
         self.handled = 0
         self.refused = 0
 
@@ -164,6 +166,33 @@ class ConsumerWatch:
 
     def finished(self, topic: str, partition: int) -> None:
         self._busy.pop((topic, partition), None)
+
+    def watch_lag(self, consumer_of: Callable[[], Any]) -> None:
+        """Also watch the lag of the consumer ``consumer_of()`` returns (an aiokafka consumer, once started)."""
+        self._consumers.append(consumer_of)
+
+    async def lagging(self, longer_than: float) -> list[str]:
+        """Partitions with messages waiting whose committed offset has not moved for ``longer_than``
+        seconds, as ``topic/partition lag N for Ns`` (a consumer that stopped consuming, whatever the
+        reason). One offset look-up per assigned partition: for the health check, not a hot path."""
+        now, out = time.monotonic(), []
+        for consumer_of in self._consumers:
+            consumer = consumer_of()
+            if consumer is None or not hasattr(consumer, "highwater"):  # not started, or an in-memory test broker
+                continue
+            for tp in sorted(consumer.assignment(), key=lambda t: (t.topic, t.partition)):
+                end = consumer.highwater(tp)
+                if end is None:
+                    continue
+                # committed, not position(): faststream fetches ahead, so the position runs past what was handled
+                position = await consumer.committed(tp) or 0
+                lag = end - position
+                seen = self._positions.get((tp.topic, tp.partition))
+                if seen is None or seen[0] != position or lag <= 0:
+                    self._positions[(tp.topic, tp.partition)] = (position, now)
+                elif now - seen[1] > longer_than:
+                    out.append(f"{tp.topic}/{tp.partition} lag {lag} for {now - seen[1]:.0f}s")
+        return out
 
     def stalled(self, longer_than: float) -> list[str]:
         """Partitions on one message for more than ``longer_than`` seconds, as ``topic/partition@offset for Ns``."""
@@ -260,7 +289,7 @@ def subscribe(
     budget = budget or FailureBudget()
     watch = watch or ConsumerWatch()
 
-    @broker.subscriber(
+    subscriber = broker.subscriber(
         topic,
         group_id=group_id,
         auto_offset_reset="earliest",
@@ -270,6 +299,9 @@ def subscribe(
         parser=_lenient_parser,
         decoder=_raw_decoder,
     )
+    watch.watch_lag(lambda: getattr(subscriber, "consumer", None))
+
+    @subscriber
     async def on_message(msg: KafkaMessage) -> None:
         raw = msg.body if isinstance(msg.body, bytes) else bytes(msg.body or b"")
         partition, offset = getattr(msg.raw_message, "partition", -1), getattr(msg.raw_message, "offset", -1)

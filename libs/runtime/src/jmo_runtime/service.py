@@ -234,8 +234,8 @@ class Service:
         return None
 
     async def _check_consumers(self) -> str | None:
-        stalled = self.watch.stalled(self.settings.stall_seconds)
-        return None if not stalled else "partition not moving: " + "; ".join(stalled[:5])
+        stuck = self.watch.stalled(self.settings.stall_seconds) + await self.watch.lagging(self.settings.stall_seconds)
+        return None if not stuck else "partition not moving: " + "; ".join(stuck[:5])
 
     async def _check_relay(self) -> str | None:
         if self._relay_task is None:
