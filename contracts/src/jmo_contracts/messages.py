@@ -200,10 +200,10 @@ def upcast(type_name: str, version: int, payload: Mapping[str, Any]) -> Payload:
         raise UnknownMessageType(f"{type_name} v{version} is newer than this code (v{current})")
     data = dict(payload)
     for v in range(version, current):
-        try:
-            data = _UPCASTERS[(type_name, v)](data)
-        except KeyError:
-            raise UnknownMessageType(f"no upcaster for {type_name} v{v} -> v{v + 1}") from None
+        step = _UPCASTERS.get((type_name, v))
+        if step is None:
+            raise UnknownMessageType(f"no upcaster for {type_name} v{v} -> v{v + 1}")
+        data = step(data)  # a payload it cannot read raises here (a KeyError is not "no upcaster")
     return data
 
 

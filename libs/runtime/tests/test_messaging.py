@@ -18,3 +18,18 @@ pytestmark = pytest.mark.unit
 def test_only_failures_that_pass_by_themselves_are_transient(exc: BaseException, transient: bool) -> None:
     assert is_transient(exc) is transient
     assert is_transient(RegistryUnavailable("down")) and not is_transient(RegistryError("HTTP 400"))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"participant_id": 12, "otp_id": None}, {"channel": ["sms"]}, {}, {"destination": {"nested": [1, 2]}}],
+)
+def test_an_old_version_the_upcaster_cannot_read_is_refused_not_raised(payload: dict[str, object]) -> None:
+    import json
+
+    from jmo_runtime.messaging import Refused, admit
+
+    raw = json.dumps({"message_id": "a" * 32, "type": "OtpIssued", "schema_version": 1, "occurred_at": "2026-11-21T08:30:00Z",
+                      "correlation_id": "b" * 32, "stream_id": "identity-" + "c" * 32, "payload": payload}).encode()
+    refused = admit(raw, {})
+    assert isinstance(refused, Refused) and refused.reason in ("UPCAST_FAILED", "INVALID_PAYLOAD")
