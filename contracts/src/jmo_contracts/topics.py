@@ -68,7 +68,7 @@ def producer_of(topic: str) -> str:
 #: What each service consumes; every consumed topic gets a DLQ.
 CONSUMES: dict[str, tuple[str, ...]] = {
     "registration": (commands("registration"), PAYMENTS, events("identity")),
-    "identity": (commands("identity"), events("registration")),
+    "identity": (commands("identity"), events("registration"), events("profile-update")),
     "biometric": (commands("biometric"), events("registration")),
     "profile-update": (commands("profile-update"), events("registration"), events("identity"), events("biometric")),
     "notification": (OTP_DELIVERY, events("registration"), events("profile-update")),

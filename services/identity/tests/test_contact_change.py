@@ -19,16 +19,22 @@ SESSION = "c4a1e9f27b3d4c8e9a0b1c2d3e4f5a6b"
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 
 
-def request(destination_allowed: bool = True, **changes: Any) -> list[Any]:
+def request(destination_allowed: bool = True, contact_change_allowed: bool = True, **changes: Any) -> list[Any]:
     state = identity.fold([NikVerified(participant_id=PID, registration_stream_id=f"registration-{PID}", attempts=1)])
     command = RequestOtp.model_validate({"participant_id": PID, "channel": "sms", "purpose": "CONTACT_CHANGE", "new_contact": "0813-8880-0022", "profile_update_session_id": SESSION} | changes)
-    facts = {"policy": OtpPolicy(), "command_id": "a" * 32, "otp": {"otp_id": "b" * 32, "code_hmac": "c" * 64, "key_id": "k1"}, "destination_allowed": destination_allowed}
+    facts = {"policy": OtpPolicy(), "command_id": "a" * 32, "otp": {"otp_id": "b" * 32, "code_hmac": "c" * 64, "key_id": "k1"}, "destination_allowed": destination_allowed, "contact_change_allowed": contact_change_allowed}
     return list(identity.decide(command, state, Context(now=NOW, stream_id=f"identity-{PID}", facts=facts)))
 
 
 def test_the_code_goes_to_the_new_contact_in_e164_and_names_the_session() -> None:
     [issued] = request()
     assert (issued.purpose, issued.destination, issued.profile_update_session_id) == (OtpPurpose.CONTACT_CHANGE, "+6281388800022", SESSION)
+
+
+def test_a_contact_change_code_is_refused_unless_a_live_session_of_the_participant_submitted_that_contact() -> None:
+    with pytest.raises(Rejection) as refused:
+        request(contact_change_allowed=False)
+    assert refused.value.reason_code == "NO_LIVE_SESSION"
 
 
 def test_a_destination_asked_for_too_often_gets_no_code_whichever_participant_asks() -> None:

@@ -14,6 +14,8 @@ import pytest
 
 from jmo_contracts import Envelope, new_id, topics
 from jmo_contracts.common import Category, OtpChannel
+from jmo_contracts.identity import OtpPurpose, RequestOtp
+from jmo_contracts.profile_update import ContactDataSubmitted, ProfileUpdateCancelled
 from jmo_contracts.registration import ParticipantRegistered
 from jmo_eventstore import AppendResult, InMemoryEventStore
 from jmo_identity.crypto import codes_match
@@ -69,3 +71,35 @@ async def test_registrations_handled_side_by_side_each_get_their_own_code_delive
         code = open_code(delivery_key, otp_id, delivery.payload["code_ciphertext"])
         [issued] = [r.envelope for r in await store.read_stream(f"identity-{pid}") if r.envelope.type == "OtpIssued"]
         assert issued.payload["otp_id"] == otp_id and codes_match(hmac_key, pid, otp_id, code, issued.payload["code_hmac"])
+
+
+async def test_a_contact_change_code_goes_only_to_the_contact_a_live_session_submitted() -> None:
+    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    settings = IdentitySettings(topic_prefix="", database_prefix="", otp_hmac_key=key, otp_delivery_key=key, contact_change_wait_seconds=0, otp_resend_cooldown_seconds=0)
+    service = build(settings, store=InMemoryEventStore(), checkpoints=InMemoryCheckpoints())
+    async with running_in_memory(service, topics.events("identity")) as events:
+        arrival = registered(identities("BPU", 1)[0])
+        pid, sid = arrival.payload["participant_id"], new_id()
+        await service.broker.publish(arrival.to_json(), topic=topics.events("registration"))
+
+        async def request(number: str, session: str = sid) -> str:
+            command = RequestOtp(participant_id=pid, channel=OtpChannel.SMS, purpose=OtpPurpose.CONTACT_CHANGE, new_contact=number, profile_update_session_id=session)
+            envelope = Envelope.wrap(command, stream_id=f"identity-{pid}", correlation_id=new_id())
+            await service.broker.publish(envelope.to_json(), topic=topics.commands("identity"))
+            while await service.relay_once():
+                pass
+            [answer] = [e for e in events if e.causation_id == envelope.message_id]
+            return answer.payload.get("reason_code") or answer.type
+
+        assert await request("081388800022") == "NO_LIVE_SESSION"  # no session submitted it
+        submitted = ContactDataSubmitted(
+            participant_id=pid, session_id=sid, phone="+6281388800022", email="siti@example.com", bank_name="BNI", bank_account_number="0123456789",
+            npwp_missing_warning=True, verification_required=[OtpChannel.SMS],
+        )
+        await service.broker.publish(Envelope.wrap(submitted, stream_id=f"profile-update-{sid}", correlation_id=new_id()).to_json(), topic=topics.events("profile-update"))
+        assert await request("0813-8880-0022") == "OtpIssued"  # the submitted contact, as typed by the participant
+        assert await request("081299999999") == "NO_LIVE_SESSION"  # any other destination
+        assert await request("081388800022", session=new_id()) == "NO_LIVE_SESSION"  # another session
+        ended = ProfileUpdateCancelled(participant_id=pid, session_id=sid, reason_code="PARTICIPATION_DATA_DISPUTED", reason="x")
+        await service.broker.publish(Envelope.wrap(ended, stream_id=f"profile-update-{sid}", correlation_id=new_id()).to_json(), topic=topics.events("profile-update"))
+        assert await request("081388800022") == "NO_LIVE_SESSION"  # the session is over

@@ -28,6 +28,10 @@ class IdentitySettings(ServiceSettings):
     otp_codes_per_destination_per_hour: int = Field(
         default=10, ge=1, description="JMO_OTP_CODES_PER_DESTINATION_PER_HOUR: codes requested for one email or phone, whichever participant asks.",
     )
+    contact_change_wait_seconds: float = Field(
+        default=3.0, ge=0, le=10,
+        description="JMO_CONTACT_CHANGE_WAIT_SECONDS: how long a contact-change code request waits for its session's ContactDataSubmitted to arrive (the gateway may be faster than the events topic).",
+    )
     dukcapil_url: str | None = Field(default=None, description="Dukcapil's HTTP API; the embedded synthetic registry when empty.")
     dukcapil_timeout_seconds: float = Field(default=5.0, gt=0)
     dukcapil_breaker_cooldown_seconds: float = Field(default=30.0, gt=0, description="After repeated failures, Dukcapil is not called for this long.")

@@ -98,6 +98,8 @@ def request_code(command: RequestOtp, state: Identity, context: Context) -> Sequ
     session_id = None
     if command.purpose is OtpPurpose.CONTACT_CHANGE:
         destination, session_id = _new_contact(command)
+        if context.facts.get("contact_change_allowed") is not True:
+            raise Rejection("NO_LIVE_SESSION", "a contact-change code goes only to the contact submitted in a live pengkinian-data session of this participant")
     else:
         destination = state.contacts.get(command.channel)
         if destination is None:

@@ -15,13 +15,16 @@ from typing import Any
 import structlog
 
 from jmo_contracts import Envelope, new_id, reply, topics
-from jmo_contracts.identity import NikDeferralReason, OtpDeliveryRequested, OtpIssued, RequestOtp, SubmitOtp
+from jmo_contracts.common import OtpChannel
+from jmo_contracts.identity import NikDeferralReason, OtpDeliveryRequested, OtpIssued, OtpPurpose, RequestOtp, SubmitOtp
+from jmo_contracts.profile_update import ContactDataSubmitted, ProfileUpdateCancelled, ProfileUpdated, ProfileUpdateExpired
 from jmo_contracts.registration import ParticipantRegistered
 from jmo_registries import CircuitBreaker, EmbeddedPopulationRegistry, HttpPopulationRegistry, PopulationRegistry, RegistryError, RegistryUnavailable
 from jmo_registries.ports import CircuitOpen
 from jmo_runtime import Handled, Service, Unprocessable
 from jmo_runtime.quota import InMemoryQuota, MongoQuota, Quota, quota_key
 
+from ..adapters.contact_changes import ContactChange, ContactChanges, InMemoryContactChanges, MongoContactChanges
 from ..crypto import code_hmac, codes_match, generate_code, seal_code
 from ..domain.identity import UNAVAILABLE, identity, otp_destination
 from ..settings import IdentitySettings
@@ -114,6 +117,38 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
         handled = await service.commands(identity).handle(envelope, stream_id=stream_id, facts=facts)
         await deliver(handled, codes)
 
+    async def contact_change_allowed(participant_id: str, command: RequestOtp) -> bool:
+        """The code would go to a contact this participant submitted in a live session of theirs."""
+        destination = otp_destination(command, identity.initial_state)
+        if destination is None or command.profile_update_session_id is None:
+            return False
+        waited, change = 0.0, await contact_changes().find(command.profile_update_session_id)
+        while change is None and waited < settings.contact_change_wait_seconds:  # its ContactDataSubmitted may still be on the way
+            await asyncio.sleep(0.2)
+            waited += 0.2
+            change = await contact_changes().find(command.profile_update_session_id)
+        return change is not None and change.participant_id == participant_id and change.destinations.get(command.channel) == destination_hash(destination)
+
+    def destination_hash(destination: str) -> str:
+        return quota_key(hmac_key, "contact-change", destination)
+
+    def contact_changes() -> ContactChanges:
+        if not sessions:
+            sessions.append(MongoContactChanges(service.database["contact_change_sessions"]) if service.database is not None else InMemoryContactChanges())
+        return sessions[0]
+
+    sessions: list[ContactChanges] = []
+
+    async def on_profile_update_event(envelope: Envelope) -> None:
+        event = envelope.open()
+        if isinstance(event, ContactDataSubmitted):
+            new = {OtpChannel.SMS: event.phone, OtpChannel.EMAIL: event.email}
+            destinations = {str(channel): destination_hash(new[channel]) for channel in event.verification_required}
+            if destinations:
+                await contact_changes().open(ContactChange(event.session_id, event.participant_id, destinations))
+        elif isinstance(event, ProfileUpdated | ProfileUpdateCancelled | ProfileUpdateExpired):
+            await contact_changes().close(event.session_id)
+
     async def on_command(envelope: Envelope) -> None:
         participant_id = envelope.stream_id.removeprefix("identity-")
         codes: dict[str, str] = {}
@@ -122,6 +157,8 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
             facts: dict[str, object] = {"policy": policy, "command_id": envelope.message_id}
             if isinstance(command, RequestOtp):
                 facts["otp"] = new_code(participant_id, codes)
+                if command.purpose is OtpPurpose.CONTACT_CHANGE:
+                    facts["contact_change_allowed"] = await contact_change_allowed(participant_id, command)
                 if (destination := otp_destination(command, state)) is not None:
                     facts["destination_allowed"] = await quotas().take(quota_key(hmac_key, "otp-destination", destination), datetime.now(UTC))
             elif isinstance(command, SubmitOtp):
@@ -133,4 +170,5 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
 
     service.consume(topics.events("registration"), on_registration_event, "ParticipantRegistered starts the NIK check with Dukcapil and the first OTP.")
     service.consume(topics.commands(NAME), on_command, "RequestOtp (resend) and SubmitOtp from the mobile gateway.")
+    service.consume(topics.events("profile-update"), on_profile_update_event, "ContactDataSubmitted opens a session's contact change (its codes go only to the contacts submitted there); ProfileUpdated / Cancelled / Expired close it.")
     return service

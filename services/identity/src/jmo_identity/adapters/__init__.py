@@ -1,0 +1,1 @@
+"""What identity keeps besides its log: the pengkinian-data sessions that may ask for contact-change codes."""
