@@ -120,3 +120,18 @@ async def test_facts_can_be_looked_up_from_the_state_the_decision_is_taken_on() 
     await handler_with_facts.handle(a_command(s), facts=look_up)
     await handler_with_facts.handle(a_command(s), facts=look_up)
     assert seen == [0, 1]
+
+
+def decide_once(command: Command, state: Count, context: Context) -> Sequence[Event]:
+    return [] if state.registered else decide(command, state, context)  # a second time there is nothing left to do
+
+
+async def test_a_redelivered_command_that_now_decides_nothing_answers_with_what_it_caused_before() -> None:
+    store = InMemoryEventStore()
+    once = CommandHandler("test", store, Decider(initial_state=Count(), decide=decide_once, evolve=evolve), clock=lambda: NOW)
+    command = a_command(stream_id("test"))
+    first = await once.handle(command)
+    again = await once.handle(command)
+    assert (again.events, again.duplicate) == (first.events, True)
+    other = await once.handle(a_command(command.stream_id))  # another command deciding nothing caused nothing
+    assert (other.events, other.duplicate) == ((), False)

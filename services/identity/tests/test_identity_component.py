@@ -103,3 +103,30 @@ async def test_a_contact_change_code_goes_only_to_the_contact_a_live_session_sub
         ended = ProfileUpdateCancelled(participant_id=pid, session_id=sid, reason_code="PARTICIPATION_DATA_DISPUTED", reason="x")
         await service.broker.publish(Envelope.wrap(ended, stream_id=f"profile-update-{sid}", correlation_id=new_id()).to_json(), topic=topics.events("profile-update"))
         assert await request("081388800022") == "NO_LIVE_SESSION"  # the session is over
+
+
+async def test_a_crash_between_logging_a_code_and_publishing_it_still_delivers_it_on_redelivery() -> None:
+    hmac_key, delivery_key = secrets.token_bytes(32), secrets.token_bytes(32)
+    settings = IdentitySettings(topic_prefix="", database_prefix="", otp_hmac_key=base64.b64encode(hmac_key).decode(), otp_delivery_key=base64.b64encode(delivery_key).decode())
+    store = InMemoryEventStore()
+    service = build(settings, store=store, checkpoints=InMemoryCheckpoints())
+    publish, crashed = service.publish, []
+
+    async def dies_once(topic: str, envelope: Envelope) -> None:
+        if topic == topics.OTP_DELIVERY and not crashed:
+            crashed.append(envelope)
+            raise ConnectionResetError("the process died after logging OtpIssued")
+        await publish(topic, envelope)
+
+    service.publish = dies_once  # type: ignore[method-assign]
+    async with running_in_memory(service, topics.OTP_DELIVERY) as deliveries:
+        arrival = registered(identities("BPU", 1)[0])
+        with pytest.raises(ConnectionResetError):
+            await service.broker.publish(arrival.to_json(), topic=topics.events("registration"))
+        assert deliveries == []
+        await service.broker.publish(arrival.to_json(), topic=topics.events("registration"))  # Kafka delivers it again
+    pid = arrival.payload["participant_id"]
+    [issued] = [r.envelope for r in await store.read_stream(f"identity-{pid}") if r.envelope.type == "OtpIssued"]
+    [delivery] = deliveries
+    code = open_code(delivery_key, delivery.payload["otp_id"], delivery.payload["code_ciphertext"])
+    assert delivery.payload["otp_id"] == issued.payload["otp_id"] and codes_match(hmac_key, pid, issued.payload["otp_id"], code, issued.payload["code_hmac"])

@@ -80,7 +80,10 @@ class CommandHandler:
         except Rejection as r:
             decided = [rejected(self.service, command.type, command.message_id, r.reason_code, r.reason)]
         if not decided:
-            return Handled(stream, (), duplicate=False)
+            # nothing (more) to decide; if that is because this very command was applied before (a
+            # redelivery after its effects), answer with what it caused then, as a duplicate
+            earlier = tuple(e.envelope for e in history if e.envelope.causation_id == command.message_id)
+            return Handled(stream, earlier, duplicate=bool(earlier))
         envelopes = [reply(command, event, stream_id=stream, occurred_at=now) for event in decided]
         result = await self.store.append(stream, len(history), envelopes, cause_id=command.message_id)
         if result.already_applied:

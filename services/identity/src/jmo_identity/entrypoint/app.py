@@ -1,7 +1,8 @@
 """The identity service process: NIK checks with Dukcapil and OTPs; the rules live in ``domain``.
 
-An OTP's plain code exists only here, in memory, between generating it and sealing it for the
-notification service: the log keeps its keyed hash, Kafka carries it only encrypted, on the
+An OTP's plain code exists only here, in memory, between drawing it and sealing it for the
+notification service (``application.otp_delivery``): the log keeps its keyed hash, an outbox keeps
+it sealed until its delivery request is published, and Kafka carries it only sealed, on the
 short-retention delivery topic.
 """
 
@@ -14,18 +15,20 @@ from typing import Any
 
 import structlog
 
-from jmo_contracts import Envelope, new_id, reply, topics
+from jmo_contracts import Envelope, topics
 from jmo_contracts.common import OtpChannel
-from jmo_contracts.identity import NikDeferralReason, OtpDeliveryRequested, OtpIssued, OtpPurpose, RequestOtp, SubmitOtp
+from jmo_contracts.identity import NikDeferralReason, OtpPurpose, RequestOtp, SubmitOtp
 from jmo_contracts.profile_update import ContactDataSubmitted, ProfileUpdateCancelled, ProfileUpdated, ProfileUpdateExpired
 from jmo_contracts.registration import ParticipantRegistered
 from jmo_registries import CircuitBreaker, EmbeddedPopulationRegistry, HttpPopulationRegistry, PopulationRegistry, RegistryError, RegistryUnavailable
 from jmo_registries.ports import CircuitOpen
-from jmo_runtime import Handled, Service, Unprocessable
+from jmo_runtime import Service, Unprocessable
 from jmo_runtime.quota import InMemoryQuota, MongoQuota, Quota, quota_key
 
 from ..adapters.contact_changes import ContactChange, ContactChanges, InMemoryContactChanges, MongoContactChanges
-from ..crypto import code_hmac, codes_match, generate_code, seal_code
+from ..adapters.outbox import MongoSealedCodes
+from ..application.otp_delivery import Drawn, InMemorySealedCodes, OtpCodes
+from ..crypto import codes_match
 from ..domain.identity import UNAVAILABLE, identity, otp_destination
 from ..settings import IdentitySettings
 
@@ -40,16 +43,24 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
     dukcapil = registry or (HttpPopulationRegistry(settings.dukcapil_url, timeout=settings.dukcapil_timeout_seconds, breaker=CircuitBreaker("dukcapil", cooldown=settings.dukcapil_breaker_cooldown_seconds)) if settings.dukcapil_url else EmbeddedPopulationRegistry())
     policy = settings.policy()
     hmac_key, delivery_key = settings.hmac_key(), settings.delivery_key()
-    # A plain code lives only in the handling of the one message that drew it (``codes``, otp_id ->
-    # code), between drawing it and sealing it: concurrent handlers never share or clear each other's.
-
     limits: list[Quota] = []
+    built: dict[str, Any] = {}
 
     def quotas() -> Quota:
         if not limits:  # the database exists once the service has started
             window, limit = timedelta(hours=1), settings.otp_codes_per_destination_per_hour
             limits.append(MongoQuota(service.database["otp_destination_quota"], limit, window) if service.database is not None else InMemoryQuota(limit, window))
         return limits[0]
+
+    def otp_codes() -> OtpCodes:
+        if "codes" not in built:
+            outbox = MongoSealedCodes(service.database["otp_outbox"]) if service.database is not None else InMemorySealedCodes()
+            built["codes"] = OtpCodes(
+                code_length=policy.code_length, hmac_key=hmac_key, hmac_key_id=settings.otp_hmac_key_id, delivery_key=delivery_key,
+                delivery_key_id=settings.otp_delivery_key_id, outbox=outbox, publish=lambda e: service.publish(topics.OTP_DELIVERY, e),
+                clock=lambda: datetime.now(UTC),
+            )
+        return built["codes"]
 
     async def prepare_quota() -> None:
         if isinstance(quota := quotas(), MongoQuota):
@@ -59,28 +70,6 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
         return None
 
     service.resource(prepare_quota, nothing)
-
-    def new_code(participant_id: str, codes: dict[str, str]) -> dict[str, str]:
-        otp_id, code = new_id(), generate_code(policy.code_length)
-        codes[otp_id] = code
-        return {"otp_id": otp_id, "code_hmac": code_hmac(hmac_key, participant_id, otp_id, code), "key_id": settings.otp_hmac_key_id}
-
-    async def deliver(handled: Handled, codes: dict[str, str]) -> None:
-        try:
-            for envelope in handled.events:
-                if envelope.type == "OtpIssued" and not handled.duplicate:
-                    issued = envelope.open()
-                    if not isinstance(issued, OtpIssued) or issued.otp_id not in codes:
-                        raise RuntimeError("an OtpIssued was logged for a code this handling did not draw")
-                    sealed, key_id = seal_code(delivery_key, settings.otp_delivery_key_id, issued.otp_id, codes[issued.otp_id])
-                    request = OtpDeliveryRequested(
-                        participant_id=issued.participant_id, otp_id=issued.otp_id, purpose=issued.purpose, channel=issued.channel,
-                        destination=issued.destination, destination_masked=issued.destination_masked, algorithm="AES-256-GCM",
-                        key_id=key_id, code_ciphertext=sealed, expires_at=issued.expires_at,
-                    )
-                    await service.publish(topics.OTP_DELIVERY, reply(envelope, request))
-        finally:
-            codes.clear()
 
     async def tell_deferral(envelope: Envelope, stream_id: str, unavailable: RegistryUnavailable) -> None:
         reason = NikDeferralReason.CIRCUIT_OPEN if isinstance(unavailable, CircuitOpen) else NikDeferralReason.TIMEOUT if "timeout" in str(unavailable).lower() else NikDeferralReason.UNAVAILABLE
@@ -112,10 +101,10 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
             # Dukcapil refuses this very request: asking again cannot help. Parked for an operator
             # (the registration expires meanwhile, and its participant is told so).
             raise Unprocessable("REGISTRY_REFUSED", str(refused)) from None
-        codes: dict[str, str] = {}
-        facts = {"nik_check": answer.name, "policy": policy, "otp": new_code(registered.participant_id, codes)}
+        drawn = Drawn()
+        facts = {"nik_check": answer.name, "policy": policy, "otp": await otp_codes().draw(registered.participant_id, drawn)}
         handled = await service.commands(identity).handle(envelope, stream_id=stream_id, facts=facts)
-        await deliver(handled, codes)
+        await otp_codes().deliver(handled.events, drawn)
 
     async def contact_change_allowed(participant_id: str, command: RequestOtp) -> bool:
         """The code would go to a contact this participant submitted in a live session of theirs."""
@@ -151,12 +140,12 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
 
     async def on_command(envelope: Envelope) -> None:
         participant_id = envelope.stream_id.removeprefix("identity-")
-        codes: dict[str, str] = {}
+        drawn = Drawn()
 
         async def look_up(state: Any, command: Any) -> dict[str, object]:
             facts: dict[str, object] = {"policy": policy, "command_id": envelope.message_id}
             if isinstance(command, RequestOtp):
-                facts["otp"] = new_code(participant_id, codes)
+                facts["otp"] = await otp_codes().draw(participant_id, drawn)
                 if command.purpose is OtpPurpose.CONTACT_CHANGE:
                     facts["contact_change_allowed"] = await contact_change_allowed(participant_id, command)
                 if (destination := otp_destination(command, state)) is not None:
@@ -166,7 +155,8 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
                 facts["matches"] = target is not None and codes_match(hmac_key, participant_id, target.otp_id, command.code, target.code_hmac)
             return facts
 
-        await deliver(await service.commands(identity).handle(envelope, facts=look_up), codes)
+        handled = await service.commands(identity).handle(envelope, facts=look_up)
+        await otp_codes().deliver(handled.events, drawn)
 
     service.consume(topics.events("registration"), on_registration_event, "ParticipantRegistered starts the NIK check with Dukcapil and the first OTP.")
     service.consume(topics.commands(NAME), on_command, "RequestOtp (resend) and SubmitOtp from the mobile gateway.")

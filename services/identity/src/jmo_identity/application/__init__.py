@@ -1,0 +1,1 @@
+"""Identity's use cases over small ports (see each module)."""

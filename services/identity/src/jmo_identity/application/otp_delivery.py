@@ -1,0 +1,118 @@
+"""Drawing OTP codes and delivering them to the notification service, never losing one.
+
+A code is drawn from a CSPRNG, its keyed hash goes to the decision (and so to the log), and the
+code is sealed at once for the notification service (AES-256-GCM): the plain code lives only in
+:meth:`OtpCodes.draw`. The sealed copy is kept in a small outbox (:class:`SealedCodes`, by
+``otp_id``) *before* the decision is logged, and dropped once published on the OTP delivery topic.
+So a crash between logging ``OtpIssued`` and publishing its delivery request loses nothing: the
+redelivered message is recognised as a duplicate, its ``OtpIssued`` is replayed, and the sealed
+copy still waits in the outbox. Codes drawn for a decision that issued none are dropped at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import structlog
+
+from jmo_contracts import Envelope, new_id, reply
+from jmo_contracts.identity import OtpDeliveryRequested, OtpIssued
+
+from ..crypto import code_hmac, generate_code, seal_code
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class SealedCode:
+    otp_id: str
+    ciphertext: str
+    key_id: str
+
+
+class SealedCodes(Protocol):
+    """The outbox of sealed codes, by ``otp_id``."""
+
+    async def keep(self, code: SealedCode, until: datetime) -> None: ...
+
+    async def find(self, otp_id: str) -> SealedCode | None: ...
+
+    async def drop(self, otp_ids: list[str]) -> None: ...
+
+
+@dataclass
+class Drawn:
+    """The codes drawn while one message is handled (sealed; the plain codes are gone)."""
+
+    codes: dict[str, SealedCode] = field(default_factory=dict)
+
+
+class OtpCodes:
+    """Draws codes for decisions and delivers the ones the log says were issued."""
+
+    def __init__(
+        self,
+        *,
+        code_length: int,
+        hmac_key: bytes,
+        hmac_key_id: str,
+        delivery_key: bytes,
+        delivery_key_id: str,
+        outbox: SealedCodes,
+        publish: Callable[[Envelope], Awaitable[None]],
+        clock: Callable[[], datetime],
+        keep_for: timedelta = timedelta(hours=1),
+    ) -> None:
+        self.code_length, self.hmac_key, self.hmac_key_id = code_length, hmac_key, hmac_key_id
+        self.delivery_key, self.delivery_key_id = delivery_key, delivery_key_id
+        self.outbox, self.publish, self.clock, self.keep_for = outbox, publish, clock, keep_for
+
+    async def draw(self, participant_id: str, drawn: Drawn) -> dict[str, str]:
+        """A new code: kept sealed in the outbox and in ``drawn``; returns the decision's fact
+        (``otp_id``, ``code_hmac``, ``key_id``)."""
+        otp_id, code = new_id(), generate_code(self.code_length)
+        ciphertext, key_id = seal_code(self.delivery_key, self.delivery_key_id, otp_id, code)
+        sealed = SealedCode(otp_id, ciphertext, key_id)
+        await self.outbox.keep(sealed, self.clock() + self.keep_for)
+        drawn.codes[otp_id] = sealed
+        return {"otp_id": otp_id, "code_hmac": code_hmac(self.hmac_key, participant_id, otp_id, code), "key_id": self.hmac_key_id}
+
+    async def deliver(self, events: tuple[Envelope, ...], drawn: Drawn) -> None:
+        """Publish a delivery request for every ``OtpIssued`` among ``events`` (new or replayed),
+        then drop from the outbox what was published and what no decision issued."""
+        issued_ids: list[str] = []
+        for envelope in events:
+            issued = envelope.open()
+            if not isinstance(issued, OtpIssued):
+                continue
+            sealed = drawn.codes.get(issued.otp_id) or await self.outbox.find(issued.otp_id)
+            if sealed is None:  # published and dropped before (a redelivery after a complete handling)
+                continue
+            request = OtpDeliveryRequested(
+                participant_id=issued.participant_id, otp_id=issued.otp_id, purpose=issued.purpose, channel=issued.channel,
+                destination=issued.destination, destination_masked=issued.destination_masked, algorithm="AES-256-GCM",
+                key_id=sealed.key_id, code_ciphertext=sealed.ciphertext, expires_at=issued.expires_at,
+            )
+            await self.publish(reply(envelope, request))
+            issued_ids.append(issued.otp_id)
+        unused = [otp_id for otp_id in drawn.codes if otp_id not in issued_ids]
+        if issued_ids or unused:
+            await self.outbox.drop(issued_ids + unused)
+
+
+class InMemorySealedCodes:
+    def __init__(self) -> None:
+        self.kept: dict[str, SealedCode] = {}
+
+    async def keep(self, code: SealedCode, until: datetime) -> None:  # noqa: ARG002
+        self.kept[code.otp_id] = code
+
+    async def find(self, otp_id: str) -> SealedCode | None:
+        return self.kept.get(otp_id)
+
+    async def drop(self, otp_ids: list[str]) -> None:
+        for otp_id in otp_ids:
+            self.kept.pop(otp_id, None)
