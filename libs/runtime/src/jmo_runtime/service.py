@@ -108,6 +108,8 @@ class Service:
         boundary = Boundary(accepted_on(topic), stream_kind_of(topic))
         answers = topics.producer_of(topic) in (topics.GATEWAY, topics.PAYMENT_CHANNEL)  # senders that wait for an answer
         budget = FailureBudget(attempts=self.settings.handler_attempts)
+        accepted = ", ".join(sorted(boundary.accepts))
+        description = f"{description} Written only by `{topics.producer_of(topic)}`; accepted here: {accepted}; anything else is refused."
         subscribe(
             self.broker, self.settings.topic(topic), group_id=f"jmo-{self.name}", handler=handle_then_wake_relay, description=description,
             budget=budget, boundary=boundary, on_refused=self.refuse if answers else None, watch=self.watch, max_bytes=self.settings.max_message_bytes,
