@@ -55,5 +55,16 @@ class Rejection(Exception):
         self.reason = reason
 
 
+class InvariantBroken(Exception):
+    """The state a decider was handed cannot occur by its own rules (a bug, or a tampered log):
+    nothing is decided, and the message is parked once its failure budget is spent."""
+
+
+def require(condition: object, what: str) -> None:
+    """A decider's invariant, checked also under ``python -O`` (where ``assert`` vanishes)."""
+    if not condition:
+        raise InvariantBroken(what)
+
+
 def rejected(service: str, command_type: str, command_id: str, reason_code: str, reason: str) -> CommandRejected:
     return CommandRejected(service=service, command_type=command_type, command_id=command_id, reason_code=reason_code, reason=reason)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from jmo_contracts import Event, Message
 from jmo_contracts.biometric import SelfieMatched, SelfieRejected, SubmitSelfie
 from jmo_contracts.biometric import SelfieRejectionReason as Reason
-from jmo_runtime import Context, Decider, Rejection
+from jmo_runtime import Context, Decider, Rejection, require
 
 from .quality import GUIDANCE, Verdict
 
@@ -94,13 +94,13 @@ def decide(message: Message, state: SelfieSession, context: Context) -> list[Eve
     v = check.verdict
     attempt = state.attempts_used + 1
     if v.match:
-        assert v.distance is not None and v.threshold is not None and check.engine and check.model_version
+        require(v.distance is not None and v.threshold is not None and check.engine and check.model_version, "a match carries its distance, threshold, engine and model")
         return [SelfieMatched(
             participant_id=message.participant_id, session_id=message.session_id, attempt=attempt, distance=round(v.distance, 4),
             threshold=v.threshold, engine=check.engine, model_version=check.model_version, reference_source=REFERENCE_SOURCE,
         )]
     reason = v.reason
-    assert reason is not None
+    require(reason is not None, "a refusal carries its reason")
     used = attempt if reason not in NOT_COUNTED else state.attempts_used
     return [_rejected(
         message, attempt, reason, max(max_attempts - used, 0),

@@ -28,7 +28,7 @@ from jmo_contracts.identity import (
     SubmitOtp,
 )
 from jmo_contracts.registration import ParticipantRegistered
-from jmo_runtime import Context, Decider, Rejection
+from jmo_runtime import Context, Decider, Rejection, require
 from jmo_runtime.rules import check_email, to_e164
 
 from . import otp
@@ -152,8 +152,8 @@ def _participant(state: Identity, claimed: str) -> str:
         raise Rejection("NIK_REJECTED", "the NIK was not confirmed by Dukcapil; registration cannot continue")
     if claimed != state.participant_id:
         raise Rejection("WRONG_PARTICIPANT", "the command names another participant than its stream")
-    assert state.participant_id is not None
-    return state.participant_id
+    require(state.participant_id is not None, "a checked NIK belongs to a participant")
+    return state.participant_id  # type: ignore[return-value]
 
 
 def evolve(state: Identity, event: Message) -> Identity:

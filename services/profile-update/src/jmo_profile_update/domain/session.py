@@ -58,7 +58,7 @@ from jmo_contracts.profile_update import (
     SubmitContactData,
     SubmitPopulationData,
 )
-from jmo_runtime import Context, Decider, Rejection
+from jmo_runtime import Context, Decider, Rejection, require
 from jmo_runtime.decider import rejected
 
 from . import fields
@@ -257,7 +257,7 @@ def population_data(command: SubmitPopulationData, state: Session, context: Cont
 
 
 def additional_data(command: SubmitAdditionalData, state: Session, context: Context) -> AdditionalDataSubmitted:
-    assert state.contact is not None
+    require(state.contact is not None, "the population step comes after the contact step")
     name, phone = fields.normalise_name(command.emergency_contact_name), fields.to_e164(command.emergency_contact_phone)
     if phone in (state.contact.phone, _profile(context).get("phone")):
         raise Rejection("EMERGENCY_CONTACT_IS_OWN_PHONE", "the emergency contact must be someone else's number")
@@ -287,7 +287,7 @@ def confirm(command: ConfirmProfileUpdate, state: Session, context: Context) -> 
     profile = _profile(context)
     new = submitted_values(state)
     changed = [name for name in EDITABLE if name in new and new[name] != profile.get(name)]
-    assert state.contact is not None
+    require(state.contact is not None, "the confirmation comes after the contact step")
     return ProfileUpdated(
         participant_id=command.participant_id, session_id=command.session_id, changed_fields=changed,
         new_values=ProfileValues.model_validate({name: new[name] for name in changed}),
@@ -333,7 +333,7 @@ def expire(state: Session, context: Context) -> Sequence[Event]:
     """The scheduler's ExpireProfileUpdate: only an open session past its deadline expires."""
     if not _expired(state, context.now):
         return []
-    assert state.participant_id is not None and state.session_id is not None
+    require(state.participant_id is not None and state.session_id is not None, "an open session has its participant and id")
     return [ProfileUpdateExpired(participant_id=state.participant_id, session_id=state.session_id, last_step=_last_step(state))]
 
 

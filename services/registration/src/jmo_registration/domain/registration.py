@@ -74,7 +74,7 @@ from jmo_contracts.registration import (
     RegistrationStage,
     RetryEmployerMembershipCheck,
 )
-from jmo_runtime import Context, Decider, Rejection
+from jmo_runtime import Context, Decider, Rejection, require
 
 from .contributions import RateTables, assess
 from .identity_rules import check_email, normalise_name, parse_nik, to_e164
@@ -224,7 +224,7 @@ def _require_open(state: Registration) -> None:
 
 def employment_details(command: ProvideEmploymentDetails, state: Registration, context: Context) -> Sequence[Event]:
     _require_open(state)
-    assert state.participant is not None and state.participant_id is not None
+    require(state.participant is not None and state.participant_id is not None, "an open registration has its participant")
     if state.status is Status.NIK_VERIFICATION:
         raise Rejection("NIK_NOT_CONFIRMED", "the NIK has not been confirmed by Dukcapil yet")
     if state.status is Status.OTP_VERIFICATION:
@@ -315,7 +315,7 @@ def retry_membership_check(command: RetryEmployerMembershipCheck, state: Registr
 
 def _membership_check(state: Registration, context: Context) -> list[Event]:
     """PU: the employer registry's answer (in the facts) decides activation, rejection or waiting."""
-    assert state.participant is not None and state.participant_id is not None
+    require(state.participant is not None and state.participant_id is not None, "a membership check follows a registration")
     pid = state.participant_id
     answer = facts(context).get("employer_membership", UNAVAILABLE)
     if isinstance(answer, str):
@@ -377,7 +377,7 @@ def _field(record: Any, name: str) -> Any:
 
 def _activated(state: Registration, kpj_number: str, programs: Sequence[Program], *, employer_name: str | None = None) -> AccountActivated:
     p = state.participant
-    assert p is not None
+    require(p is not None, "an activated account has its participant")
     return AccountActivated(
         participant_id=p.participant_id,
         category=p.category,
