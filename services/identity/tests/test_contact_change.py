@@ -22,8 +22,8 @@ NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 def request(destination_allowed: bool = True, contact_change_allowed: bool = True, **changes: Any) -> list[Any]:
     state = identity.fold([NikVerified(participant_id=PID, registration_stream_id=f"registration-{PID}", attempts=1)])
     command = RequestOtp.model_validate({"participant_id": PID, "channel": "sms", "purpose": "CONTACT_CHANGE", "new_contact": "0813-8880-0022", "profile_update_session_id": SESSION} | changes)
-    facts = {"policy": OtpPolicy(), "command_id": "a" * 32, "otp": {"otp_id": "b" * 32, "code_hmac": "c" * 64, "key_id": "k1"}, "destination_allowed": destination_allowed, "contact_change_allowed": contact_change_allowed}
-    return list(identity.decide(command, state, Context(now=NOW, stream_id=f"identity-{PID}", facts=facts)))
+    facts = {"policy": OtpPolicy(), "otp": {"otp_id": "b" * 32, "code_hmac": "c" * 64, "key_id": "k1"}, "destination_allowed": destination_allowed, "contact_change_allowed": contact_change_allowed}
+    return list(identity.decide(command, state, Context(now=NOW, stream_id=f"identity-{PID}", facts=facts, message_id="a" * 32)))
 
 
 def test_the_code_goes_to_the_new_contact_in_e164_and_names_the_session() -> None:

@@ -46,7 +46,7 @@ def ids(**extra: Any) -> dict[str, Any]:
 
 def decide(message: Any, events: Sequence[Event], *, now: datetime = T0, profile: Any = PROFILE) -> list[Event]:
     state = session.fold(events)
-    return list(session.decide(message, state, Context(now=now, stream_id=f"profile-update-{SID}", facts={"profile": profile, "message_id": MSG})))
+    return list(session.decide(message, state, Context(now=now, stream_id=f"profile-update-{SID}", facts={"profile": profile}, message_id=MSG)))
 
 
 def run(*messages: Any, now: datetime = T0, profile: Any = PROFILE) -> list[Event]:

@@ -62,7 +62,7 @@ PLACEMENT = {"destination_country": "MY", "placement_start": "2027-01-15", "plac
 
 
 def context(now: datetime = NOW, **facts: Any) -> Context:
-    return Context(now=now, stream_id=STREAM, facts={"message_id": SOURCE_ID, **facts})
+    return Context(now=now, stream_id=STREAM, facts=facts, message_id=SOURCE_ID)
 
 
 def decide(message: Message, state: Registration, *, now: datetime = NOW, **facts: Any) -> Sequence[Event]:

@@ -45,7 +45,7 @@ class Journey:
 
     def send(self, message: Message, **facts: Any) -> list[Event]:
         self.now += timedelta(minutes=1)
-        context = Context(now=self.now, stream_id=self.stream_id, facts={"message_id": "9" * 32, **facts})
+        context = Context(now=self.now, stream_id=self.stream_id, facts=facts, message_id="9" * 32)
         events = list(registration.decide(message, self.state, context))
         self.log.extend(events)
         return events

@@ -22,6 +22,9 @@ class Context:
     now: datetime
     stream_id: str
     facts: Mapping[str, Any] = field(default_factory=dict)
+    #: The id of the message being decided (a command, or another service's event): recorded as the
+    #: ``command_id`` of a rejection, or the ``source_message_id`` of what an event caused.
+    message_id: str | None = None
 
 
 @dataclass(frozen=True)

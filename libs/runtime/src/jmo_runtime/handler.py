@@ -76,7 +76,7 @@ class CommandHandler:
             facts = await facts(state, message)
         now = self.clock()
         try:
-            decided = list(self.decider.decide(message, state, Context(now=now, stream_id=stream, facts=facts or {})))
+            decided = list(self.decider.decide(message, state, Context(now=now, stream_id=stream, facts=facts or {}, message_id=command.message_id)))
         except Rejection as r:
             decided = [rejected(self.service, command.type, command.message_id, r.reason_code, r.reason)]
         if not decided:

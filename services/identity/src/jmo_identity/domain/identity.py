@@ -106,7 +106,7 @@ def request_code(command: RequestOtp, state: Identity, context: Context) -> Sequ
             raise Rejection("CONTACT_REQUIRED", f"no {command.channel} contact was given at registration")
     if context.facts.get("destination_allowed") is False:  # across participants: one email or phone is not flooded
         refusal = otp.OtpRefusal(OtpRejectionReason.HOURLY_LIMIT, "Batas permintaan kode OTP ke tujuan ini tercapai; coba lagi nanti")
-        return [refusal.as_event(participant_id=pid, purpose=command.purpose, command_id=context.facts["command_id"])]
+        return [refusal.as_event(participant_id=pid, purpose=command.purpose, command_id=_message_id(context))]
     code = context.facts["otp"]
     try:
         return [otp.issue(
@@ -114,7 +114,12 @@ def request_code(command: RequestOtp, state: Identity, context: Context) -> Sequ
             key_id=code["key_id"], channel=command.channel, destination=destination, purpose=command.purpose, profile_update_session_id=session_id,
         )]
     except otp.OtpRefusal as refusal:
-        return [refusal.as_event(participant_id=pid, purpose=command.purpose, command_id=context.facts["command_id"])]
+        return [refusal.as_event(participant_id=pid, purpose=command.purpose, command_id=_message_id(context))]
+
+
+def _message_id(context: Context) -> str:
+    require(context.message_id is not None, "a command is decided with its message id")
+    return context.message_id  # type: ignore[return-value]
 
 
 def otp_destination(command: RequestOtp, state: Identity) -> str | None:
@@ -141,7 +146,7 @@ def submit_code(command: SubmitOtp, state: Identity, context: Context) -> OtpVer
     pid = _participant(state, command.participant_id)
     return otp.verify(
         state.codes, context.now, participant_id=pid, purpose=command.purpose, otp_id=command.otp_id,
-        matches=context.facts["matches"], command_id=context.facts["command_id"],
+        matches=context.facts["matches"], command_id=_message_id(context),
     )
 
 

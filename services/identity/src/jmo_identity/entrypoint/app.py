@@ -143,7 +143,7 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
         drawn = Drawn()
 
         async def look_up(state: Any, command: Any) -> dict[str, object]:
-            facts: dict[str, object] = {"policy": policy, "command_id": envelope.message_id}
+            facts: dict[str, object] = {"policy": policy}
             if isinstance(command, RequestOtp):
                 facts["otp"] = await otp_codes().draw(participant_id, drawn)
                 if command.purpose is OtpPurpose.CONTACT_CHANGE:

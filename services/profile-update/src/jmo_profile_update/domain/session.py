@@ -19,9 +19,11 @@ Facts the application looks up before deciding (``context.facts``):
   None — for ``StartProfileUpdate`` (must be ACTIVE), the contact step (what changed, so what needs
   an OTP), the population step (gender from the NIK), the additional step (own phone) and the
   confirmation (which fields changed);
-* ``session_timeout`` (timedelta; 30 minutes when absent): the inactivity deadline each step sets;
-* ``message_id``: the message being decided (recorded as ``source_message_id`` of other services'
-  events, and as the ``command_id`` of a rejection decided together with an expiry).
+* ``session_timeout`` (timedelta; 30 minutes when absent): the inactivity deadline each step sets.
+
+``context.message_id`` (the message being decided) is recorded as the ``source_message_id`` of
+what other services' events cause, and as the ``command_id`` of a rejection decided together with
+an expiry.
 """
 
 from __future__ import annotations
@@ -174,7 +176,7 @@ def _open_for(command: Any, state: Session, context: Context) -> list[Event]:
     if state.step in CLOSED:
         raise Rejection("SESSION_CLOSED", f"this session is {state.step.lower()}; start a new one")
     if _expired(state, context.now):
-        command_id = _facts(context).get("message_id", "0" * 32)
+        command_id = context.message_id or "0" * 32
         return [
             ProfileUpdateExpired(participant_id=command.participant_id, session_id=command.session_id, last_step=_last_step(state)),
             rejected(SERVICE, command.TYPE, command_id, "SESSION_EXPIRED", "this session expired after inactivity; start a new one"),
@@ -304,7 +306,7 @@ def selfie_decided(event: SelfieMatched | SelfieRejected, state: Session, contex
     if not waiting or event.participant_id != state.participant_id or _expired(state, context.now):
         return []
     if isinstance(event, SelfieMatched):
-        source = _facts(context).get("message_id")
+        source = context.message_id
         return [SelfieVerificationRecorded(participant_id=event.participant_id, session_id=event.session_id, source_message_id=source, expires_at=_deadline(context))]
     if event.attempts_left == 0:
         return [
@@ -325,7 +327,7 @@ def contact_change_verified(event: OtpVerified, state: Session, context: Context
     expected = state.contact.email if event.channel is OtpChannel.EMAIL else state.contact.phone
     if event.destination.strip().lower() != expected.lower():
         return []
-    source = _facts(context).get("message_id")
+    source = context.message_id
     return [ContactChangeVerified(participant_id=event.participant_id, session_id=state.session_id, channel=event.channel, source_message_id=source, expires_at=_deadline(context))]
 
 

@@ -59,7 +59,7 @@ def build(settings: ProfileUpdateSettings, *, profiles: ProfileStore | None = No
         async def look_up(state: Any, message: Any) -> dict[str, Any]:
             participant = getattr(message, "participant_id", None)
             profile = await stores()[0].get(participant) if participant else None
-            return {"profile": profile, "session_timeout": timeout, "message_id": envelope.message_id}
+            return {"profile": profile, "session_timeout": timeout}
 
         return look_up
 
@@ -105,7 +105,7 @@ def build(settings: ProfileUpdateSettings, *, profiles: ProfileStore | None = No
             message_id = hashlib.sha256(f"expire:{due.key}:{due.at.isoformat()}".encode()).hexdigest()[:32]
             command = ExpireProfileUpdate(participant_id=due.data["participant_id"], session_id=due.data["session_id"])
             expire = Envelope.wrap(command, stream_id=due.key, correlation_id=due.data["correlation_id"], message_id=message_id)
-            handled = await service.commands(session).handle(expire, facts={"session_timeout": timeout, "message_id": message_id})
+            handled = await service.commands(session).handle(expire, facts={"session_timeout": timeout})
             await follow_up(handled)
             if not handled.events:  # finished meanwhile, or its deadline moved and the record missed it
                 state = session.fold(e.envelope.open() for e in await service.store.read_stream(due.key))

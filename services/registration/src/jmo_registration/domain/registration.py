@@ -181,7 +181,7 @@ def _is_for_this_registration(participant_id: str, state: Registration) -> bool:
 
 
 def _source_message_id(context: Context) -> str:
-    found = getattr(context, "message_id", None) or facts(context).get("message_id")
+    found = context.message_id
     if not (isinstance(found, str) and len(found) == _HEX32_LEN):
         raise Rejection("SOURCE_MESSAGE_ID_MISSING", "the message id of the identity event was not handed to the decision")
     return found

@@ -165,7 +165,7 @@ def build(
     async def on_identity_event(envelope: Envelope) -> None:
         event = envelope.open()
         if isinstance(event, NikVerified | NikRejected | OtpVerified):
-            await apply(envelope, f"registration-{event.participant_id}", {"message_id": envelope.message_id})
+            await apply(envelope, f"registration-{event.participant_id}", {})
 
     async def prepare_quota() -> None:
         if isinstance(quota := attempts(), MongoQuota):
