@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,13 @@ HEADER_CONTENT_TYPE = "content-type"
 def new_id() -> str:
     """A fresh random identifier (UUID4 as 32 hex digits)."""
     return uuid.uuid4().hex
+
+
+def derived_id(*parts: str) -> str:
+    """A deterministic identifier (32 hex digits) from ``parts``: every process and every retry that
+    derives it from the same parts gets the same id, so what it names is decided once (an expiry,
+    a retry, a refusal). ``sha256(":".join(parts))``, cut to 32 digits."""
+    return hashlib.sha256(":".join(parts).encode()).hexdigest()[:32]
 
 
 def stream_id(kind: str, ref: str | None = None) -> str:

@@ -8,7 +8,6 @@ AsyncAPI document) has no side effects.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -19,7 +18,7 @@ from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from jmo_contracts import Envelope, reply, topics
+from jmo_contracts import Envelope, derived_id, reply, topics
 from jmo_contracts.catalog import accepted_on, envelope_union, stream_kind_of
 from jmo_eventstore import EventStore, FieldEncryptionCodec, MongoEventStore, MongoKeyRing, PayloadCodec, PlainCodec
 
@@ -120,7 +119,7 @@ class Service:
         finds it by correlation id). It is logged on a stream of its own, ``refusal-<id>``, derived
         from the command's id, so a redelivered refusal is one decision and no participant's
         stream is touched by what anyone may write."""
-        ref = hashlib.sha256(f"refusal:{self.name}:{envelope.message_id}".encode()).hexdigest()[:32]
+        ref = derived_id("refusal", self.name, envelope.message_id)
         answer = reply(envelope, rejected(self.name, envelope.type, envelope.message_id, reason_code, reason), stream_id=f"refusal-{ref}")
         await self.store.append(answer.stream_id, 0, [answer], cause_id=ref)
         self._wake_relay.set()

@@ -9,13 +9,12 @@ short-retention delivery topic.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
-from jmo_contracts import Envelope, topics
+from jmo_contracts import Envelope, derived_id, topics
 from jmo_contracts.common import OtpChannel
 from jmo_contracts.identity import NikDeferralReason, OtpPurpose, RequestOtp, SubmitOtp
 from jmo_contracts.profile_update import ContactDataSubmitted, ProfileUpdateCancelled, ProfileUpdated, ProfileUpdateExpired
@@ -73,7 +72,7 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
 
     async def tell_deferral(envelope: Envelope, stream_id: str, unavailable: RegistryUnavailable) -> None:
         reason = NikDeferralReason.CIRCUIT_OPEN if isinstance(unavailable, CircuitOpen) else NikDeferralReason.TIMEOUT if "timeout" in str(unavailable).lower() else NikDeferralReason.UNAVAILABLE
-        cause = hashlib.sha256(f"nik-deferred:{envelope.message_id}".encode()).hexdigest()[:32]
+        cause = derived_id("nik-deferred", envelope.message_id)
         facts = {"nik_check": UNAVAILABLE, "deferral_reason": reason, "retry_in": timedelta(seconds=settings.dukcapil_retry_seconds)}
         try:
             await service.commands(identity).handle(envelope.model_copy(update={"message_id": cause}), stream_id=stream_id, facts=facts)

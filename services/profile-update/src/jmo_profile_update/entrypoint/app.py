@@ -8,13 +8,12 @@ biometric service matched its selfie or identity verified a changed contact.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-from jmo_contracts import Envelope, topics
+from jmo_contracts import Envelope, derived_id, topics
 from jmo_contracts.biometric import SelfieMatched, SelfieRejected
 from jmo_contracts.identity import OtpVerified
 from jmo_contracts.profile_update import ExpireProfileUpdate
@@ -102,7 +101,7 @@ def build(settings: ProfileUpdateSettings, *, profiles: ProfileStore | None = No
         _, session_deadlines = stores()
         for due in await session_deadlines.due(datetime.now(UTC)):
             # one message id per deadline: every instance and every sweep asks once for the same expiry
-            message_id = hashlib.sha256(f"expire:{due.key}:{due.at.isoformat()}".encode()).hexdigest()[:32]
+            message_id = derived_id("expire", due.key, due.at.isoformat())
             command = ExpireProfileUpdate(participant_id=due.data["participant_id"], session_id=due.data["session_id"])
             expire = Envelope.wrap(command, stream_id=due.key, correlation_id=due.data["correlation_id"], message_id=message_id)
             handled = await service.commands(session).handle(expire, facts={"session_timeout": timeout})

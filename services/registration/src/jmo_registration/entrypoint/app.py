@@ -6,13 +6,12 @@ account, the employer registry's answer, a reserved KPJ number) and hands it ove
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
-from jmo_contracts import Envelope, topics
+from jmo_contracts import Envelope, derived_id, topics
 from jmo_contracts.common import Category, OtpChannel
 from jmo_contracts.identity import NikRejected, NikVerified, OtpVerified
 from jmo_contracts.registration import ExpireRegistration, ProvideEmploymentDetails, RecordContributionPayment, RegisterParticipant, RetryEmployerMembershipCheck
@@ -136,7 +135,7 @@ def build(
             # the same message id from every instance and every sweep: expiring twice is one decision
             expire = Envelope.wrap(
                 ExpireRegistration(registered_at=registered_at), stream_id=stream_id, correlation_id=correlation_id,
-                message_id=hashlib.sha256(f"expire:{stream_id}".encode()).hexdigest()[:32],
+                message_id=derived_id("expire", stream_id),
             )
             handled = await apply(expire, stream_id, {"registration_timeout": timeout})
             if not handled.events:  # it had ended already, and settling it was cut short
@@ -148,7 +147,7 @@ def build(
             # the same message id from every instance and every sweep: one retry per deferral
             retry = Envelope.wrap(
                 RetryEmployerMembershipCheck(attempt=attempt), stream_id=due.key, correlation_id=due.data["correlation_id"],
-                message_id=hashlib.sha256(f"retry:{due.key}:{attempt}".encode()).hexdigest()[:32],
+                message_id=derived_id("retry", due.key, str(attempt)),
             )
             try:
                 handled = await apply(retry, due.key, facts_for(retry))
