@@ -94,3 +94,15 @@ def test_only_the_known_principals_appear_and_the_admin_needs_no_acl(acls):
 
 def test_without_a_prefix_the_names_are_the_contracts_own():
     assert {a.name for a in derive_acls() if a.resource == "topic"} == {s.name for s in t.all_topics()}
+
+
+def test_a_service_never_inherits_the_kafka_passwords_of_the_shell_only_gets_its_own():
+    from jmo_devstack.secrets import kafka_identity
+    from jmo_devstack.services import service_env
+
+    shell = {"PATH": "/bin", "JMO_KAFKA_PASSWORD_GATEWAY": "g", "JMO_KAFKA_PASSWORD_OPS": "o", "JMO_KAFKA_USERNAME": "ops", "JMO_KAFKA_PASSWORD": "o"}
+    env = service_env("b:1", "mongodb://x/", "", kafka_identity("registration", "r"), base=shell)
+    assert {k: v for k, v in env.items() if k.startswith("JMO_KAFKA_")} == {
+        "JMO_KAFKA_USERNAME": "registration", "JMO_KAFKA_PASSWORD": "r", "JMO_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+    }
+    assert env["PATH"] == "/bin"
