@@ -19,6 +19,8 @@ class Bench:
     db: AsyncDatabase
     bootstrap: str
     run_id: str
+    kafka_options: dict = field(default_factory=dict)
+    """aiokafka options authenticating the bench's clients (the admin on the embedded, secured broker)."""
     topics: list[str] = field(default_factory=list)
     _counter: itertools.count = field(default_factory=itertools.count)
 
@@ -36,6 +38,6 @@ class Bench:
     async def fresh_topic(self, label: str, partitions: int) -> str:
         """A new topic, created explicitly and ready."""
         name = f"{self.run_id}.{label}.{next(self._counter)}"
-        await create_topic(self.bootstrap, name, partitions)
+        await create_topic(self.bootstrap, name, partitions, self.kafka_options)
         self.topics.append(name)
         return name

@@ -18,6 +18,7 @@ from typing import Any
 import jmo_eventstore.mongo as mongo_module
 import jmo_runtime.relay as relay_module
 from jmo_eventstore import MongoEventStore
+from jmo_runtime.kafka_security import credentials_from_options
 from jmo_runtime.relay import KafkaRecordPublisher, MongoCheckpoints, Relay
 
 from context import Bench
@@ -125,7 +126,7 @@ async def breakdown(bench: Bench, log: Log) -> dict[str, Any]:
     await _with(patches, lambda: _replay(log))
     out["replay (read_all pages of 200)"] = t.report(time.perf_counter() - start)
 
-    publisher = KafkaRecordPublisher(bench.bootstrap, client_id="bench-probe")
+    publisher = KafkaRecordPublisher(bench.bootstrap, client_id="bench-probe", credentials=credentials_from_options(bench.kafka_options))
     await publisher.start()
     try:
         checkpoints = MongoCheckpoints(bench.db["relay_checkpoints"])

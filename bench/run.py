@@ -40,11 +40,11 @@ from servers import delete_topics, servers  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 
-async def benchmark(kafka_bootstrap: str, mongodb_uri: str) -> tuple[list[Metric], dict[str, Any], dict[str, str]]:
+async def benchmark(kafka_bootstrap: str, mongodb_uri: str, kafka_options: dict[str, Any] | None = None) -> tuple[list[Metric], dict[str, Any], dict[str, str]]:
     """Every suite against the given servers; returns metrics, extra timings and server versions."""
     run_id = "bench" + secrets.token_hex(4)
     client: AsyncMongoClient = AsyncMongoClient(mongodb_uri)
-    bench = Bench(client[run_id], kafka_bootstrap, run_id)
+    bench = Bench(client[run_id], kafka_bootstrap, run_id, dict(kafka_options or {}))
     metrics: list[Metric] = []
     extras: dict[str, Any] = {}
     try:
@@ -64,7 +64,7 @@ async def benchmark(kafka_bootstrap: str, mongodb_uri: str) -> tuple[list[Metric
     finally:
         await client.drop_database(run_id)
         await client.close()
-        await delete_topics(kafka_bootstrap, bench.topics)
+        await delete_topics(kafka_bootstrap, bench.topics, bench.kafka_options)
     return metrics, extras, {"mongodb_protocol_server": _server_name(server)}
 
 
@@ -133,7 +133,7 @@ def main() -> int:
     _say("starting servers ...")
     with servers() as infra:
         _say(f"servers: {infra.source} (kafka {infra.kafka_bootstrap}, store {infra.mongodb_uri})")
-        metrics, extras, server_versions = asyncio.run(benchmark(infra.kafka_bootstrap, infra.mongodb_uri))
+        metrics, extras, server_versions = asyncio.run(benchmark(infra.kafka_bootstrap, infra.mongodb_uri, infra.admin_options()))
         _say("stopping servers ...")
     figures = suite_biometric.run(_say)
     (HERE / "results_biometric.json").write_text(json.dumps(figures, indent=2) + "\n")

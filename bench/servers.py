@@ -41,18 +41,18 @@ class _Topic:
         return {}
 
 
-async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
+async def create_topic(bootstrap: str, name: str, partitions: int, kafka_options: dict | None = None) -> None:
     """Create one topic (auto-create is off) and wait until every partition has a leader."""
-    await create_topics(bootstrap, specs=[_Topic(name, partitions)])  # type: ignore[list-item]
+    await create_topics(bootstrap, specs=[_Topic(name, partitions)], client_options=kafka_options)  # type: ignore[list-item]
 
 
-async def delete_topics(bootstrap: str, names: list[str]) -> None:
+async def delete_topics(bootstrap: str, names: list[str], kafka_options: dict | None = None) -> None:
     """Best-effort removal of the benchmark's topics (matters when the servers are not ours)."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     if not names:
         return
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(kafka_options or {}))
     await admin.start()
     try:
         await admin.delete_topics(names)

@@ -6,6 +6,7 @@ import asyncio
 
 from aiokafka import AIOKafkaProducer
 
+from jmo_runtime.kafka_security import credentials_from_options
 from jmo_runtime.relay import KafkaRecordPublisher, MongoCheckpoints, OutgoingRecord, Relay, to_record
 
 from context import Bench
@@ -60,8 +61,8 @@ async def prepared_records(log: Log) -> list[OutgoingRecord]:
 
 async def run(bench: Bench, log: Log) -> list[Metric]:
     records = await prepared_records(log)
-    publisher = KafkaRecordPublisher(bench.bootstrap, client_id="bench-relay")
-    producer = AIOKafkaProducer(bootstrap_servers=bench.bootstrap, client_id="bench-raw", enable_idempotence=True, acks="all", linger_ms=5)
+    publisher = KafkaRecordPublisher(bench.bootstrap, client_id="bench-relay", credentials=credentials_from_options(bench.kafka_options))
+    producer = AIOKafkaProducer(bootstrap_servers=bench.bootstrap, client_id="bench-raw", enable_idempotence=True, acks="all", linger_ms=5, **bench.kafka_options)
     await publisher.start()
     await producer.start()
     try:

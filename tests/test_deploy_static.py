@@ -75,16 +75,63 @@ def test_each_app_health_port_matches_its_healthcheck(services):
         assert checked == [str(port)], name
 
 
-def test_kafka_ui_points_at_the_kafka_service(services):
+def test_kafka_ui_points_at_the_kafka_service_as_the_read_only_ops_principal(services):
     env = services["kafka-ui"]["environment"]
     host, port = env["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"].split(":")
     assert host == "kafka"
-    assert f"PLAINTEXT://kafka:{port}" in services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert f"INTERNAL://kafka:{port}" in services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     assert services["kafka-ui"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert env["KAFKA_CLUSTERS_0_PROPERTIES_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+    assert env["KAFKA_CLUSTERS_0_PROPERTIES_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    assert 'username="ops" password="${JMO_KAFKA_PASSWORD_OPS:?' in env["KAFKA_CLUSTERS_0_PROPERTIES_SASL_JAAS_CONFIG"]
+
+
+def _kafka_script(services) -> str:
+    return "\n".join(services["kafka"]["command"])
+
+
+def test_kafka_authenticates_every_client_listener_with_scram_and_authorises_with_the_standard_authorizer(services):
+    env, script = services["kafka"]["environment"], _kafka_script(services)
+    protocols = dict(entry.split(":") for entry in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    listeners = re.search(r"^listeners=(.*)$", script, re.M).group(1)
+    for listener in listeners.split(","):
+        name = listener.split("://")[0]
+        assert protocols[name].startswith("SASL_"), name  # no PLAINTEXT listener at all
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert "authorizer.class.name=$$KAFKA_AUTHORIZER_CLASS_NAME" in script
+    assert "allow.everyone.if.no.acl.found=false" in script
+    assert env["KAFKA_SUPER_USERS"] == "User:jmo-admin"
+    assert "--add-scram" in script and "--command-config /tmp/admin.properties" in _health_command(services["kafka"])
+
+
+def test_kafka_creates_a_scram_user_for_every_principal_from_the_environment(services):
+    from jmo_devstack.secrets import kafka_password_variables
+
+    env = services["kafka"]["environment"]
+    for principal, variable in kafka_password_variables().items():
+        assert re.fullmatch(r"\$\{" + variable + r":\?[^}]*\}", str(env[variable])), principal
+        # the script turns the variable's name back into the principal's name
+        assert variable.removeprefix("JMO_KAFKA_PASSWORD_").lower().replace("_", "-") == principal
+
+
+def test_each_service_authenticates_as_itself_with_only_its_own_password(services):
+    for name in SERVICE_PORTS:
+        env = services[name]["environment"]
+        assert env["JMO_KAFKA_USERNAME"] == name
+        variable = "JMO_KAFKA_PASSWORD_" + name.upper().replace("-", "_")
+        assert re.fullmatch(r"\$\{" + variable + r":\?[^}]*\}", str(env["JMO_KAFKA_PASSWORD"])), name
+        assert not [k for k in env if k.startswith("JMO_KAFKA_PASSWORD_")], name  # nobody else's
+
+
+def test_the_topics_job_creates_the_acls_as_the_admin(services):
+    env = services["topics"]["environment"]
+    assert re.fullmatch(r"\$\{JMO_KAFKA_PASSWORD_JMO_ADMIN:\?[^}]*\}", env["JMO_KAFKA_PASSWORD_JMO_ADMIN"])
 
 
 def test_kafka_creates_no_topic_by_accident(services):
     assert services["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert "auto.create.topics.enable=$$KAFKA_AUTO_CREATE_TOPICS_ENABLE" in _kafka_script(services)
 
 
 def test_mongodb_runs_as_a_replica_set_initiated_by_its_healthcheck(services):

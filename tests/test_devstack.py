@@ -43,8 +43,8 @@ def service_command(tmp_path: Path):
 
 
 async def test_kafka_answers_metadata_and_has_every_topic(infra, topics):
-    assert await metadata_answers(infra.kafka_bootstrap)
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    assert await metadata_answers(infra.kafka_bootstrap, client_options=infra.admin_options())
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap, **infra.admin_options())
     await admin.start()
     try:
         present = set(await admin.list_topics())

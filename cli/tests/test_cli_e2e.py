@@ -21,7 +21,7 @@ SITI = {"category": "BPU", "nik": "3201014508900001", "full_name": "Siti Aminah"
 @pytest.fixture
 def jmo(infra: Any, topic_prefix: str, database_prefix: str, service_keys: dict[str, str]):  # noqa: ANN201
     # the CLI reads the logs with the services' keys (JMO_DATA_KEY), as a person at the stack would
-    env = os.environ | service_keys | {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap, "MONGODB_URI": infra.mongodb_uri, "JMO_TOPIC_PREFIX": topic_prefix, "JMO_DATABASE_PREFIX": database_prefix}
+    env = os.environ | service_keys | {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap, "MONGODB_URI": infra.mongodb_uri, "JMO_TOPIC_PREFIX": topic_prefix, "JMO_DATABASE_PREFIX": database_prefix} | infra.kafka_tool_env()
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([JMO, *args], env=env, capture_output=True, text=True, timeout=120, check=False)

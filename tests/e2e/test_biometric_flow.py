@@ -70,7 +70,7 @@ async def submit(gateway: Gateway, infra: Any, database_prefix: str, pid: str, s
 async def test_a_selfie_is_matched_or_refused_with_a_reason_and_its_blob_is_gone(infra: Any, database_prefix: str, topic_prefix: str, service_runner: Any) -> None:
     biometric = service_runner("biometric", {"JMO_BIOMETRIC_WORKERS": "1"}, timeout=120)
     person = citizen_with_photo("obama.jpg")
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         pid = await registered(gateway, infra, database_prefix, person)
         session = new_id()
         _, refused = await submit(gateway, infra, database_prefix, pid, session, "two_people.jpg")

@@ -52,7 +52,7 @@ async def test_a_hostile_burst_is_parked_or_refused_and_every_partition_still_an
     services = {name: service_runner(name, {"JMO_BIOMETRIC_WORKERS": "1"} if name == "biometric" else None, timeout=120) for name in ("registration", "identity", "biometric", "profile-update")}
     batch = hostile_batch()
     sent: dict[tuple[str, int, int], Hostile] = {}
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         for topic, messages in batch.items():
             for hostile in messages:
                 partition, offset = await gateway.send_raw(topic, hostile.value, key=hostile.key, headers=hostile.headers)
@@ -87,7 +87,7 @@ async def test_a_hostile_burst_is_parked_or_refused_and_every_partition_still_an
     parked: dict[tuple[str, int, int], str] = {}
     for topic in batch:
         expected = sum(1 for (t, _, _), h in sent.items() if t == topic_prefix + topic and h.message_id not in refused_ids)
-        for record in await read_records(infra.kafka_bootstrap, topic_prefix + topics.dlq(topic), expected, timeout=60):
+        for record in await read_records(infra.kafka_bootstrap, topic_prefix + topics.dlq(topic), expected, timeout=60, client_options=infra.kafka_options("ops")):
             headers = {k: v.decode() for k, v in record.headers}
             name, partition, offset = headers[DLQ_SOURCE].rsplit("/", 2)
             parked[(name, int(partition), int(offset))] = headers[DLQ_REASON]

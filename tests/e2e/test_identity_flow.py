@@ -31,7 +31,7 @@ def stack(service_runner: Any) -> list[Any]:
 
 async def delivered_code(infra: Any, topic_prefix: str, keys: dict[str, str], correlation_id: str, otp_id: str) -> str:
     """What the notification service will do: find the sealed code and open it with its key."""
-    consumer = AIOKafkaConsumer(topic_prefix + topics.OTP_DELIVERY, bootstrap_servers=infra.kafka_bootstrap, group_id=None, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(topic_prefix + topics.OTP_DELIVERY, bootstrap_servers=infra.kafka_bootstrap, group_id=None, auto_offset_reset="earliest", **infra.kafka_options("ops"))
     await consumer.start()
     try:
         for _ in range(60):
@@ -59,7 +59,7 @@ async def send(gateway: Gateway, command_type: str, data: dict[str, Any], journe
 
 
 async def test_a_matching_nik_gets_a_sealed_code_that_verifies_the_contact(infra: Any, topic_prefix: str, service_keys: dict[str, str], stack: list[Any]) -> None:
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         journey, events = await register(gateway, citizen(0))
         assert {e.type for e in events} >= {"ParticipantRegistered", "NikVerified", "OtpIssued"}
         issued = next(e for e in events if e.type == "OtpIssued").payload
@@ -76,7 +76,7 @@ async def test_a_matching_nik_gets_a_sealed_code_that_verifies_the_contact(infra
 
 
 async def test_dukcapil_refuses_a_name_that_does_not_match_and_a_nik_it_does_not_know(infra: Any, topic_prefix: str, stack: list[Any]) -> None:
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         _, mismatch = await register(gateway, citizen(1) | {"full_name": "Nama Yang Lain"})
         unknown_nik = "3201014508909999"  # structurally valid, not in the registry
         _, unknown = await register(gateway, citizen(2) | {"nik": unknown_nik})
@@ -87,7 +87,7 @@ async def test_dukcapil_refuses_a_name_that_does_not_match_and_a_nik_it_does_not
 
 
 async def test_a_resend_too_soon_and_five_wrong_codes_are_refused_and_the_code_dies(infra: Any, topic_prefix: str, service_keys: dict[str, str], stack: list[Any]) -> None:
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         journey, events = await register(gateway, citizen(3))
         issued = next(e for e in events if e.type == "OtpIssued").payload
         [too_soon] = await send(gateway, "RequestOtp", {"channel": "email", "purpose": "REGISTRATION"}, journey, {"OtpRejected", "OtpIssued"})
@@ -104,7 +104,7 @@ async def test_a_resend_too_soon_and_five_wrong_codes_are_refused_and_the_code_d
 async def test_a_code_submitted_after_it_expired_is_refused(infra: Any, topic_prefix: str, service_keys: dict[str, str], service_runner: Any) -> None:
     service_runner("registration")
     service_runner("identity", {"JMO_OTP_VALIDITY_SECONDS": "3"})
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         journey, events = await register(gateway, citizen(4))
         issued = next(e for e in events if e.type == "OtpIssued").payload
         code = await delivered_code(infra, topic_prefix, service_keys, journey.correlation_id, issued["otp_id"])

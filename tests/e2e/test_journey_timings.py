@@ -42,7 +42,7 @@ async def test_measure_registration_and_pengkinian_data_step_by_step(infra: Any,
     service_runner("notification", sinks.env)
     timings: dict[str, list[float]] = defaultdict(list)
 
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
 
         async def timed(label: str, command: Any, outcome: str) -> Any:
             started = time.perf_counter()

@@ -62,7 +62,7 @@ async def test_the_registration_journey_runs_end_to_end_with_the_otp_read_from_j
     services = [service_runner("registration"), service_runner("identity"), service_runner("notification", sinks.env)]
     data = citizen(10) | {"otp_channel": "sms"}
     phone = "+62" + data["phone"][1:]
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         journey = command_envelope("RegisterParticipant", data)
         await gateway.send(journey)
         await gateway.until(journey.correlation_id, {"OtpIssued"}, timeout=60)
@@ -94,7 +94,7 @@ async def test_the_registration_journey_runs_end_to_end_with_the_otp_read_from_j
 async def test_a_redelivered_request_and_a_restart_send_nothing_twice(infra: Any, topic_prefix: str, service_runner: Any, sinks: Any, service_keys: dict[str, str]) -> None:
     notification = service_runner("notification", sinks.env)
     requests = [otp_request(service_keys, n) for n in range(5)]
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         for request in requests + requests[:2]:  # two redelivered at once
             await gateway.send(request, topic=topics.OTP_DELIVERY)
         assert len(await settle(sinks, 5)) == 5
@@ -111,7 +111,7 @@ async def test_a_failing_sms_provider_is_retried_until_it_recovers(infra: Any, t
     service_runner("notification", {**sinks.env, **FAST_RETRIES})
     sinks.fault("sms", fail_next=2, status=500)
     request = otp_request(service_keys, 1, channel="sms", code="314159")
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         await gateway.send(request, topic=topics.OTP_DELIVERY)
         [sent] = [e for e in await gateway.until(request.correlation_id, {"NotificationSent", "NotificationFailed"}, timeout=60) if e.type.startswith("Notification")]
     assert (sent.type, sent.payload["attempts"]) == ("NotificationSent", 3)
@@ -126,10 +126,10 @@ async def test_a_permanently_failing_provider_ends_in_notification_failed_and_th
     service_runner("notification", {**sinks.env, **FAST_RETRIES, "JMO_DELIVERY_ATTEMPTS": "3"})
     sinks.fault("sms", always=fault)
     request = otp_request(service_keys, 2, channel="sms")
-    dlq = AIOKafkaConsumer(topic_prefix + topics.dlq(topics.OTP_DELIVERY), bootstrap_servers=infra.kafka_bootstrap, group_id=None, auto_offset_reset="earliest")
+    dlq = AIOKafkaConsumer(topic_prefix + topics.dlq(topics.OTP_DELIVERY), bootstrap_servers=infra.kafka_bootstrap, group_id=None, auto_offset_reset="earliest", **infra.kafka_options("ops"))
     await dlq.start()
     try:
-        async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+        async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
             await gateway.send(request, topic=topics.OTP_DELIVERY)
             events = await gateway.until(request.correlation_id, {"NotificationSent", "NotificationFailed"}, timeout=60)
         failed = only(events, "NotificationFailed")
@@ -150,7 +150,7 @@ async def test_a_permanently_failing_provider_ends_in_notification_failed_and_th
 async def test_killing_the_service_in_a_burst_of_200_otps_still_delivers_exactly_200(infra: Any, topic_prefix: str, service_runner: Any, sinks: Any, service_keys: dict[str, str]) -> None:
     notification = service_runner("notification", {**sinks.env, "JMO_CLAIM_LEASE_SECONDS": "3"})
     requests = [otp_request(service_keys, n, channel="email" if n % 2 else "sms") for n in range(200)]
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         await asyncio.gather(*(gateway.send(r, topic=topics.OTP_DELIVERY) for r in requests))
     at_kill = len(await until(lambda: (m if len(m := sinks.messages()) >= 40 else None), 60, every=0.05))
     notification.kill()  # SIGKILL: no shutdown, offsets of in-flight messages not committed
@@ -171,7 +171,7 @@ async def test_measure_latency_from_otp_issued_to_the_message_in_the_sink(infra:
     service_runner("registration"), service_runner("identity"), service_runner("notification", sinks.env)
     pool = identities("BPU", 400)[100:100 + count]
     issued: dict[str, datetime] = {}
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         for n, p in enumerate(pool):
             data = {"category": "BPU", "nik": p["nik"], "full_name": p["full_name"], "email": f"latensi{n:03d}@example.com", "phone": f"08129{n:07d}", "otp_channel": "email"}
             journey = command_envelope("RegisterParticipant", data)
@@ -183,7 +183,7 @@ async def test_measure_latency_from_otp_issued_to_the_message_in_the_sink(infra:
     await settle(sinks, 2 * len(issued), quiet=2)
     received = {m["to"]: datetime.fromisoformat(m["received_at"].replace("Z", "+00:00")) for m in sinks.messages() if CODE.search(m["body"] or "")}
     published: dict[str, datetime] = {}  # when identity's producer created the delivery request (Kafka CreateTime)
-    consumer = AIOKafkaConsumer(topic_prefix + topics.OTP_DELIVERY, bootstrap_servers=infra.kafka_bootstrap, group_id=None, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(topic_prefix + topics.OTP_DELIVERY, bootstrap_servers=infra.kafka_bootstrap, group_id=None, auto_offset_reset="earliest", **infra.kafka_options("ops"))
     await consumer.start()
     try:
         for _ in range(10):
@@ -209,7 +209,7 @@ async def test_two_instances_share_the_work_and_one_dying_sends_nothing_twice(in
     env = {**sinks.env, "JMO_CLAIM_LEASE_SECONDS": "3"}
     first, second = service_runner("notification", env), service_runner("notification", env)
     requests = [otp_request(service_keys, 1000 + n) for n in range(100)]
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         await asyncio.gather(*(gateway.send(r, topic=topics.OTP_DELIVERY) for r in requests))
         await until(lambda: len(sinks.messages()) >= 20, 60, every=0.05)
         second.kill()  # its partitions move to the first instance, with whatever it had claimed
@@ -240,7 +240,7 @@ async def test_a_crash_after_sending_but_before_recording_is_resent_with_the_sam
     await client[f"{database_prefix}jmo_notification"]["deliveries"].insert_one({"_id": nid, "owner": "crashed", "claimed_at": datetime.now(UTC) - timedelta(minutes=5), "outcome": None})
     await client.close()
     service_runner("notification", {**sinks.env, "JMO_CLAIM_LEASE_SECONDS": "60"})
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         await gateway.send(request, topic=topics.OTP_DELIVERY)
         sent = only(await gateway.until(request.correlation_id, {"NotificationSent", "NotificationFailed"}, timeout=60), "NotificationSent")
     assert sent.payload["notification_id"] == nid
@@ -250,7 +250,7 @@ async def test_a_crash_after_sending_but_before_recording_is_resent_with_the_sam
 async def test_a_participant_dukcapil_refuses_is_told_on_the_channel_given_at_registration(infra: Any, topic_prefix: str, service_runner: Any, sinks: Any) -> None:
     service_runner("registration"), service_runner("identity"), service_runner("notification", sinks.env)
     data = citizen(11) | {"full_name": "Nama Yang Lain", "otp_channel": "email"}
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         journey = command_envelope("RegisterParticipant", data)
         await gateway.send(journey)
         only(await gateway.until(journey.correlation_id, {"RegistrationRejected"}, timeout=60), "RegistrationRejected")
@@ -268,7 +268,7 @@ async def test_a_profile_update_is_confirmed_to_the_participant(infra: Any, topi
         contact_email="siti.baru@example.com", contact_phone="+6281234567890", notification_channel="email",
     )
     event = Envelope.wrap(updated, stream_id=f"profile-update-{participant}", correlation_id=new_id())
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         await gateway.send(event, topic=topics.events("profile-update"))
         await gateway.send(event, topic=topics.events("profile-update"))  # redelivered
         only(await gateway.until(event.correlation_id, {"NotificationSent"}, timeout=60), "NotificationSent")

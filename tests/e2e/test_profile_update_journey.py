@@ -114,8 +114,10 @@ class Session:
         """Publish an outcome as the biometric service would (for the case of a session's last attempt)."""
         from faststream.kafka import KafkaBroker
 
+        from jmo_runtime.kafka_security import faststream_security
+
         envelope = Envelope.wrap(event, stream_id=f"biometric-{self.sid}", correlation_id=self.correlation_id)
-        broker = KafkaBroker(infra.kafka_bootstrap)
+        broker = KafkaBroker(infra.kafka_bootstrap, security=faststream_security(infra.kafka_options("biometric")))
         await broker.start()
         try:
             await publish_envelope(broker, topic_prefix + topics.events("biometric"), envelope)
@@ -131,7 +133,7 @@ async def until_type(gateway: Gateway, session: Session, wanted: str) -> Envelop
 
 
 def jmo(*args: str, infra: Any, topic_prefix: str, database_prefix: str, keys: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    env = os.environ | keys | {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap, "MONGODB_URI": infra.mongodb_uri, "JMO_TOPIC_PREFIX": topic_prefix, "JMO_DATABASE_PREFIX": database_prefix}
+    env = os.environ | keys | {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap, "MONGODB_URI": infra.mongodb_uri, "JMO_TOPIC_PREFIX": topic_prefix, "JMO_DATABASE_PREFIX": database_prefix} | infra.kafka_tool_env()
     return subprocess.run([str(Path(sys.executable).with_name("jmo")), *args], env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -139,7 +141,7 @@ def jmo(*args: str, infra: Any, topic_prefix: str, database_prefix: str, keys: d
 async def test_an_active_participant_updates_the_profile_with_a_verified_new_phone(
     infra: Any, topic_prefix: str, database_prefix: str, service_keys: dict[str, str], stack: dict[str, Any], sinks: Any
 ) -> None:
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         pid, data = await activated_participant(gateway, 21, infra, topic_prefix, database_prefix, service_keys, data=with_ktp_photo("kit_harington1.jpeg", 21))
         s = Session(gateway, pid)
         started = await s.send("StartProfileUpdate")
@@ -232,7 +234,7 @@ async def test_sessions_refuse_inactive_accounts_end_after_the_last_failed_selfi
     for name in ("registration", "identity", "biometric"):
         service_runner(name)
     service_runner("profile-update", {"JMO_PROFILE_SESSION_TIMEOUT_SECONDS": "8", "JMO_PROFILE_SWEEP_SECONDS": "0.5"})
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         stranger = Session(gateway, new_id())
         assert (await stranger.send("StartProfileUpdate")).payload["reason_code"] == "UNKNOWN_PARTICIPANT"
 

@@ -61,7 +61,7 @@ def only(events: list[Envelope], type_: str) -> Envelope:
 @pytest.mark.usefixtures("stack")
 async def test_a_self_employed_worker_pays_the_first_contribution_and_gets_a_new_kpj(infra: Any, topic_prefix: str, service_keys: dict[str, str]) -> None:
     data = person("BPU", 0)
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         journey = await contact_verified(gateway, data, infra, topic_prefix, service_keys)
         assessed = only(await step(gateway, journey, "ProvideEmploymentDetails", {"occupation": "Pedagang keliling", "work_location": "Kota Bogor", "monthly_income": 2_500_000, "join_jht": True}), "ContributionAssessed")
         due = assessed.payload["amount_due"]
@@ -80,7 +80,7 @@ async def test_a_self_employed_worker_pays_the_first_contribution_and_gets_a_new
 async def test_an_employee_enrolled_by_the_employer_is_activated_with_the_employers_kpj(infra: Any, topic_prefix: str, service_keys: dict[str, str]) -> None:
     enrolled = identities("PU", 5)[1]
     data = person("PU", 0, employer=True) | {"nik": enrolled["nik"], "full_name": enrolled["full_name"]}
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         journey = await contact_verified(gateway, data, infra, topic_prefix, service_keys)
         events = await step(gateway, journey, "ProvideEmploymentDetails", {"occupation": "Operator produksi", "employer_name": "PT Contoh", "monthly_income": 5_000_000})
     assert only(events, "AccountActivated").payload["kpj_number"] == enrolled["kpj_number"]
@@ -88,7 +88,7 @@ async def test_an_employee_enrolled_by_the_employer_is_activated_with_the_employ
 
 @pytest.mark.usefixtures("stack")
 async def test_an_employee_the_employer_registry_does_not_know_is_refused(infra: Any, topic_prefix: str, service_keys: dict[str, str]) -> None:
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         journey = await contact_verified(gateway, person("PU", 3, employer=False), infra, topic_prefix, service_keys)
         events = await step(gateway, journey, "ProvideEmploymentDetails", {"occupation": "Operator produksi", "employer_name": "PT Tidak Ada", "monthly_income": 5_000_000})
     assert only(events, "RegistrationRejected").payload["reason_code"] == "EMPLOYER_MEMBERSHIP_NOT_FOUND"
@@ -97,7 +97,7 @@ async def test_an_employee_the_employer_registry_does_not_know_is_refused(infra:
 @pytest.mark.usefixtures("stack")
 async def test_a_migrant_worker_pays_the_placement_package_and_is_activated(infra: Any, topic_prefix: str, service_keys: dict[str, str]) -> None:
     placement = {"destination_country": "MY", "placement_start": "2027-01-15", "placement_end": "2029-01-14"}
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         journey = await contact_verified(gateway, person("PMI", 5), infra, topic_prefix, service_keys)
         assessed = only(await step(gateway, journey, "ProvideEmploymentDetails", {"occupation": "Asisten rumah tangga", "monthly_income": 6_000_000, "placement": placement}), "ContributionAssessed")
         assert assessed.payload["amount_due"] == 370_000
@@ -107,7 +107,7 @@ async def test_a_migrant_worker_pays_the_placement_package_and_is_activated(infr
 
 async def test_a_registration_left_unfinished_expires_and_refuses_to_go_on(infra: Any, topic_prefix: str, service_runner: Any) -> None:
     service_runner("registration", {"JMO_REGISTRATION_TIMEOUT_SECONDS": "2", "JMO_REGISTRATION_SWEEP_SECONDS": "0.5"})  # no identity: it never gets further
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         journey = command_envelope("RegisterParticipant", person("BPU", 13))
         await gateway.send(journey)
         events = await gateway.until(journey.correlation_id, {"RegistrationExpired"}, timeout=30)

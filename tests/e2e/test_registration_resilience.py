@@ -30,7 +30,7 @@ async def test_every_command_delivered_twice_changes_nothing_the_second_time(ser
     service_runner("registration")
     service_runner("identity")
     sent: list[Envelope] = []
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
 
         async def send(command: Envelope, until: set[str]) -> list[Envelope]:
             sent.append(command)
@@ -60,7 +60,7 @@ async def test_every_command_delivered_twice_changes_nothing_the_second_time(ser
 async def test_a_restarted_registration_service_continues_the_journey_where_it_was(service_runner: Any, infra: Any, topic_prefix: str, service_keys: dict[str, str]) -> None:
     registration = service_runner("registration")
     service_runner("identity")
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         journey = command_envelope("RegisterParticipant", person("BPU", 11))
         await gateway.send(journey)
         issued = only(await gateway.until(journey.correlation_id, {"OtpIssued"}, timeout=60), "OtpIssued")

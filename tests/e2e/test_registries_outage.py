@@ -31,7 +31,7 @@ async def test_a_registration_waits_out_both_registries_being_down_and_is_activa
         registries.faults.fail_status = 503  # both registries answer 503 until cleared
         service_runner("identity", {"JMO_DUKCAPIL_URL": registries.base_url, "JMO_DUKCAPIL_RETRY_SECONDS": "0.5", "JMO_DUKCAPIL_TIMEOUT_SECONDS": "2", "JMO_DUKCAPIL_BREAKER_COOLDOWN_SECONDS": "2"})
         service_runner("registration", {"JMO_EMPLOYER_REGISTRY_URL": registries.base_url, "JMO_EMPLOYER_RETRY_STEP_SECONDS": "1", "JMO_EMPLOYER_RETRY_SWEEP_SECONDS": "0.5", "JMO_EMPLOYER_REGISTRY_BREAKER_COOLDOWN_SECONDS": "2"})
-        async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+        async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
             journey = command_envelope("RegisterParticipant", data)
             await gateway.send(journey)
             waiting = await gateway.until(journey.correlation_id, {"NikVerified", "NikRejected", "CommandRejected"}, timeout=8)
@@ -68,7 +68,7 @@ async def test_a_request_dukcapil_refuses_is_parked_the_next_registration_goes_o
     from jmo_runtime.messaging import DLQ_GROUP, DLQ_REASON
 
     def jmo(*args: str) -> list[dict[str, Any]]:
-        env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap, "JMO_TOPIC_PREFIX": topic_prefix}
+        env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap, "JMO_TOPIC_PREFIX": topic_prefix} | infra.kafka_tool_env()
         done = subprocess.run([str(Path(sys.executable).with_name("jmo")), *args], env=env, capture_output=True, text=True, timeout=120, check=True)
         return [json.loads(line) for line in done.stdout.splitlines()]
 
@@ -77,7 +77,7 @@ async def test_a_request_dukcapil_refuses_is_parked_the_next_registration_goes_o
         registries.faults.fail_status = 400
         service_runner("identity", {"JMO_DUKCAPIL_URL": registries.base_url, "JMO_HANDLER_ATTEMPTS": "2"})
         service_runner("registration")
-        async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+        async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
             refused = command_envelope("RegisterParticipant", first)
             await gateway.send(refused)
             parked: list[dict[str, Any]] = []

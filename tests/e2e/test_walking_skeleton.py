@@ -19,7 +19,7 @@ BUDI = {"category": "PU", "nik": "3201010508900001", "full_name": "Budi Santoso"
 
 async def test_the_gateway_registers_a_participant_and_reads_it_back_through_kafka_and_the_store(infra: Any, topic_prefix: str, service_runner: Any, database_prefix: str) -> None:
     service_runner("registration")
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         command = command_envelope("RegisterParticipant", BUDI)
         await gateway.send(command)
         [event] = await gateway.until(command.correlation_id, {"ParticipantRegistered", "CommandRejected"}, timeout=60)
@@ -35,13 +35,13 @@ async def test_the_gateway_registers_a_participant_and_reads_it_back_through_kaf
 
 async def test_a_malformed_message_goes_to_the_dlq_and_the_service_keeps_consuming(infra: Any, topic_prefix: str, service_runner: Any) -> None:
     service = service_runner("registration")
-    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix) as gateway:
+    async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
         await gateway.send_raw(COMMANDS, b"this is not an envelope", key=b"registration-x")
         command = command_envelope("RegisterParticipant", BUDI | {"nik": "3201010508900002"})
         await gateway.send(command)
         [event] = await gateway.until(command.correlation_id, {"ParticipantRegistered", "CommandRejected"}, timeout=60)
     assert event.type == "ParticipantRegistered"
-    dead = await read_records(infra.kafka_bootstrap, topic_prefix + topics.dlq(COMMANDS), 1)
+    dead = await read_records(infra.kafka_bootstrap, topic_prefix + topics.dlq(COMMANDS), 1, client_options=infra.kafka_options("ops"))
     assert dead[0].value == b"this is not an envelope"
     assert dict(dead[0].headers)["jmo-dlq-reason"] == b"INVALID_ENVELOPE"
     log = service.read_log()

@@ -7,6 +7,12 @@ version deployed, a registry's refusal resolved), ``replay`` publishes it again,
 topic it came from. Every consumer of that topic sees it again; that is safe because consumers
 are idempotent by message id: whoever had already handled it ignores it.
 
+On a secured Kafka, reading is done as ``ops`` (which reads every topic and writes none), and a
+replay is published with the credentials of the origin topic's one producer
+(``jmo_contracts.topics.producer_of``: the gateway for a commands topic, the service for its events
+topic), from JMO_KAFKA_PASSWORD_<PRINCIPAL>. A replay is that producer's message once more, so every
+topic keeps exactly one writer and the ops principal cannot forge a command or an event.
+
 Nothing here prints a payload: parked messages carry personal data.
 """
 
@@ -75,9 +81,15 @@ class Parked:
         return [*kept, (REPLAYED_FROM, self.where.encode())]
 
 
-async def read_parked(bootstrap: str, dlq_topic: str) -> list[Parked]:
+def _options(principal: str) -> dict[str, Any]:
+    from jmo_runtime.kafka_security import client_options, credentials_from_env
+
+    return client_options(credentials_from_env(principal))
+
+
+async def read_parked(bootstrap: str, dlq_topic: str, kafka_options: dict[str, Any] | None = None) -> list[Parked]:
     """Every entry of ``dlq_topic`` present now, oldest first (no consumer group: nothing is committed)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **(kafka_options if kafka_options is not None else _options("ops")))
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(dlq_topic)
@@ -107,15 +119,20 @@ async def read_parked(bootstrap: str, dlq_topic: str) -> list[Parked]:
         await consumer.stop()
 
 
-async def replay(bootstrap: str, entries: list[Parked]) -> None:
-    """Publish each entry again, unchanged, to the topic it was parked from (same key, no DLQ headers)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        for entry in entries:
-            await producer.send_and_wait(entry.origin, entry.value, key=entry.key, headers=entry.replay_headers())
-    finally:
-        await producer.stop()
+async def replay(bootstrap: str, entries: list[Parked], *, topic_prefix: str = "") -> None:
+    """Publish each entry again, unchanged, to the topic it was parked from (same key, no DLQ headers),
+    as that topic's producer."""
+    by_producer: dict[str, list[Parked]] = {}
+    for entry in entries:
+        by_producer.setdefault(topics.producer_of(entry.origin.removeprefix(topic_prefix)), []).append(entry)
+    for principal, group in by_producer.items():
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **_options(principal))
+        await producer.start()
+        try:
+            for entry in group:
+                await producer.send_and_wait(entry.origin, entry.value, key=entry.key, headers=entry.replay_headers())
+        finally:
+            await producer.stop()
 
 
 def _dlq_topics(settings: ServiceSettings, topic: str | None) -> list[str]:
@@ -160,7 +177,7 @@ def replay_parked(
     async def go() -> list[Parked]:
         chosen = [e for e in await read_parked(settings.kafka_bootstrap_servers, name) if (not offset or e.offset in offset) and (reason is None or e.header(DLQ_REASON) == reason)]
         if not dry_run:
-            await replay(settings.kafka_bootstrap_servers, chosen)
+            await replay(settings.kafka_bootstrap_servers, chosen, topic_prefix=settings.topic_prefix)
         return chosen
 
     for entry in asyncio.run(go()):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -41,27 +41,70 @@ def command_envelope(command_type: str, data: Mapping[str, Any], *, correlation_
 
 
 class Gateway:
-    """A Kafka producer and a follower of the events topics, as the mobile gateway uses them."""
+    """A Kafka producer and a follower of the events topics, as the mobile gateway uses them.
 
-    def __init__(self, bootstrap_servers: str, *, topic_prefix: str = "") -> None:
+    ``kafka_options(principal)`` gives the aiokafka options (``security_protocol``, ``sasl_*``) that
+    authenticate as ``principal``; without it (or on a cluster without security) everything is
+    PLAINTEXT. Commands go out as the ``gateway`` principal, which reads the events topics too. A
+    record for a topic the gateway does not write (a payment confirmation, or a test's injected
+    message) goes out as that topic's one producer (``topics.producer_of``), through a producer of its
+    own: as the payment channel would send it. The broker refuses it unless that principal's
+    credentials are given.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        topic_prefix: str = "",
+        kafka_options: Callable[[str], Mapping[str, Any]] | None = None,
+    ) -> None:
         self.bootstrap = bootstrap_servers
         self.prefix = topic_prefix
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, client_id="jmo-gateway", enable_idempotence=True, acks="all")
+        self._options_for = kafka_options or (lambda _principal: {})
+        self._producers: dict[str, AIOKafkaProducer] = {}
+        self._starting = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
 
+    @classmethod
+    def from_env(cls, bootstrap_servers: str, *, topic_prefix: str = "") -> Gateway:
+        """Each principal's password from JMO_KAFKA_PASSWORD_<PRINCIPAL> (see jmo_runtime.kafka_security)."""
+        from jmo_runtime.kafka_security import client_options, credentials_from_env
+
+        return cls(bootstrap_servers, topic_prefix=topic_prefix, kafka_options=lambda p: client_options(credentials_from_env(p)))
+
     async def __aenter__(self) -> Gateway:
-        await self._producer.start()
+        await self._producer(topics.GATEWAY)
         await self._follow([topics.events(s) for s in topics.SERVICES])
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._producer.stop()
+        for producer in self._producers.values():
+            await producer.stop()
+        self._producers.clear()
         if self._consumer is not None:
             await self._consumer.stop()
 
+    async def _producer(self, principal: str) -> AIOKafkaProducer:
+        async with self._starting:
+            if principal not in self._producers:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap, client_id=f"jmo-{principal}", enable_idempotence=True, acks="all", **self._options_for(principal)
+                )
+                await producer.start()
+                self._producers[principal] = producer
+            return self._producers[principal]
+
+    async def _producer_for(self, topic: str) -> AIOKafkaProducer:
+        try:
+            principal = topics.producer_of(topic)
+        except ValueError:  # not a topic of the system (a test's own): as the gateway
+            principal = topics.GATEWAY
+        return await self._producer(principal)
+
     async def _follow(self, names: Iterable[str]) -> None:
         """Start reading the events topics from their current end (before anything is sent)."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, client_id="jmo-gateway-follower")
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, client_id="jmo-gateway-follower", **self._options_for(topics.GATEWAY))
         await consumer.start()
         parts = []
         for name in names:
@@ -78,11 +121,12 @@ class Gateway:
         the payment channel's topic): key = stream id, headers = type / schema version / correlation id."""
         name = topic or topic_of(message_class(envelope.type)) or topics.commands(service_for(envelope.type))
         headers = [(k, v.encode()) for k, v in envelope.kafka_headers().items()]
-        await self._producer.send_and_wait(self.prefix + name, envelope.to_json(), key=envelope.stream_id.encode(), headers=headers)
+        await (await self._producer_for(name)).send_and_wait(self.prefix + name, envelope.to_json(), key=envelope.stream_id.encode(), headers=headers)
 
     async def send_raw(self, topic: str, value: bytes, key: bytes | None = None, headers: list[tuple[str, bytes | None]] | None = None) -> tuple[int, int]:
-        """Publish bytes as they are (tests of what consumers make of bad input); returns (partition, offset)."""
-        sent = await self._producer.send_and_wait(self.prefix + topic, value, key=key, headers=headers)  # type: ignore[arg-type]
+        """Publish bytes as they are, as the topic's producer (tests of what consumers make of bad
+        input); returns (partition, offset)."""
+        sent = await (await self._producer_for(topic)).send_and_wait(self.prefix + topic, value, key=key, headers=headers)  # type: ignore[arg-type]
         return sent.partition, sent.offset
 
     async def events(self, correlation_id: str, *, wait: float) -> AsyncIterator[Envelope]:

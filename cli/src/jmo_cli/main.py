@@ -1,7 +1,10 @@
 """``jmo``: the gateway simulator, audit and ops commands of the JMO backend.
 
 Configuration comes from the same environment variables as the services (KAFKA_BOOTSTRAP_SERVERS,
-MONGODB_URI, JMO_TOPIC_PREFIX, JMO_DATABASE_PREFIX).
+MONGODB_URI, JMO_TOPIC_PREFIX, JMO_DATABASE_PREFIX). On a secured Kafka each command acts as the
+principal whose work it does, with that principal's password from JMO_KAFKA_PASSWORD_<PRINCIPAL>:
+``gateway send`` as ``gateway`` (and ``payment-channel`` for a payment confirmation), ``dlq list`` as
+``ops``, ``dlq replay`` as the producer of the topic it re-publishes to.
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ def gateway_send(
         raise typer.Exit(2) from None
 
     async def go() -> None:
-        async with Gateway(settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix) as gw:
+        async with Gateway.from_env(settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix) as gw:
             if image is not None:
                 _print({"uploaded": str(image), **{k: payload[k] for k in ("blob_id", "sha256", "content_type", "size_bytes")}})
             await gw.send(envelope)

@@ -17,6 +17,7 @@ from jmo_contracts import Envelope, new_id
 from jmo_contracts.topics import TopicSpec, dlq
 from jmo_devstack.topics import create_topics, read_records
 from jmo_eventstore.testing import an_event
+from jmo_runtime.kafka_security import faststream_security
 from jmo_runtime.messaging import DLQ_ERROR, DLQ_REASON, FailureBudget, Unprocessable, publish, subscribe
 
 pytestmark = pytest.mark.integration
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 async def test_a_failing_message_is_parked_after_its_budget_and_a_waiting_one_is_not(infra: Any, run_id: str) -> None:
     topic = f"{run_id}.budget-{new_id()[:6]}"
-    await create_topics(infra.kafka_bootstrap, specs=[TopicSpec(topic, partitions=1), TopicSpec(dlq(topic), partitions=1)])
+    await create_topics(infra.kafka_bootstrap, client_options=infra.admin_options(), specs=[TopicSpec(topic, partitions=1), TopicSpec(dlq(topic), partitions=1)])
     stream = f"test-{new_id()}"
     broken, refused, waiting, fine = (an_event(stream, n) for n in range(4))
     calls: Counter[str] = Counter()
@@ -43,14 +44,14 @@ async def test_a_failing_message_is_parked_after_its_budget_and_a_waiting_one_is
         if envelope.message_id == fine.message_id:
             done.set()
 
-    broker = KafkaBroker(infra.kafka_bootstrap)
+    broker = KafkaBroker(infra.kafka_bootstrap, security=faststream_security(infra.admin_options()))  # the mechanics, not the ACLs
     subscribe(broker, topic, group_id=f"budget-{run_id}", handler=handler, description="test", budget=FailureBudget(attempts=3, first_pause=0.05))
     async with broker:
         await broker.start()
         for envelope in (broken, refused, waiting, fine):
             await publish(broker, topic, envelope)
         await asyncio.wait_for(done.wait(), 60)
-    parked = await read_records(infra.kafka_bootstrap, dlq(topic), 2)
+    parked = await read_records(infra.kafka_bootstrap, dlq(topic), 2, client_options=infra.admin_options())
 
     assert handled == [waiting.message_id, fine.message_id]  # in order, the partition moved on
     assert (calls[broken.message_id], calls[refused.message_id], calls[waiting.message_id]) == (3, 1, 5)

@@ -19,6 +19,7 @@ from jmo_contracts import Envelope, new_id
 from jmo_contracts.topics import TopicSpec, dlq
 from jmo_devstack.topics import create_topics, read_records
 from jmo_eventstore.testing import an_event
+from jmo_runtime.kafka_security import faststream_security
 from jmo_runtime.messaging import (
     DLQ_ORIGINAL_SHA256,
     DLQ_ORIGINAL_SIZE,
@@ -40,7 +41,7 @@ def _nested(depth: int) -> bytes:
 
 async def test_hostile_messages_are_parked_with_a_reason_and_the_partition_moves_on(infra: Any, run_id: str) -> None:
     topic = f"{run_id}.hostile-{new_id()[:6]}"
-    await create_topics(infra.kafka_bootstrap, specs=[TopicSpec(topic, partitions=1), TopicSpec(dlq(topic), partitions=1)])
+    await create_topics(infra.kafka_bootstrap, client_options=infra.admin_options(), specs=[TopicSpec(topic, partitions=1), TopicSpec(dlq(topic), partitions=1)])
     stream = f"test-{new_id()}"
     forged = an_event(f"other-{new_id()}", 1)  # accepted type, but addressed to another kind of stream
     fine = an_event(stream, 2)
@@ -62,11 +63,11 @@ async def test_hostile_messages_are_parked_with_a_reason_and_the_partition_moves
         handled.append(envelope.message_id)
         done.set()
 
-    broker = KafkaBroker(infra.kafka_bootstrap)
+    broker = KafkaBroker(infra.kafka_bootstrap, security=faststream_security(infra.admin_options()))  # the mechanics, not the ACLs
     watch = ConsumerWatch()
     boundary = Boundary(frozenset({"CommandRejected"}), stream_kind="test")
     subscribe(broker, topic, group_id=f"hostile-{run_id}", handler=handler, description="test", boundary=boundary, watch=watch)
-    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, max_request_size=2_000_000)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, max_request_size=2_000_000, **infra.admin_options())
     async with broker:
         await broker.start()
         await producer.start()
@@ -77,7 +78,7 @@ async def test_hostile_messages_are_parked_with_a_reason_and_the_partition_moves
         finally:
             await producer.stop()
         await asyncio.wait_for(done.wait(), 60)
-    parked = await read_records(infra.kafka_bootstrap, dlq(topic), len(hostile))
+    parked = await read_records(infra.kafka_bootstrap, dlq(topic), len(hostile), client_options=infra.admin_options())
 
     assert handled == [fine.message_id]
     assert [dict((k, v.decode()) for k, v in r.headers)[DLQ_REASON] for r in parked] == [reason for _, _, reason in hostile]
@@ -90,7 +91,7 @@ async def test_hostile_messages_are_parked_with_a_reason_and_the_partition_moves
 
 async def test_a_partition_held_by_one_message_is_reported_as_stalled_and_lagging_until_it_moves(infra: Any, run_id: str) -> None:
     topic = f"{run_id}.stall-{new_id()[:6]}"
-    await create_topics(infra.kafka_bootstrap, specs=[TopicSpec(topic, partitions=1), TopicSpec(dlq(topic), partitions=1)])
+    await create_topics(infra.kafka_bootstrap, client_options=infra.admin_options(), specs=[TopicSpec(topic, partitions=1), TopicSpec(dlq(topic), partitions=1)])
     stream = f"test-{new_id()}"
     release, first_seen, all_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
     handled: list[int] = []
@@ -102,7 +103,7 @@ async def test_a_partition_held_by_one_message_is_reported_as_stalled_and_laggin
         if len(handled) == 3:
             all_done.set()
 
-    broker = KafkaBroker(infra.kafka_bootstrap)
+    broker = KafkaBroker(infra.kafka_bootstrap, security=faststream_security(infra.admin_options()))  # the mechanics, not the ACLs
     watch = ConsumerWatch()
     subscribe(broker, topic, group_id=f"stall-{run_id}", handler=handler, description="test", watch=watch)
     async with broker:

@@ -15,6 +15,7 @@ from jmo_contracts.topics import TopicSpec
 from jmo_devstack.topics import create_topics
 from jmo_eventstore import MongoEventStore
 from jmo_eventstore.testing import an_event
+from jmo_runtime.kafka_security import credentials_from_options
 from jmo_runtime.relay import KafkaRecordPublisher, MongoCheckpoints, Relay
 
 pytestmark = pytest.mark.integration
@@ -38,12 +39,12 @@ async def log(infra: Any, database_prefix: str) -> AsyncIterator[tuple[MongoEven
 @pytest.fixture
 async def topic(infra: Any, run_id: str) -> str:
     name = f"{run_id}.relay-{new_id()[:6]}"
-    await create_topics(infra.kafka_bootstrap, specs=[TopicSpec(name, partitions=3)])
+    await create_topics(infra.kafka_bootstrap, client_options=infra.admin_options(), specs=[TopicSpec(name, partitions=3)])
     return name
 
 
-async def consume_all(bootstrap: str, topic: str, expected: int) -> list[Envelope]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+async def consume_all(bootstrap: str, topic: str, expected: int, options: dict[str, Any]) -> list[Envelope]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", **options)
     await consumer.start()
     out: list[Envelope] = []
     try:
@@ -90,7 +91,7 @@ class DiesMidBatch:
 
 async def test_a_relay_killed_mid_batch_is_replaced_and_kafka_gets_every_event_in_stream_order(infra: Any, log: Any, topic: str) -> None:
     store, checkpoints, streams = log
-    publisher = KafkaRecordPublisher(infra.kafka_bootstrap, client_id="relay-test")
+    publisher = KafkaRecordPublisher(infra.kafka_bootstrap, client_id="relay-test", credentials=credentials_from_options(infra.admin_options()))
     await publisher.start()
     try:
         first = a_relay(store, checkpoints, DiesMidBatch(publisher, limit=70), topic, owner="first")  # type: ignore[arg-type]
@@ -107,14 +108,14 @@ async def test_a_relay_killed_mid_batch_is_replaced_and_kafka_gets_every_event_i
         assert second.published == STREAMS * PER_STREAM - 60
     finally:
         await publisher.stop()
-    received = await consume_all(infra.kafka_bootstrap, topic, STREAMS * PER_STREAM)
+    received = await consume_all(infra.kafka_bootstrap, topic, STREAMS * PER_STREAM, infra.admin_options())
     assert len(received) == STREAMS * PER_STREAM + 10  # at least once: the 10 sent before dying come again
     assert_complete_and_ordered(received, streams)
 
 
 async def test_two_relays_running_at_once_deliver_everything_in_order(infra: Any, log: Any, topic: str) -> None:
     store, checkpoints, streams = log
-    publishers = [KafkaRecordPublisher(infra.kafka_bootstrap, client_id=f"relay-{i}") for i in range(2)]
+    publishers = [KafkaRecordPublisher(infra.kafka_bootstrap, client_id=f"relay-{i}", credentials=credentials_from_options(infra.admin_options())) for i in range(2)]
     for p in publishers:
         await p.start()
     stop = asyncio.Event()
@@ -132,4 +133,4 @@ async def test_two_relays_running_at_once_deliver_everything_in_order(infra: Any
             await p.stop()
     # which instance published what depends on lease timing (a slow round lets the other take
     # over); what must hold is that everything arrived, with each stream in order
-    assert_complete_and_ordered(await consume_all(infra.kafka_bootstrap, topic, STREAMS * PER_STREAM), streams)
+    assert_complete_and_ordered(await consume_all(infra.kafka_bootstrap, topic, STREAMS * PER_STREAM, infra.admin_options()), streams)

@@ -13,9 +13,10 @@ from rich.console import Console
 from .install import InstallError, install_all
 from .net import run_sync
 from .paths import StackPaths
-from .secrets import local_secrets
+from .kafka import scram_options
+from .secrets import kafka_password_variables, local_kafka_passwords, local_secrets
 from .stack import Stack, StackError
-from .topics import create_topics
+from .topics import prepare_cluster
 
 app = typer.Typer(
     help="Kafka, FerretDB and the five JMO services on 127.0.0.1, without Docker.",
@@ -72,10 +73,15 @@ def install() -> None:
 
 @app.command("secrets")
 def secrets_command() -> None:
-    """Print the local stack's keys as ``export NAME=value`` lines (generated on first use), e.g. for
-    ``eval "$(.venv/bin/python -m jmo_devstack secrets)"`` before docker compose or the jmo CLI."""
-    for name, value in local_secrets(StackPaths.discover().state / "secrets.json").items():
+    """Print the local stack's keys and Kafka passwords (JMO_KAFKA_PASSWORD_<PRINCIPAL>) as ``export
+    NAME=value`` lines (generated on first use), e.g. for ``eval "$(.venv/bin/python -m jmo_devstack
+    secrets)"`` before docker compose or the jmo CLI."""
+    path = StackPaths.discover().state / "secrets.json"
+    for name, value in local_secrets(path).items():
         typer.echo(f"export {name}={value}")
+    variables = kafka_password_variables()
+    for principal, password in local_kafka_passwords(path).items():
+        typer.echo(f"export {variables[principal]}={password}")
 
 
 @app.command("create-topics")
@@ -83,10 +89,15 @@ def create_topics_command(
     bootstrap: Annotated[str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")] = "127.0.0.1:9092",
     prefix: Annotated[str, typer.Option(envvar="JMO_TOPIC_PREFIX", help="Prefix of every topic name.")] = "",
     replication_factor: Annotated[int, typer.Option(envvar="JMO_TOPIC_REPLICATION_FACTOR")] = 1,
+    admin_password: Annotated[str | None, typer.Option(envvar="JMO_KAFKA_PASSWORD_JMO_ADMIN", help="The Kafka admin's SCRAM password: also create every principal's ACLs.", show_default=False)] = None,
 ) -> None:
-    """Create every topic of the system on an existing cluster (used by docker-compose)."""
-    names = run_sync(create_topics(bootstrap, prefix, replication_factor=replication_factor))
-    console.print(f"{len(names)} topics present on {bootstrap}")
+    """Create every topic of the system on an existing cluster, and with the admin's password the ACLs
+    of every principal (used by docker-compose)."""
+    from .acls import ADMIN
+
+    options = scram_options(ADMIN, admin_password) if admin_password else None
+    names = run_sync(prepare_cluster(bootstrap, prefix, client_options=options, replication_factor=replication_factor))
+    console.print(f"{len(names)} topics present on {bootstrap}" + (" with the ACLs of every principal" if options else ""))
 
 
 def main() -> None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .ferretdb import FerretDBServer
 from .install import install_all, missing_tools
-from .kafka import KafkaServer
+from .kafka import KafkaServer, scram_options
 from .net import free_port
 from .paths import StackPaths
+from .secrets import kafka_identity, kafka_password_variables, new_kafka_passwords
 
 #: Images used when a Docker engine answers. testcontainers' KafkaContainer drives Confluent's image
 #: (KRaft mode); MongoDB matches deploy/docker-compose.yml.
@@ -28,6 +30,35 @@ class Infra:
     mongodb_uri: str
     source: str
     """``env``, ``docker`` or ``embedded``."""
+    kafka_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """principal -> SASL/SCRAM password; empty when the cluster runs without security (PLAINTEXT).
+    The embedded broker always has them; an env cluster has them when JMO_KAFKA_PASSWORD_JMO_ADMIN
+    (and the others, ``python -m jmo_devstack secrets``) are set; Docker's never."""
+
+    @property
+    def secured(self) -> bool:
+        return bool(self.kafka_passwords)
+
+    def kafka_options(self, principal: str) -> dict[str, Any]:
+        """aiokafka keyword arguments to connect as ``principal`` (none without security)."""
+        return scram_options(principal, self.kafka_passwords[principal]) if self.secured else {}
+
+    def admin_options(self) -> dict[str, Any]:
+        from .acls import ADMIN
+
+        return self.kafka_options(ADMIN)
+
+    def kafka_env(self, principal: str) -> dict[str, str]:
+        """Environment of a process running as ``principal`` (a service): JMO_KAFKA_USERNAME/PASSWORD."""
+        return kafka_identity(principal, self.kafka_passwords[principal]) if principal in self.kafka_passwords else {}
+
+    def kafka_tool_env(self, *principals: str) -> dict[str, str]:
+        """Environment of a tool acting as several principals (the jmo CLI): JMO_KAFKA_PASSWORD_<P> for
+        each of ``principals`` (default: every one but the admin)."""
+        from .acls import principals as every
+
+        variables = kafka_password_variables()
+        return {variables[p]: self.kafka_passwords[p] for p in (principals or every())} if self.secured else {}
 
 
 def docker_available() -> bool:
@@ -59,7 +90,9 @@ def provide_infra(workdir: Path, environ: Mapping[str, str] = os.environ) -> Ite
     if forced == "env" or (not forced and kafka and mongo):
         if not (kafka and mongo):
             raise RuntimeError("JMO_TEST_INFRA=env needs both KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI")
-        yield Infra(kafka, mongo, "env")
+        variables = kafka_password_variables()
+        passwords = {p: environ[v] for p, v in variables.items() if environ.get(v)}
+        yield Infra(kafka, mongo, "env", passwords if len(passwords) == len(variables) else {})
     elif forced == "docker" or (not forced and docker_available()):
         with _containers() as infra:
             yield infra
@@ -82,11 +115,12 @@ def _embedded(workdir: Path) -> Iterator[Infra]:
     paths = StackPaths.discover()
     if missing_tools(paths):
         install_all(paths)
-    kafka = KafkaServer(workdir / "kafka", free_port(), free_port(), paths=paths, die_with_parent=True)
+    passwords = new_kafka_passwords()
+    kafka = KafkaServer(workdir / "kafka", free_port(), free_port(), paths=paths, die_with_parent=True, users=passwords)
     ferretdb = FerretDBServer(workdir / "ferretdb", free_port(), paths=paths, die_with_parent=True)
     with ExitStack() as stack:
         ferretdb.start()
         stack.callback(ferretdb.stop)
         kafka.start()
         stack.callback(kafka.stop)
-        yield Infra(kafka.bootstrap, ferretdb.uri, "embedded")
+        yield Infra(kafka.bootstrap, ferretdb.uri, "embedded", passwords)

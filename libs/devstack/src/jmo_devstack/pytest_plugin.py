@@ -5,11 +5,15 @@ Registered for the whole repository by the root ``conftest.py``. Fixtures:
 - ``infra`` (session): ``.kafka_bootstrap``, ``.mongodb_uri`` — see ``jmo_devstack.infra.provide_infra``.
 - ``run_id`` (session): unique per session, e.g. ``t3f9a1c2e``.
 - ``topic_prefix`` (session): ``f"{run_id}."``; ``database_prefix`` (session): ``f"{run_id}_"``.
-- ``topics`` (session): creates ``all_topics(topic_prefix)`` on ``infra``; returns the prefix.
+- ``topics`` (session): creates ``all_topics(topic_prefix)`` on ``infra`` and, on a secured cluster,
+  the ACLs of every principal for them (``jmo_devstack.acls``); returns the prefix.
 - ``service_command`` (function): name -> argv, default ``[sys.executable, "-m", "jmo_<name>"]``;
   override it in a conftest to run something else.
 - ``service_runner`` (function): ``start(name, extra_env=None, *, wait_healthy=True) -> ServiceProcess``;
-  everything it started is stopped at teardown.
+  each service runs as its own Kafka principal; everything it started is stopped at teardown.
+
+Clients a test creates itself authenticate with ``infra.kafka_options(principal)`` (aiokafka keyword
+arguments; empty on a cluster without security), e.g. ``infra.kafka_options("gateway")``.
 - ``sinks`` (function): the local SMTP and SMS sinks (``jmo_devstack.sinks``) on free ports; ``.env``
   points the notification service at them, ``.messages()`` reads what arrived, ``.fault()`` breaks them.
 """
@@ -19,7 +23,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +34,7 @@ from .net import free_port, run_sync
 from .processes import tail
 from .secrets import new_keys
 from .services import Command, ServiceProcess, module_name, service_env
-from .topics import create_topics
+from .topics import prepare_cluster
 
 
 @pytest.fixture(scope="session")
@@ -60,8 +64,8 @@ def database_prefix(run_id: str) -> str:
 
 @pytest.fixture(scope="session")
 def topics(infra: Infra, topic_prefix: str) -> str:
-    """Create every topic of the system under ``topic_prefix`` on ``infra``; return the prefix."""
-    run_sync(create_topics(infra.kafka_bootstrap, topic_prefix))
+    """Create every topic of the system under ``topic_prefix`` on ``infra`` (and their ACLs); return the prefix."""
+    run_sync(prepare_cluster(infra.kafka_bootstrap, topic_prefix, client_options=infra.admin_options()))
     return topic_prefix
 
 
@@ -74,8 +78,9 @@ def service_command() -> Command:
 class ServiceRunner:
     """Starts services as processes for one test and stops them all afterwards."""
 
-    def __init__(self, env: Mapping[str, str], log_dir: Path, command: Command) -> None:
+    def __init__(self, env: Mapping[str, str], log_dir: Path, command: Command, identity: Callable[[str], Mapping[str, str]] | None = None) -> None:
         self.env = dict(env)
+        self.identity = identity or (lambda _name: {})
         self.log_dir = log_dir
         self.command = command
         self.started: list[ServiceProcess] = []
@@ -93,7 +98,7 @@ class ServiceRunner:
         proc = ServiceProcess(
             name,
             self.command(name),
-            env={**self.env, **(extra_env or {})},
+            env={**self.env, **self.identity(name), **(extra_env or {})},
             health_port=free_port(),
             log_path=self.log_dir / (f"{name}.log" if index == 0 else f"{name}-{index}.log"),
             die_with_parent=True,
@@ -129,7 +134,7 @@ def service_runner(
 ) -> Iterator[ServiceRunner]:
     """A factory starting services against ``infra`` with this session's topic and database prefixes."""
     env = service_env(infra.kafka_bootstrap, infra.mongodb_uri, topics, {"JMO_DATABASE_PREFIX": database_prefix, **service_keys})
-    runner = ServiceRunner(env, tmp_path / "services", service_command)
+    runner = ServiceRunner(env, tmp_path / "services", service_command, identity=infra.kafka_env)
     yield runner
     runner.stop_all()
 

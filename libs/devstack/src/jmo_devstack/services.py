@@ -193,8 +193,11 @@ def service_env(
     extra: Mapping[str, str] | None = None,
     base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment a service runs with: ``base`` (default: ours) plus the connection settings."""
-    env = dict(os.environ if base is None else base)
+    """The environment a service runs with: ``base`` (default: ours) plus the connection settings.
+
+    Kafka credentials in ``base`` are dropped (a shell that exported every principal's password must
+    not hand them all to each service): a service gets its own identity separately (``extra``)."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith(("JMO_KAFKA_PASSWORD", "JMO_KAFKA_USERNAME"))}
     env.update(
         KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
         MONGODB_URI=mongodb_uri,

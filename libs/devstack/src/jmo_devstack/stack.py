@@ -20,9 +20,10 @@ from .kafka import KafkaServer
 from .net import NotReady, health_ok, run_sync
 from .paths import StackPaths
 from .processes import tail
-from .secrets import local_secrets
+from .secrets import kafka_identity, kafka_password_variables, local_kafka_passwords, local_secrets
 from .services import SERVICE_PORTS, Command, ServiceProcess, python_module_command, service_env, template_command
-from .topics import create_topics
+from .kafka import scram_options
+from .topics import prepare_cluster
 
 
 T = TypeVar("T")
@@ -99,10 +100,32 @@ class Stack:
             self.config.kafka_controller_port,
             paths=self.paths,
             pid_file=run / "kafka.pid",
+            users=None if self.config.kafka_bootstrap else self.kafka_passwords,
         )
         self.ferretdb = FerretDBServer(
             self.paths.state / "ferretdb", self.config.ferretdb_port, paths=self.paths, pid_file=run / "ferretdb.pid"
         )
+
+    @property
+    def secrets_path(self) -> Path:
+        return self.paths.state / "secrets.json"
+
+    @property
+    def kafka_passwords(self) -> dict[str, str]:
+        """principal -> SASL/SCRAM password: the local secrets for the embedded broker; for an external
+        one (KAFKA_BOOTSTRAP_SERVERS) the JMO_KAFKA_PASSWORD_<PRINCIPAL> variables if all are set,
+        else none (PLAINTEXT)."""
+        if not self.config.kafka_bootstrap:
+            return local_kafka_passwords(self.secrets_path)
+        variables = kafka_password_variables()
+        found = {p: os.environ[v] for p, v in variables.items() if os.environ.get(v)}
+        return found if len(found) == len(variables) else {}
+
+    def kafka_admin_options(self) -> dict:
+        from .acls import ADMIN
+
+        passwords = self.kafka_passwords
+        return scram_options(ADMIN, passwords[ADMIN]) if passwords else {}
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -128,12 +151,13 @@ class Stack:
         """The five services as this stack runs them (whether or not they run now)."""
         delivery = {"JMO_SMTP_HOST": "127.0.0.1", "JMO_SMTP_PORT": str(self.config.smtp_sink_port), "JMO_SMTP_TLS": "none",
                     "JMO_SMS_URL": f"http://127.0.0.1:{self.config.sms_sink_port}/messages"}
-        env = service_env(self.kafka_bootstrap, self.mongodb_uri, self.config.topic_prefix, {**delivery, **local_secrets(self.paths.state / "secrets.json")})
+        env = service_env(self.kafka_bootstrap, self.mongodb_uri, self.config.topic_prefix, {**delivery, **local_secrets(self.secrets_path)})
+        passwords = self.kafka_passwords
         return {
             name: ServiceProcess(
                 name,
                 self.command(name),
-                env=env,
+                env={**env, **(kafka_identity(name, passwords[name]) if passwords else {})},
                 health_port=port,
                 log_path=self.paths.logs / f"{name}.log",
                 pid_file=self.paths.run / f"{name}.pid",
@@ -151,10 +175,11 @@ class Stack:
         self._start_infra()
         with self.console.status(f"Creating topics (prefix {self.config.topic_prefix!r}) ..."):
             try:
-                names = run_sync(create_topics(self.kafka_bootstrap, self.config.topic_prefix))
+                names = run_sync(prepare_cluster(self.kafka_bootstrap, self.config.topic_prefix, client_options=self.kafka_admin_options()))
             except Exception as exc:  # connection, authorisation, broker errors: all end `up` the same way
                 raise StackError(f"could not create the topics on {self.kafka_bootstrap}: {exc!r}") from exc
-        self.console.print(f"[green]✓[/] {len(names)} topics present on {self.kafka_bootstrap}")
+        secured = "with SASL/SCRAM and ACLs per principal" if self.kafka_passwords else "PLAINTEXT, no ACLs"
+        self.console.print(f"[green]✓[/] {len(names)} topics present on {self.kafka_bootstrap} ({secured})")
         if with_services:
             self._start_services()
         self.console.print(self.status_table())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -26,11 +26,12 @@ async def create_topics(
     replication_factor: int = 1,
     specs: list[TopicSpec] | None = None,
     timeout: float = 60.0,
+    client_options: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Create every topic of ``all_topics(prefix)`` (or ``specs``) on ``bootstrap``; return their names.
 
     Topics that already exist are left as they are. Returns once every topic is visible in the
-    cluster metadata with a leader for each partition.
+    cluster metadata with a leader for each partition. ``client_options`` authenticate (the admin).
     """
     if specs is None:
         from jmo_contracts.topics import all_topics
@@ -40,7 +41,7 @@ async def create_topics(
         NewTopic(s.name, num_partitions=s.partitions, replication_factor=replication_factor, topic_configs=s.config())
         for s in specs
     ]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000), **(client_options or {}))
     await admin.start()
     try:
         response = await admin.create_topics(wanted)
@@ -81,9 +82,24 @@ def topic_names(prefix: str = "") -> list[str]:
     return [s.name for s in all_topics(prefix)]
 
 
-async def existing_topics(bootstrap: str) -> list[str]:
+async def grant_acls(bootstrap: str, prefix: str, client_options: Mapping[str, Any], *, timeout: float = 30.0) -> int:
+    """Create the ACLs of every principal for the topics named with ``prefix`` (see ``acls``), as the admin."""
+    from .acls import apply_acls, derive_acls
+
+    return await apply_acls(bootstrap, derive_acls(prefix), client_options, timeout=timeout)
+
+
+async def prepare_cluster(bootstrap: str, prefix: str = "", *, client_options: Mapping[str, Any] | None = None, replication_factor: int = 1) -> list[str]:
+    """Create the topics, and with ``client_options`` (a secured cluster's admin) their ACLs."""
+    names = await create_topics(bootstrap, prefix, replication_factor=replication_factor, client_options=client_options)
+    if client_options:
+        await grant_acls(bootstrap, prefix, client_options)
+    return names
+
+
+async def existing_topics(bootstrap: str, client_options: Mapping[str, Any] | None = None) -> list[str]:
     """Every topic name in the cluster at ``bootstrap``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(client_options or {}))
     await admin.start()
     try:
         return await admin.list_topics()
@@ -91,12 +107,12 @@ async def existing_topics(bootstrap: str) -> list[str]:
         await admin.close()
 
 
-async def read_records(bootstrap: str, topic: str, count: int, *, timeout: float = 30.0) -> list[Any]:
+async def read_records(bootstrap: str, topic: str, count: int, *, timeout: float = 30.0, client_options: Mapping[str, Any] | None = None) -> list[Any]:
     """The records of ``topic`` from the beginning, once ``count`` are there or after ``timeout`` seconds
     (whatever has come by then); no consumer group, nothing committed. For tests and checks."""
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", **(client_options or {}))
     await consumer.start()
     out: list[Any] = []
     deadline = time.monotonic() + timeout

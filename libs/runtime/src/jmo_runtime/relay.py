@@ -17,6 +17,8 @@ from pymongo.errors import DuplicateKeyError
 
 from jmo_eventstore import EventStore, RecordedEvent
 
+from .kafka_security import KafkaCredentials, client_options
+
 log = structlog.get_logger(__name__)
 
 
@@ -47,8 +49,10 @@ class Checkpoints(Protocol):
 class KafkaRecordPublisher:
     """aiokafka producer with idempotence (acks=all): retries cannot reorder or duplicate a partition."""
 
-    def __init__(self, bootstrap_servers: str, client_id: str) -> None:
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, client_id=client_id, enable_idempotence=True, acks="all", linger_ms=5)
+    def __init__(self, bootstrap_servers: str, client_id: str, credentials: KafkaCredentials | None = None) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers, client_id=client_id, enable_idempotence=True, acks="all", linger_ms=5, **client_options(credentials)
+        )
 
     async def start(self) -> None:
         await self._producer.start()

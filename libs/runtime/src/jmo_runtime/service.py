@@ -69,7 +69,11 @@ class Service:
     ) -> None:
         self.name = name
         self.settings = settings
-        self.broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id=f"jmo-{name}", enable_idempotence=True, acks="all")
+        credentials = settings.kafka_credentials()
+        self.broker = KafkaBroker(
+            settings.kafka_bootstrap_servers, client_id=f"jmo-{name}", enable_idempotence=True, acks="all",
+            security=credentials.faststream() if credentials else None,
+        )
         self.events_topic = settings.topic(topics.events(name))
         self._topic_for = topic_for or (lambda _type: self.events_topic)
         self._store = store
@@ -195,7 +199,7 @@ class Service:
     async def start_relay(self) -> None:
         publisher = self._relay_publisher
         if publisher is None:
-            kafka = KafkaRecordPublisher(self.settings.kafka_bootstrap_servers, client_id=f"jmo-{self.name}-relay")
+            kafka = KafkaRecordPublisher(self.settings.kafka_bootstrap_servers, client_id=f"jmo-{self.name}-relay", credentials=self.settings.kafka_credentials())
             await kafka.start()
             publisher = kafka
         assert self._checkpoints is not None

@@ -7,6 +7,8 @@ import base64
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .kafka_security import KafkaCredentials
+
 DEFAULT_HEALTH_PORTS = {"registration": 8081, "identity": 8082, "biometric": 8083, "profile-update": 8084, "notification": 8085}
 
 
@@ -17,6 +19,10 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JMO_", extra="ignore")
 
     kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "JMO_KAFKA_BOOTSTRAP_SERVERS"))
+    kafka_username: str | None = Field(default=None, description="JMO_KAFKA_USERNAME: this process's Kafka principal (SASL/SCRAM); unset = PLAINTEXT.")
+    kafka_password: SecretStr | None = Field(default=None, description="JMO_KAFKA_PASSWORD: its password (from the secret store, never the repo).")
+    kafka_sasl_mechanism: str = Field(default="SCRAM-SHA-512", pattern="^SCRAM-SHA-(256|512)$")
+    kafka_security_protocol: str = Field(default="SASL_PLAINTEXT", pattern="^SASL_(PLAINTEXT|SSL)$", description="Used only with credentials.")
     mongodb_uri: str = Field(default="mongodb://127.0.0.1:27017/", validation_alias=AliasChoices("MONGODB_URI", "JMO_MONGODB_URI"))
     topic_prefix: str = Field(default="", description="Put in front of every topic name (test runs, shared clusters).")
     database_prefix: str = Field(default="", description="Put in front of every database name.")
@@ -50,6 +56,14 @@ class ServiceSettings(BaseSettings):
         if len(key) != 32:
             raise ValueError("JMO_DATA_KEY must be 32 bytes in base64")
         return key
+
+    def kafka_credentials(self) -> KafkaCredentials | None:
+        """The SASL identity of this process, or ``None`` (PLAINTEXT) when no username is set."""
+        if not self.kafka_username:
+            return None
+        if self.kafka_password is None:
+            raise ValueError("JMO_KAFKA_USERNAME is set but JMO_KAFKA_PASSWORD is not")
+        return KafkaCredentials(self.kafka_username, self.kafka_password.get_secret_value(), self.kafka_sasl_mechanism, self.kafka_security_protocol)
 
     def health_port_for(self, service: str) -> int:
         return self.health_port or DEFAULT_HEALTH_PORTS[service]
