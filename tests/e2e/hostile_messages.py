@@ -58,7 +58,7 @@ def _envelope(kind: str, envelope: Envelope, *, payload: dict[str, Any] | None =
 def _structural(topic: str, kind_of_stream: str) -> Iterator[Hostile]:
     accepted = sorted(catalog.accepted_on(topic))
     good = _fresh(example_envelope(registered()[accepted[0]]), kind_of_stream)
-    yield _raw("garbage", b"this is not an envelope")
+    yield _raw("garbage", b"hostile: not an envelope at all")
     yield _raw("empty", b"")
     yield _raw("not utf-8", b"\xff\xfe\xfd{")
     yield _raw("json array", b"[1, 2, 3]", JSON)
