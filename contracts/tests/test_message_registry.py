@@ -18,7 +18,7 @@ ALL_MODELS = [*MESSAGES.values(), *legacy_models()]
 
 #: The published type names. Renaming one breaks every stored message and the gateway: add, never rename.
 PUBLISHED_TYPES = {
-    "AccountActivated", "AdditionalDataSubmitted", "CommandRejected", "ConfirmParticipationData", "ExpireRegistration", "RetryEmployerMembershipCheck",
+    "AccountActivated", "AdditionalDataSubmitted", "ParticipantDataAccessed", "ParticipantErased", "CommandRejected", "ConfirmParticipationData", "ExpireRegistration", "RetryEmployerMembershipCheck",
     "ConfirmProfileUpdate", "ContactChangeVerified", "ExpireProfileUpdate", "ContactDataSubmitted", "ContributionAssessed",
     "ContributionPaid", "ContributionPaymentRejected", "EmployerMembershipCheckDeferred",
     "EmployerMembershipFound", "EmployerMembershipNotFound", "EmploymentDetailsRecorded", "NikRejected",
