@@ -60,7 +60,7 @@ def build(
                 ports["retries"] = InMemorySchedule()
             else:
                 ports["nik"] = nik_index or MongoNikIndex(service.database["nik_index"], settings.nik_key())
-                ports["kpj"] = kpj or MongoKpjReservations(service.database["kpj_numbers"])
+                ports["kpj"] = kpj or MongoKpjReservations(service.database["kpj_numbers"], settings.nik_key())
                 ports["open"] = MongoSchedule(service.database["open_registrations_by_time"])  # open ones, by registration time
                 ports["retries"] = MongoSchedule(service.database["membership_retries"])
         return ports["nik"], ports["kpj"], ports["open"]
