@@ -25,6 +25,7 @@ from jmo_contracts.profile_update import ProfileUpdated, ProfileUpdateStarted, P
 from jmo_contracts.registration import AccountActivated, EmploymentDetailsRecorded, ParticipantRegistered, Program
 from jmo_eventstore import MongoEventStore
 from jmo_profile_update.adapters.profiles import COLLECTION, MongoProfileStore
+from jmo_registration.adapters.accounts import MongoKpjReservations, MongoNikIndex
 from jmo_runtime import ServiceSettings
 from jmo_runtime.service import personal_data_codec
 
@@ -72,15 +73,22 @@ async def _append(client: AsyncMongoClient, settings: ServiceSettings, service: 
             await MongoProfileStore(pdb[COLLECTION], personal_data_codec(pdb, settings)).apply(envelope)
 
 
-async def a_registered_participant_who_changed_their_phone(settings: ServiceSettings) -> tuple[str, str]:
+async def a_registered_participant_who_changed_their_phone(settings: ServiceSettings, index_key: bytes = bytes(32)) -> tuple[str, str]:
     participant, session = new_id(), new_id()
+    client: AsyncMongoClient = AsyncMongoClient(settings.mongodb_uri)
+    registration = client[settings.database_for("registration")]
+    # what registration, biometric and notification keep beside their logs
+    await MongoNikIndex(registration["nik_index"], index_key).claim(NIK, f"registration-{participant}")
+    kpj = await MongoKpjReservations(registration["kpj_numbers"], index_key).reserve(participant, f"registration-{participant}")
+    await client[settings.database_for("notification")]["contacts"].insert_one({"_id": participant, "email": "sealed", "phone": "sealed"})
+    await client[settings.database_for("biometric")]["participants"].insert_one({"_id": participant, "nik": "sealed"})
     registered = ParticipantRegistered(
         participant_id=participant, category=Category.BPU, nik=NIK, full_name="SITI AUDIT", email="audit@example.com", phone=OLD_PHONE,
         otp_channel=OtpChannel.EMAIL, birth_date=date(1990, 8, 5), gender="F",
     )
     employment = EmploymentDetailsRecorded(participant_id=participant, category=Category.BPU, occupation="Pedagang keliling", work_location="Kabupaten Bogor", monthly_income=2_500_000, join_jht=True)
     activated = AccountActivated(
-        participant_id=participant, category=Category.BPU, kpj_number="26112100042", digital_card_id=new_id(), programs=[Program.JKK, Program.JKM],
+        participant_id=participant, category=Category.BPU, kpj_number=kpj, digital_card_id=new_id(), programs=[Program.JKK, Program.JKM],
         full_name="SITI AUDIT", email="audit@example.com", phone=OLD_PHONE, notification_channel=OtpChannel.EMAIL,
     )
     started = ProfileUpdateStarted(participant_id=participant, session_id=session, expires_at=T0 + timedelta(hours=2))
@@ -88,7 +96,6 @@ async def a_registered_participant_who_changed_their_phone(settings: ServiceSett
         participant_id=participant, session_id=session, changed_fields=["phone"], new_values=ProfileValues(phone=NEW_PHONE),
         contact_email="audit@example.com", contact_phone=NEW_PHONE, notification_channel=OtpChannel.EMAIL,
     )
-    client: AsyncMongoClient = AsyncMongoClient(settings.mongodb_uri)
     try:
         await _append(client, settings, "registration", f"registration-{participant}", [(registered, T0), (employment, T0 + timedelta(minutes=5)), (activated, T0 + timedelta(minutes=10))])
         await _append(client, settings, "profile-update", f"profile-update-{session}", [(started, T0 + timedelta(hours=1)), (updated, T0 + timedelta(hours=1, minutes=10))])
@@ -132,3 +139,41 @@ async def test_history_filters_by_time_and_type_and_is_recorded(jmo: Any, settin
     reads = lines(jmo("audit", "access", participant).stdout)
     assert [r["payload"]["filters"].get("type") for r in reads] == [None, "ProfileUpdated,AccountActivated", None]
     assert jmo("audit", "state", participant, "--at", "2026-03-03T10:30:00").returncode == 2  # no UTC offset: which of three time zones?
+
+
+async def test_an_erasure_is_recorded_reaches_the_look_ups_and_every_chain_still_verifies(jmo: Any, settings: ServiceSettings, service_keys: dict[str, str]) -> None:
+    import base64
+
+    participant, session = await a_registered_participant_who_changed_their_phone(settings, base64.b64decode(service_keys["JMO_NIK_INDEX_KEY"]))
+    assert jmo("audit", "state", participant, "--at", T0.isoformat()).returncode == 0
+
+    assert jmo("privacy", "erase", participant).returncode == 2  # who asked, and why?
+    erased = jmo("privacy", "erase", participant, "--reason", "Permintaan penghapusan data oleh peserta", "--requested-by", "DPO ticket PDP-2026-0042")
+
+    assert erased.returncode == 0, erased.stderr
+    done = json.loads(erased.stdout)
+    assert {k: v for k, v in done["cleared"].items() if v} == {
+        "notification/contacts": 1, "biometric/participants": 1, "registration/nik_index": 1, "registration/kpj_numbers": 1, "profile-update/participant_profiles": 1,
+    }
+    trail = lines(jmo("audit", "access", participant).stdout)
+    assert [t["type"] for t in trail] == ["ParticipantDataAccessed", "ParticipantErased"]
+    fact = trail[-1]["payload"]
+    assert (fact["requested_by"], fact["reason"], fact["erased_by"]) == ("DPO ticket PDP-2026-0042", "Permintaan penghapusan data oleh peserta", "auditor.budi")
+    assert NIK not in json.dumps(trail) and OLD_PHONE not in json.dumps(trail)
+    verified = jmo("audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "audit: " in verified.stderr and "registration: " in verified.stderr
+    after = jmo("audit", "state", participant, "--at", (T0 + timedelta(hours=2)).isoformat())
+    assert after.returncode == 0, after.stderr
+    assert not [v for v in (NIK, OLD_PHONE, NEW_PHONE, "SITI AUDIT", "audit@example.com") if v in after.stdout]
+    state = json.loads(after.stdout)
+    assert state["registration"]["state"]["status"] == "ACTIVE" and state["profile"]["phone"] == "[erased]"  # what happened stays
+    client: AsyncMongoClient = AsyncMongoClient(settings.mongodb_uri)
+    try:
+        registration = client[settings.database_for("registration")]
+        assert not [d async for d in registration["nik_index"].find({"stream_id": f"registration-{participant}"})]  # the person may register again
+        assert not [d async for d in registration["kpj_numbers"].find({"stream_id": f"registration-{participant}"})]
+        profile = await client[settings.database_for("profile-update")][COLLECTION].find_one({"_id": participant})
+        assert profile["personal"] == "[erased]" and profile["sessions"] == [session]
+    finally:
+        await client.close()

@@ -47,4 +47,4 @@ class ParticipantErased(Event):
     erased_by: str = Field(min_length=1, max_length=128, description="Who ran the erasure: JMO_AUDITOR, else the OS user.", examples=["ops.sari"])
     erased_at: AwareDatetime = Field(description="When the keys were tombstoned (UTC).", examples=["2026-11-21T10:05:00Z"])
     services: list[str] = Field(min_length=1, description="Services whose key ring now holds a tombstone for the participant.", examples=[["registration", "identity", "biometric", "profile-update", "notification"]])
-    cleared: dict[str, int] = Field(default_factory=dict, description="Documents deleted or blanked in derived stores, as <service>.<collection>: count.", examples=[{"notification.contacts": 1, "profile-update.participant_profiles": 1}])
+    cleared: dict[str, int] = Field(default_factory=dict, description="Documents deleted or blanked in derived stores, as <service>/<collection>: count (a dot may not be in a key).", examples=[{"notification/contacts": 1, "profile-update/participant_profiles": 1}])
