@@ -74,7 +74,7 @@ def plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name not in HIDDEN}
     if isinstance(value, BaseModel):
-        return {k: plain(v) for k, v in value.model_dump(mode="json").items() if k not in HIDDEN}
+        return {k: plain(v) for k, v in value.model_dump(mode="json", warnings=False).items() if k not in HIDDEN}  # a model built from an erased event holds "[erased]" in typed fields
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, datetime | date):
