@@ -50,8 +50,8 @@ def settings(infra: Any, prefix: str, service_keys: dict[str, str]) -> ServiceSe
 def jmo(infra: Any, prefix: str, service_keys: dict[str, str]):  # noqa: ANN201
     env = os.environ | service_keys | {"MONGODB_URI": infra.mongodb_uri, "JMO_DATABASE_PREFIX": prefix, "JMO_AUDITOR": "auditor.budi"}
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([JMO, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+    def run(*args: str, without: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([JMO, *args], env={k: v for k, v in env.items() if k not in without}, capture_output=True, text=True, timeout=120, check=False)
 
     return run
 
@@ -148,7 +148,10 @@ async def test_an_erasure_is_recorded_reaches_the_look_ups_and_every_chain_still
     assert jmo("audit", "state", participant, "--at", T0.isoformat()).returncode == 0
 
     assert jmo("privacy", "erase", participant).returncode == 2  # who asked, and why?
-    erased = jmo("privacy", "erase", participant, "--reason", "Permintaan penghapusan data oleh peserta", "--requested-by", "DPO ticket PDP-2026-0042")
+    why = ("--reason", "Permintaan penghapusan data oleh peserta", "--requested-by", "DPO ticket PDP-2026-0042")
+    blind = jmo("privacy", "erase", participant, *why, without=("JMO_DATA_KEY",))  # could not find the NIK claim once the key is gone
+    assert blind.returncode == 2 and "nothing erased" in blind.stderr
+    erased = jmo("privacy", "erase", participant, *why)
 
     assert erased.returncode == 0, erased.stderr
     done = json.loads(erased.stdout)

@@ -54,6 +54,10 @@ app = typer.Typer(help="Personal data: erasure on request.", no_args_is_help=Tru
 KEPT_BY_PARTICIPANT: dict[str, tuple[str, ...]] = {"notification": ("contacts",), "biometric": ("participants", "reference_faces")}
 
 
+class MissingKey(RuntimeError):
+    """A key the erasure needs to reach everything is not configured; nothing was erased."""
+
+
 def _index_key() -> bytes | None:
     """Registration's JMO_NIK_INDEX_KEY (it keys the NIK and KPJ look-ups), if set."""
     raw = os.environ.get("JMO_NIK_INDEX_KEY")
@@ -70,7 +74,6 @@ async def erase(settings: ServiceSettings, participant_id: str, *, reason: str, 
     client: AsyncMongoClient = AsyncMongoClient(settings.mongodb_uri, serverSelectionTimeoutMS=settings.store_timeout_ms, appname="jmo-cli")
     db = {service: client[settings.database_for(service)] for service in topics.SERVICES}
     cleared: dict[str, int] = {}
-    not_reached: list[str] = []
     try:
         stores = {s: MongoEventStore(d, name="events", codec=personal_data_codec(d, settings)) for s, d in db.items()}
         # what the look-ups are keyed by, read while the keys still open the log
@@ -78,6 +81,11 @@ async def erase(settings: ServiceSettings, participant_id: str, *, reason: str, 
         registered = await stores["registration"].read_stream(registration_stream)
         nik = next((_clear_text(e.envelope.payload.get("nik")) for e in registered if e.envelope.type == "ParticipantRegistered"), None)
         kpj = next((_clear_text(e.envelope.payload.get("kpj_number")) for e in registered if e.envelope.type == "AccountActivated"), None)
+        if any(isinstance(e.envelope.payload.get(f), dict) for e in registered for f in ("nik", "kpj_number")):
+            raise MissingKey("the log is sealed: set JMO_DATA_KEY (as for the services) to read the NIK and KPJ number the look-ups are keyed by")
+        key = _index_key()
+        if (nik or kpj) and key is None:
+            raise MissingKey("set JMO_NIK_INDEX_KEY (registration's): the NIK claim and the KPJ reservation are found by a hash under it")
         identity_events = await stores["identity"].read_stream(f"identity-{participant_id}")
         sessions = await asof.known_sessions(stores, participant_id, identity_events)
 
@@ -90,9 +98,6 @@ async def erase(settings: ServiceSettings, participant_id: str, *, reason: str, 
         reg = db["registration"]
         for schedule in ("open_registrations_by_time", "membership_retries"):
             cleared[f"registration/{schedule}"] = (await reg[schedule].delete_one({"_id": registration_stream})).deleted_count
-        key = _index_key()
-        if (nik or kpj) and key is None:
-            not_reached.append("registration.nik_index and registration.kpj_numbers: JMO_NIK_INDEX_KEY is not set")
         # every look-up by _id alone: the one filter FerretDB v1 answers from an index
         if nik and key is not None:
             claim = await reg["nik_index"].find_one({"_id": nik_key(key, nik)})
@@ -122,7 +127,7 @@ async def erase(settings: ServiceSettings, participant_id: str, *, reason: str, 
         recorded = await AuditLog(audit_store(client, settings)).record(participant_id, fact)
     finally:
         await client.close()
-    return {"participant_id": participant_id, "erased": {s: {"key": "erased"} for s in topics.SERVICES}, "cleared": cleared, "not_reached": not_reached, "recorded": recorded.envelope.message_id}
+    return {"participant_id": participant_id, "erased": {s: {"key": "erased"} for s in topics.SERVICES}, "cleared": cleared, "recorded": recorded.envelope.message_id}
 
 
 @app.command("erase")
@@ -147,8 +152,9 @@ def erase_participant(
     except ValueError as e:  # too long, control characters: refused before anything is erased
         typer.echo(f"cannot record this erasure: {e}", err=True)
         raise typer.Exit(2) from None
-    done = asyncio.run(erase(ServiceSettings(), participant_id, reason=fact_check.reason, requested_by=fact_check.requested_by, erased_by=fact_check.erased_by))
+    try:
+        done = asyncio.run(erase(ServiceSettings(), participant_id, reason=fact_check.reason, requested_by=fact_check.requested_by, erased_by=fact_check.erased_by))
+    except MissingKey as e:  # refused before anything was erased: once the key is gone, the look-ups cannot be found
+        typer.echo(f"nothing erased: {e}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(json.dumps(done))
-    if done["not_reached"]:
-        typer.echo("not reached: " + "; ".join(done["not_reached"]), err=True)
-        raise typer.Exit(3)
