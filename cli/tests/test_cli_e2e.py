@@ -123,8 +123,8 @@ async def test_a_participant_erased_with_jmo_reads_as_erased_in_every_log_and_th
     before = jmo("audit", "history", participant)
     assert data["nik"] in before.stdout and data["email"] in before.stdout  # read with the services' key
 
-    assert jmo("privacy", "erase", participant).returncode == 2  # not without --yes
-    erased = jmo("privacy", "erase", participant, "--yes")
+    assert jmo("privacy", "erase", participant, "--yes").returncode == 2  # not without a reason and who asked
+    erased = jmo("privacy", "erase", participant, "--reason", "permintaan peserta", "--requested-by", "DPO ticket PDP-1")
     assert erased.returncode == 0, erased.stderr
     assert set(lines(erased.stdout)[0]["erased"]) == {"registration", "identity", "biometric", "profile-update", "notification"}
 

@@ -18,7 +18,7 @@ ALL_MODELS = [*MESSAGES.values(), *legacy_models()]
 
 #: The published type names. Renaming one breaks every stored message and the gateway: add, never rename.
 PUBLISHED_TYPES = {
-    "AccountActivated", "AdditionalDataSubmitted", "CommandRejected", "ConfirmParticipationData", "ExpireRegistration", "RetryEmployerMembershipCheck",
+    "AccountActivated", "AdditionalDataSubmitted", "ParticipantDataAccessed", "ParticipantErased", "CommandRejected", "ConfirmParticipationData", "ExpireRegistration", "RetryEmployerMembershipCheck",
     "ConfirmProfileUpdate", "ContactChangeVerified", "ExpireProfileUpdate", "ContactDataSubmitted", "ContributionAssessed",
     "ContributionPaid", "ContributionPaymentRejected", "EmployerMembershipCheckDeferred",
     "EmployerMembershipFound", "EmployerMembershipNotFound", "EmploymentDetailsRecorded", "NikRejected",
@@ -154,6 +154,15 @@ def test_the_personal_data_of_registration_is_declared():
     assert {"nik", "full_name", "email", "phone"} <= MESSAGES["ParticipantRegistered"].PERSONAL_FIELDS
     assert "code" in MESSAGES["SubmitOtp"].PERSONAL_FIELDS
     assert "code_hmac" not in MESSAGES["OtpIssued"].PERSONAL_FIELDS
+
+
+def test_what_repeats_the_nik_or_gives_away_job_or_income_is_declared_personal_too():
+    assert {"birth_date", "gender"} <= MESSAGES["ParticipantRegistered"].PERSONAL_FIELDS  # the NIK's digits 7-12
+    for name in ("ProvideEmploymentDetails", "EmploymentDetailsRecorded"):
+        assert {"occupation", "employer_name", "work_location", "placement", "monthly_income"} <= MESSAGES[name].PERSONAL_FIELDS
+    assert {"programs", "amount_due"} <= MESSAGES["ContributionAssessed"].PERSONAL_FIELDS  # amounts follow from the income bracket
+    assert "amount" in MESSAGES["ContributionPaid"].PERSONAL_FIELDS and "employer_name" in MESSAGES["AccountActivated"].PERSONAL_FIELDS
+    assert not MESSAGES["ParticipantErased"].PERSONAL_FIELDS and not MESSAGES["ParticipantDataAccessed"].PERSONAL_FIELDS  # the audit log holds none
 
 
 def test_otp_issued_holds_a_keyed_hash_and_never_a_code_field():

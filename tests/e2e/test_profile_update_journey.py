@@ -225,6 +225,15 @@ async def test_an_active_participant_updates_the_profile_with_a_verified_new_pho
     types = [e["type"] for e in events]
     assert next(e for e in events if e["type"] == "ParticipantRegistered")["payload"]["nik"] == data["nik"]  # the auditor, with the key, reads it
     assert types.index("AccountActivated") < types.index("ProfileUpdateStarted") < types.index("SelfieVerificationRecorded") < types.index("ProfileUpdated")
+    # ... an auditor asks what the profile showed before the change and after it; every read is on record
+    at = {e["type"]: e["occurred_at"] for e in events}
+    before, after = (jmo("audit", "state", pid, "--at", at[t], infra=infra, topic_prefix=topic_prefix, database_prefix=database_prefix, keys=service_keys) for t in ("ProfileUpdateStarted", "ProfileUpdated"))
+    assert before.returncode == 0 and after.returncode == 0, before.stderr + after.stderr
+    registered_phone = next(e for e in events if e["type"] == "ParticipantRegistered")["payload"]["phone"]
+    assert json.loads(before.stdout)["profile"]["phone"] == registered_phone != "+6281388800022"
+    assert json.loads(after.stdout)["profile"]["phone"] == "+6281388800022" and json.loads(after.stdout)["sessions"][0]["state"]["step"] == "UPDATED"
+    access = jmo("audit", "access", pid, infra=infra, topic_prefix=topic_prefix, database_prefix=database_prefix, keys=service_keys)
+    assert [json.loads(line)["payload"]["command"] for line in access.stdout.splitlines()] == ["history", "state", "state"]
 
 
 @pytest.mark.usefixtures("topics")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
+from datetime import datetime
 from typing import Any
 
 from jmo_eventstore import IntegrityProblem, MongoEventStore, RecordedEvent
 
+from . import asof
 from .projections import Projection
 
 _REF = re.compile(r"^[0-9a-f]{32}$")
@@ -24,14 +26,51 @@ async def participant_streams(store: MongoEventStore, ref: str) -> list[str]:
     return sorted(streams)
 
 
-async def history(stores: dict[str, MongoEventStore], ref: str) -> list[tuple[str, RecordedEvent]]:
+async def streams_by_key(stores: dict[str, MongoEventStore], participant_id: str) -> dict[str, list[str]]:
+    """A participant's streams per service, found by key only (see :mod:`jmo_cli.asof`): their
+    registration and identity streams, their known sessions and those sessions' selfie checks."""
+    identity_events = await asof.read(stores, "identity", f"identity-{participant_id}")
+    sessions = await asof.known_sessions(stores, participant_id, identity_events)
+    found = {
+        "registration": [f"registration-{participant_id}"],
+        "identity": [f"identity-{participant_id}"],
+        "profile-update": [f"profile-update-{s}" for s in sessions],
+        "biometric": [f"biometric-{s}" for s in sessions],
+    }
+    return {service: streams for service, streams in found.items() if service in stores}
+
+
+async def history(
+    stores: dict[str, MongoEventStore],
+    ref: str,
+    *,
+    scan: bool = False,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    types: Collection[str] = (),
+) -> list[tuple[str, RecordedEvent]]:
     """Every event of a stream (``registration-<id>``) or of a participant (its 32-hex reference),
-    from every service, in the order they happened (each stream in version order)."""
+    from every service, in the order they happened (each stream in version order), optionally only
+    those that occurred in ``[since, until]`` and are of one of ``types``.
+
+    A participant's streams are found by key (:func:`streams_by_key`); ``scan`` also reads every
+    log whole to find the streams whose events name the participant (notifications), which costs a
+    pass over the logs."""
     found: list[tuple[str, RecordedEvent]] = []
+    by_key = await streams_by_key(stores, ref) if _REF.match(ref) else {}
     for service, store in stores.items():
-        streams = await participant_streams(store, ref) if _REF.match(ref) else [ref]
+        if not _REF.match(ref):
+            streams = [ref]
+        elif scan:
+            streams = sorted(set(by_key.get(service, [])) | set(await participant_streams(store, ref)))
+        else:
+            streams = by_key.get(service, [])
         for stream in streams:
             found.extend((service, e) for e in await store.read_stream(stream))
+    found = [
+        (service, e) for service, e in found
+        if (since is None or e.envelope.occurred_at >= since) and (until is None or e.envelope.occurred_at <= until) and (not types or e.envelope.type in types)
+    ]
     found.sort(key=lambda se: (se[1].envelope.occurred_at, se[1].stream_id, se[1].stream_version))
     return found
 

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from jmo_contracts import topics
+from jmo_contracts.audit import AuditRead, ParticipantDataAccessed
 from jmo_runtime import ServiceSettings
 
+from . import asof
 from . import audit as audit_ops
 from .biometric import app as biometric_app
 from .dlq import app as dlq_app
@@ -29,6 +33,7 @@ from .privacy import app as privacy_app
 from .gateway import Gateway, command_envelope, upload_selfie
 from .projections import PROJECTIONS
 from .stores import open_stores
+from .trail import AUDIT, open_audit_log, who
 
 app = typer.Typer(help="JMO backend: gateway simulator, audit and ops.", no_args_is_help=True, add_completion=False)
 gateway_app = typer.Typer(help="Act as the mobile gateway.", no_args_is_help=True)
@@ -43,6 +48,7 @@ app.add_typer(biometric_app, name="biometric")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(privacy_app, name="privacy")
 err = Console(stderr=True)
+_PARTICIPANT = re.compile(r"[0-9a-f]{32}")
 
 #: Events after which a journey waits for the participant (or is over).
 PAUSES = {
@@ -97,32 +103,137 @@ def gateway_send(
     asyncio.run(go())
 
 
+def _instant(text: str | None, option: str) -> datetime | None:
+    """An ISO 8601 instant with its UTC offset (``2026-03-03T10:00:00+07:00``, ``...Z``)."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        err.print(f"{option}: not an ISO 8601 instant: {text!r}")
+        raise typer.Exit(2) from None
+    if value.tzinfo is None:
+        err.print(f"{option}: give the UTC offset (…Z or …+07:00): {text!r} could be any of Indonesia's three time zones")
+        raise typer.Exit(2)
+    return value.astimezone(UTC)
+
+
+def _readers(ref: str, events: list[tuple[str, audit_ops.RecordedEvent]]) -> list[str]:
+    """The participants whose data a read of ``ref`` shows (the reference itself, or whom the stream's events name)."""
+    if _PARTICIPANT.fullmatch(ref):
+        return [ref]
+    found = {ref.rsplit("-", 1)[1]} if ref.startswith(("registration-", "identity-")) else set()
+    found |= {p for _, e in events if isinstance(p := e.envelope.payload.get("participant_id"), str) and _PARTICIPANT.fullmatch(p)}
+    return sorted(found)
+
+
+async def _record_reads(settings: ServiceSettings, participants: list[str], command: AuditRead, by: str | None, filters: dict[str, str]) -> None:
+    """Record the read in the audit log before anything is shown (no record, no read)."""
+    async with open_audit_log(settings) as log:
+        for participant in participants:
+            await log.record(participant, ParticipantDataAccessed(participant_id=participant, read_by=who(by), command=command, filters=filters, decrypted=settings.data_key is not None))
+
+
+BY_HELP = "Who is reading, for the access trail (default: JMO_AUDITOR, else the OS user)."
+
+
 @audit_app.command("history")
 def audit_history(
     ref: Annotated[str, typer.Argument(help="A stream id (registration-<32 hex>) or a participant reference (32 hex).")],
     service: Annotated[str | None, typer.Option(help="Only this service's log.")] = None,
+    since: Annotated[str | None, typer.Option("--from", help="Only events that occurred at or after this ISO instant (with its UTC offset).")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Only events that occurred at or before this ISO instant.")] = None,
+    types: Annotated[list[str] | None, typer.Option("--type", help="Only events of this type (repeatable).")] = None,
+    scan: Annotated[bool, typer.Option("--scan", help="Also read every log whole for streams that name the participant (notifications); slow on a large log.")] = False,
+    by: Annotated[str | None, typer.Option("--by", help=BY_HELP)] = None,
 ) -> None:
-    """The full ordered history, one JSON object per line."""
+    """The ordered history, one JSON object per line. A participant's streams are found by key; the
+    read is recorded in the audit log (``jmo audit access``) before anything is printed."""
+    settings = ServiceSettings()
+    start, end = _instant(since, "--from"), _instant(until, "--to")
+    filters = {k: v for k, v in {"from": start and start.isoformat(), "to": end and end.isoformat(), "type": ",".join(types or []), "service": service, "scan": "yes" if scan else None, "ref": ref}.items() if v}
 
-    async def go() -> int:
-        async with open_stores(ServiceSettings(), service) as stores:
-            events = await audit_ops.history(stores, ref)
-        for svc, e in events:
-            _print(audit_ops.as_json(svc, e))
-        return len(events)
+    async def go() -> list[tuple[str, audit_ops.RecordedEvent]]:
+        async with open_stores(settings, service) as stores:
+            events = await audit_ops.history(stores, ref, scan=scan, since=start, until=end, types=set(types or []))
+        await _record_reads(settings, _readers(ref, events), AuditRead.HISTORY, by, filters)
+        return events
 
-    if asyncio.run(go()) == 0:
+    events = asyncio.run(go())
+    for svc, e in events:
+        _print(audit_ops.as_json(svc, e))
+    if not events:
         err.print(f"no events for {ref}")
         raise typer.Exit(1)
 
 
+@audit_app.command("state")
+def audit_state(
+    participant: Annotated[str, typer.Argument(help="The participant reference (32 hex).")],
+    at: Annotated[str, typer.Option("--at", help="The instant, ISO 8601 with its UTC offset (2026-03-03T10:00:00+07:00).")],
+    by: Annotated[str | None, typer.Option("--by", help=BY_HELP)] = None,
+) -> None:
+    """The participant's registration, identity, profile and pengkinian-data sessions (with their
+    selfie checks) as they were at an instant, folded from their streams with the services' own
+    deciders. One JSON object. The read is recorded in the audit log first."""
+    if not _PARTICIPANT.fullmatch(participant):
+        err.print("participant must be 32 lower-case hex digits")
+        raise typer.Exit(2)
+    instant = _instant(at, "--at")
+    assert instant is not None
+    settings = ServiceSettings()
+
+    async def go() -> dict[str, object]:
+        await _record_reads(settings, [participant], AuditRead.STATE, by, {"at": instant.isoformat()})
+        async with open_stores(settings) as stores:
+            return await asof.state_at(stores, participant, instant)
+
+    state = asyncio.run(go())
+    sys.stdout.write(json.dumps(state, ensure_ascii=False, indent=2) + "\n")
+    if state["registration"]["events_now"] == 0:  # type: ignore[index]
+        err.print(f"no registration for {participant}")
+        raise typer.Exit(1)
+
+
+@audit_app.command("access")
+def audit_access(participant: Annotated[str, typer.Argument(help="The participant reference (32 hex).")]) -> None:
+    """Every read of the participant's data through the audit tools, and their erasure, oldest first
+    (one JSON object per line, from the audit log; holds no personal data, so this is not recorded)."""
+    if not _PARTICIPANT.fullmatch(participant):
+        err.print("participant must be 32 lower-case hex digits")
+        raise typer.Exit(2)
+
+    async def go() -> list[audit_ops.RecordedEvent]:
+        async with open_audit_log(ServiceSettings()) as log:
+            return await log.entries(participant)
+
+    entries = asyncio.run(go())
+    for e in entries:
+        _print(audit_ops.as_json(AUDIT, e))
+    if not entries:
+        err.print(f"no recorded access to {participant}")
+        raise typer.Exit(1)
+
+
 @audit_app.command("verify")
-def audit_verify(service: Annotated[str | None, typer.Option(help="Only this service's log.")] = None) -> None:
-    """Check every hash chain and the global order; exit 1 and name the streams if anything was altered."""
+def audit_verify(service: Annotated[str | None, typer.Option(help=f"Only this service's log ({AUDIT!r}: only the audit log).")] = None) -> None:
+    """Check every hash chain and the global order of every service's log and of the audit log, with a
+    progress bar; exit 1 and name the streams if anything was altered."""
+    settings = ServiceSettings()
 
     async def go() -> dict[str, list[audit_ops.IntegrityProblem]]:
-        async with open_stores(ServiceSettings(), service) as stores:
-            return await audit_ops.verify(stores)
+        async with open_stores(settings, None if service in (None, AUDIT) else service) as stores, open_audit_log(settings) as log:
+            logs: dict[str, audit_ops.MongoEventStore] = {} if service == AUDIT else dict(stores)
+            if service in (None, AUDIT):
+                logs[AUDIT] = log.store
+            results: dict[str, list[audit_ops.IntegrityProblem]] = {}
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True) as bar:
+                task = bar.add_task("verifying", total=len(logs))
+                for name, store in logs.items():
+                    bar.update(task, description=f"verifying the {name} log")
+                    results[name] = await store.verify()
+                    bar.advance(task)
+            return results
 
     results = asyncio.run(go())
     broken = False

@@ -1,6 +1,6 @@
 """Shared message contracts of the JMO backend: envelope, commands, events, topics, upcasters."""
 
-from . import biometric, common, identity, notification, profile_update, registration  # noqa: F401  (registers the message types)
+from . import audit, biometric, common, identity, notification, profile_update, registration  # noqa: F401  (registers the message types)
 from .envelope import Envelope, derived_id, new_id, reply, stream_id
 from .messages import Command, Event, Message, UnknownMessageType, message_class, parse_payload, registered
 

@@ -24,6 +24,8 @@ _SERVICE_OF_MODULE = {"registration": "registration", "identity": "identity", "b
 _ONLY_ON = {"OtpDeliveryRequested": topics.OTP_DELIVERY, "RecordContributionPayment": topics.PAYMENTS}
 #: Commands a service issues to itself from its scheduler; accepted on no topic.
 SCHEDULER_COMMANDS = frozenset({"ExpireRegistration", "RetryEmployerMembershipCheck", "ExpireProfileUpdate"})
+#: Contract modules whose messages are kept in a log of their own and never travel on Kafka.
+_LOCAL_MODULES = frozenset({"audit"})
 
 
 def service_of(cls: type[Message]) -> str | None:
@@ -44,7 +46,7 @@ def topic_of(cls: type[Message]) -> str | None:
 
 def travels(cls: type[Message]) -> bool:
     """Whether messages of ``cls`` ever travel on Kafka (scheduler commands do not)."""
-    return cls.TYPE not in SCHEDULER_COMMANDS
+    return cls.TYPE not in SCHEDULER_COMMANDS and cls.__module__.rsplit(".", 1)[1] not in _LOCAL_MODULES
 
 
 def messages_on(topic: str) -> tuple[type[Message], ...]:

@@ -10,6 +10,8 @@ from .common import Category, OtpChannel
 from .messages import Command, Event, Part, message
 
 PERSONAL = {"nik", "full_name", "email", "phone"}
+#: Birth date and gender repeat the NIK's digits 7-12 (SPEC §3.2): as personal as the NIK itself.
+REGISTERED_PERSONAL = PERSONAL | {"birth_date", "gender"}
 
 
 @message("RegisterParticipant", personal=PERSONAL)
@@ -24,7 +26,7 @@ class RegisterParticipant(Command):
     otp_channel: OtpChannel = Field(description="Where the verification code is sent.", examples=["email"])
 
 
-@message("ParticipantRegistered", personal=PERSONAL)
+@message("ParticipantRegistered", personal=REGISTERED_PERSONAL)
 class ParticipantRegistered(Event):
     """The registration data passed validation; identity checks (Dukcapil, OTP) follow."""
 
@@ -148,7 +150,9 @@ _EXAMPLE_PROGRAMS = [
     {"program": "JKM", "amount": 6800, "period": "MONTHLY", "rate_basis_points": None},
     {"program": "JHT", "amount": 20000, "period": "MONTHLY", "rate_basis_points": 200},
 ]
-EMPLOYMENT_PERSONAL = {"monthly_income"}
+#: Job data single out a person as well as their income does (an occupation, an employer and a
+#: regency narrow one down; a placement names a country, an employer abroad and dates).
+EMPLOYMENT_PERSONAL = {"monthly_income", "occupation", "employer_name", "work_location", "placement"}
 
 
 @message("ProvideEmploymentDetails", personal=EMPLOYMENT_PERSONAL)
@@ -179,7 +183,11 @@ class EmploymentDetailsRecorded(Event):
     placement: PmiPlacement | None = Field(default=None, description="PMI: destination country and placement period.", examples=[_EXAMPLE_PLACEMENT])
 
 
-@message("ContributionAssessed")
+#: Amounts follow from the income bracket (JKK is 1 % of it, JHT 2 %), which is sealed: so are they.
+ASSESSMENT_PERSONAL = {"programs", "amount_due"}
+
+
+@message("ContributionAssessed", personal=ASSESSMENT_PERSONAL)
 class ContributionAssessed(Event):
     """Contributions were computed from the effective rate table (BPU, PMI); the first payment is now due."""
 
@@ -203,7 +211,7 @@ class RecordContributionPayment(Command):
     provider_transaction_id: str = Field(min_length=1, description="The provider's transaction id (for reconciliation; duplicates are ignored).", examples=["BNI-VA-20261121-0093312"])
 
 
-@message("ContributionPaid")
+@message("ContributionPaid", personal={"amount"})
 class ContributionPaid(Event):
     """The first contribution was paid in full: the registration can be activated."""
 
@@ -216,7 +224,7 @@ class ContributionPaid(Event):
     provider_transaction_id: str = Field(description="The provider's transaction id.", examples=["BNI-VA-20261121-0093312"])
 
 
-@message("ContributionPaymentRejected")
+@message("ContributionPaymentRejected", personal={"amount", "amount_due"})
 class ContributionPaymentRejected(Event):
     """A reported payment could not be accepted; money was taken, so it is recorded for refund / manual review."""
 
@@ -231,7 +239,7 @@ class ContributionPaymentRejected(Event):
     reason: str = Field(description="Human-readable explanation (no personal data).", examples=["Paid Rp 16,800 but Rp 36,800 is due"])
 
 
-@message("EmployerMembershipFound", personal={"kpj_number"})
+@message("EmployerMembershipFound", personal={"kpj_number", "employer_npp", "employer_name"})
 class EmployerMembershipFound(Event):
     """PU: the employer registry lists the NIK as an active member; it gives the KPJ number and the employer."""
 
@@ -262,7 +270,7 @@ class EmployerMembershipCheckDeferred(Event):
     retry_at: AwareDatetime = Field(description="When the next attempt is planned (UTC).", examples=["2026-11-21T08:32:00Z"])
 
 
-ACTIVATION_PERSONAL = {"kpj_number", "full_name", "email", "phone"}
+ACTIVATION_PERSONAL = {"kpj_number", "full_name", "email", "phone", "employer_name"}
 
 
 @message("AccountActivated", personal=ACTIVATION_PERSONAL)

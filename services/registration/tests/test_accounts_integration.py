@@ -49,3 +49,15 @@ async def test_a_kpj_number_is_reserved_once_and_again_for_the_same_registration
     assert await kpj.reserve("a" * 32, "registration-" + "a" * 32) == first
     other = await kpj.reserve("a" * 32, "registration-" + "b" * 32)  # same candidates, another registration
     assert other != first and len(other) == 11
+
+
+async def test_a_kpj_number_is_kept_only_as_a_keyed_hash_and_a_number_reserved_in_clear_earlier_stays_taken(database: Any) -> None:
+    legacy = MongoKpjReservations(database["kpj_numbers"])
+    old = await legacy.reserve("c" * 32, "registration-" + "c" * 32)  # written before numbers were hashed
+    kpj = MongoKpjReservations(database["kpj_numbers"], bytes(32))
+
+    assert await kpj.reserve("c" * 32, "registration-" + "c" * 32) == old  # its holder still gets it
+    other = await kpj.reserve("c" * 32, "registration-" + "d" * 32)
+    assert other != old and await kpj.reserve("c" * 32, "registration-" + "d" * 32) == other
+    raw = [d async for d in database["kpj_numbers"].find({})]
+    assert [d["_id"] for d in raw if other in str(d)] == []  # the new number is nowhere in clear

@@ -10,6 +10,9 @@ Verification of contacts is part of the log already folded here: an account is o
 after identity's OtpVerified (registration records it as RegistrationContactConfirmed), and a
 session only confirms a changed contact after identity's OtpVerified (ContactChangeVerified).
 
+``sessions`` lists the pengkinian-data sessions whose ``ProfileUpdated`` was folded, in order: how
+``jmo audit state`` finds a participant's session streams by key, without scanning the log.
+
 Applying is idempotent: a document lists the message ids it has folded (``applied``, sorted), and an
 event already listed changes nothing — Kafka delivers at least once.
 
@@ -38,7 +41,7 @@ STATUS_AFTER = {"RegistrationRejected": "REJECTED", "RegistrationExpired": "EXPI
 #: the fold gains later is personal until it is listed here.
 NOT_PERSONAL = frozenset(
     {"_id", "participant_id", "category", "status", "notification_channel", "registered_at", "activated_at", "updated_at",
-     "profile_version", "last_session_id", "last_changed_fields", "applied"}
+     "profile_version", "last_session_id", "sessions", "last_changed_fields", "applied"}
 )
 
 
@@ -77,7 +80,7 @@ def apply(profile: Mapping[str, Any] | None, envelope: Envelope) -> Profile | No
             doc[name] = new_values.get(name) if isinstance(new_values, Mapping) else new_values
         doc.update(
             profile_version=int(doc.get("profile_version", 0)) + 1, last_session_id=p["session_id"], updated_at=envelope.occurred_at.isoformat(),
-            last_changed_fields=list(p["changed_fields"]),
+            last_changed_fields=list(p["changed_fields"]), sessions=[*doc.get("sessions", ()), p["session_id"]],
         )
     doc["applied"] = sorted({*doc.get("applied", ()), envelope.message_id})
     return doc

@@ -1,6 +1,7 @@
 """Cross-registration facts kept beside the log: which NIKs have an active account, which KPJ
 numbers are taken. Both are insert-only documents with a unique ``_id``, so concurrent
-registrations cannot both win; the NIK is stored only as a keyed hash."""
+registrations cannot both win; the NIK and the KPJ number are stored only as keyed hashes (the
+events seal them; a clear copy here would link them to the stream)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,16 @@ def nik_key(key: bytes, nik: str) -> str:
     return hmac.new(key, b"jmo-nik-index-v1\0" + nik.encode(), hashlib.sha256).hexdigest()
 
 
+def kpj_key(key: bytes, number: str) -> str:
+    """The ``_id`` under which a KPJ number is reserved: a keyed hash, never the number."""
+    return "kpj-h:" + hmac.new(key, b"jmo-kpj-numbers-v1\0" + number.encode(), hashlib.sha256).hexdigest()
+
+
+def legacy_kpj_id(number: str) -> str:
+    """How a reservation was keyed before the number was hashed (``kpj:<number>``): still honoured."""
+    return f"kpj:{number}"
+
+
 class MongoNikIndex:
     def __init__(self, collection: AsyncCollection, key: bytes) -> None:
         self._c, self._key = collection, key
@@ -64,17 +75,27 @@ class MongoNikIndex:
 
 
 class MongoKpjReservations:
-    def __init__(self, collection: AsyncCollection) -> None:
-        self._c = collection
+    """``{_id: kpj_key(number), stream_id}``; without ``key`` (older wiring) ``{_id: "kpj:<number>"}``.
+    A number reserved under the older form stays taken."""
+
+    def __init__(self, collection: AsyncCollection, key: bytes | None = None) -> None:
+        self._c, self._key = collection, key
 
     async def reserve(self, participant_id: str, stream_id: str) -> str:
         for number in kpj_candidates(participant_id):
+            if self._key is not None:
+                legacy = await self._c.find_one({"_id": legacy_kpj_id(number)})
+                if legacy is not None:
+                    if legacy.get("stream_id") == stream_id:
+                        return number
+                    continue
+            doc_id = kpj_key(self._key, number) if self._key is not None else legacy_kpj_id(number)
             try:
-                await self._c.insert_one({"_id": f"kpj:{number}", "stream_id": stream_id})
+                await self._c.insert_one({"_id": doc_id, "stream_id": stream_id})
                 return number
             except DuplicateKeyError:
-                holder = await self._c.find_one({"_id": f"kpj:{number}"})
-                if holder is not None and holder["stream_id"] == stream_id:
+                holder = await self._c.find_one({"_id": doc_id})
+                if holder is not None and holder.get("stream_id") == stream_id:
                     return number  # reserved by an earlier attempt of this registration
         raise AssertionError("kpj_candidates is endless")
 

@@ -61,7 +61,7 @@ def build(
                 ports["attempts"] = InMemoryQuota(settings.registrations_per_nik_per_hour, timedelta(hours=1))
             else:
                 ports["nik"] = nik_index or MongoNikIndex(service.database["nik_index"], settings.nik_key())
-                ports["kpj"] = kpj or MongoKpjReservations(service.database["kpj_numbers"])
+                ports["kpj"] = kpj or MongoKpjReservations(service.database["kpj_numbers"], settings.nik_key())
                 ports["open"] = MongoSchedule(service.database["open_registrations_by_time"])  # open ones, by registration time
                 ports["retries"] = MongoSchedule(service.database["membership_retries"])
                 ports["attempts"] = MongoQuota(service.database["registration_attempts"], settings.registrations_per_nik_per_hour, timedelta(hours=1))
