@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from pymongo import ReturnDocument
 from pymongo.errors import OperationFailure
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 
 
 NOT_IMPLEMENTED = 238
@@ -77,3 +79,29 @@ class MongoQuota:
             upsert=True, return_document=ReturnDocument.AFTER,
         )
         return int(doc["n"]) <= self.limit
+
+
+class ServiceQuota:
+    """A quota kept in a service's database, built when the service starts (in memory when it runs
+    without a database); see :meth:`jmo_runtime.Service.quota`."""
+
+    def __init__(self, database_of: Callable[[], AsyncDatabase | None], collection: str, limit: int, window: timedelta) -> None:
+        self._database_of, self._collection, self.limit, self.window = database_of, collection, limit, window
+        self._backend: Quota | None = None
+
+    async def start(self) -> None:
+        database = self._database_of()
+        if database is None:
+            self._backend = InMemoryQuota(self.limit, self.window)
+            return
+        backend = MongoQuota(database[self._collection], self.limit, self.window)
+        await backend.ensure_indexes()
+        self._backend = backend
+
+    async def stop(self) -> None:
+        return None
+
+    async def take(self, key: str, now: datetime) -> bool:
+        if self._backend is None:
+            raise RuntimeError("the quota exists once the service has started")
+        return await self._backend.take(key, now)

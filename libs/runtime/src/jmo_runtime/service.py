@@ -8,6 +8,7 @@ AsyncAPI document) has no side effects.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ from jmo_eventstore import EventStore, FieldEncryptionCodec, MongoEventStore, Mo
 from .decider import Decider, rejected
 from .handler import CommandHandler
 from .health import health_route
+from .quota import ServiceQuota
 from .messaging import Boundary, ConsumerWatch, EnvelopeHandler, FailureBudget, publish, subscribe
 from .relay import Checkpoints, InMemoryCheckpoints, KafkaRecordPublisher, MongoCheckpoints, OutgoingRecord, RecordPublisher, Relay
 from .settings import ServiceSettings
@@ -143,6 +145,13 @@ class Service:
         """Start something of the service's own (a worker pool...) once the store is up, before any
         message is consumed; stop it after the relay, in reverse order of declaration."""
         self._resources.append((start, stop))
+
+    def quota(self, collection: str, limit: int, window: timedelta) -> ServiceQuota:
+        """At most ``limit`` uses of a key per ``window``, counted in ``collection`` of this service's
+        database across all its instances (see :mod:`jmo_runtime.quota`); usable once started."""
+        quota = ServiceQuota(lambda: self.database, collection, limit, window)
+        self.resource(quota.start, quota.stop)
+        return quota
 
     async def _run_periodic(self, name: str, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
         while not self._stop.is_set():

@@ -22,7 +22,7 @@ from jmo_contracts.registration import ParticipantRegistered
 from jmo_registries import CircuitBreaker, EmbeddedPopulationRegistry, HttpPopulationRegistry, PopulationRegistry, RegistryError, RegistryUnavailable
 from jmo_registries.ports import CircuitOpen
 from jmo_runtime import Service, Unprocessable
-from jmo_runtime.quota import InMemoryQuota, MongoQuota, Quota, quota_key
+from jmo_runtime.quota import quota_key
 
 from ..adapters.contact_changes import ContactChange, ContactChanges, InMemoryContactChanges, MongoContactChanges
 from ..adapters.outbox import MongoSealedCodes
@@ -42,14 +42,8 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
     dukcapil = registry or (HttpPopulationRegistry(settings.dukcapil_url, timeout=settings.dukcapil_timeout_seconds, breaker=CircuitBreaker("dukcapil", cooldown=settings.dukcapil_breaker_cooldown_seconds)) if settings.dukcapil_url else EmbeddedPopulationRegistry())
     policy = settings.policy()
     hmac_key, delivery_key = settings.hmac_key(), settings.delivery_key()
-    limits: list[Quota] = []
     built: dict[str, Any] = {}
-
-    def quotas() -> Quota:
-        if not limits:  # the database exists once the service has started
-            window, limit = timedelta(hours=1), settings.otp_codes_per_destination_per_hour
-            limits.append(MongoQuota(service.database["otp_destination_quota"], limit, window) if service.database is not None else InMemoryQuota(limit, window))
-        return limits[0]
+    per_destination = service.quota("otp_destination_quota", settings.otp_codes_per_destination_per_hour, timedelta(hours=1))
 
     def otp_codes() -> OtpCodes:
         if "codes" not in built:
@@ -60,15 +54,6 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
                 clock=lambda: datetime.now(UTC),
             )
         return built["codes"]
-
-    async def prepare_quota() -> None:
-        if isinstance(quota := quotas(), MongoQuota):
-            await quota.ensure_indexes()
-
-    async def nothing() -> None:
-        return None
-
-    service.resource(prepare_quota, nothing)
 
     async def tell_deferral(envelope: Envelope, stream_id: str, unavailable: RegistryUnavailable) -> None:
         reason = NikDeferralReason.CIRCUIT_OPEN if isinstance(unavailable, CircuitOpen) else NikDeferralReason.TIMEOUT if "timeout" in str(unavailable).lower() else NikDeferralReason.UNAVAILABLE
@@ -148,7 +133,7 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
                 if command.purpose is OtpPurpose.CONTACT_CHANGE:
                     facts["contact_change_allowed"] = await contact_change_allowed(participant_id, command)
                 if (destination := otp_destination(command, state)) is not None:
-                    facts["destination_allowed"] = await quotas().take(quota_key(hmac_key, "otp-destination", destination), datetime.now(UTC))
+                    facts["destination_allowed"] = await per_destination.take(quota_key(hmac_key, "otp-destination", destination), datetime.now(UTC))
             elif isinstance(command, SubmitOtp):
                 target = state.codes.target(command.purpose, command.otp_id)
                 facts["matches"] = target is not None and codes_match(hmac_key, participant_id, target.otp_id, command.code, target.code_hmac)

@@ -17,7 +17,7 @@ from jmo_contracts.identity import NikRejected, NikVerified, OtpVerified
 from jmo_contracts.registration import ExpireRegistration, ProvideEmploymentDetails, RecordContributionPayment, RegisterParticipant, RetryEmployerMembershipCheck
 from jmo_registries import CircuitBreaker, EmbeddedEmployerRegistry, EmployerRegistry, HttpEmployerRegistry, RegistryError, RegistryUnavailable
 from jmo_runtime import Handled, Service, Unprocessable
-from jmo_runtime.quota import InMemoryQuota, MongoQuota, Quota, quota_key
+from jmo_runtime.quota import quota_key
 from jmo_runtime.schedule import Due, InMemorySchedule, MongoSchedule, Schedule
 
 from ..adapters.accounts import InMemoryKpjReservations, InMemoryNikIndex, KpjReservations, MongoKpjReservations, MongoNikIndex, NikIndex
@@ -50,6 +50,7 @@ def build(
         breaker=CircuitBreaker("employer-registry", cooldown=settings.employer_registry_breaker_cooldown_seconds),
     ) if settings.employer_registry_url else EmbeddedEmployerRegistry())
     ports: dict[str, Any] = {}
+    attempts = service.quota("registration_attempts", settings.registrations_per_nik_per_hour, timedelta(hours=1))
     timeout = timedelta(seconds=settings.registration_timeout_seconds)
     retry_step = timedelta(seconds=settings.employer_retry_step_seconds)
 
@@ -58,18 +59,12 @@ def build(
             if service.database is None:
                 ports["nik"], ports["kpj"], ports["open"] = nik_index or InMemoryNikIndex(), kpj or InMemoryKpjReservations(), InMemorySchedule()
                 ports["retries"] = InMemorySchedule()
-                ports["attempts"] = InMemoryQuota(settings.registrations_per_nik_per_hour, timedelta(hours=1))
             else:
                 ports["nik"] = nik_index or MongoNikIndex(service.database["nik_index"], settings.nik_key())
                 ports["kpj"] = kpj or MongoKpjReservations(service.database["kpj_numbers"], settings.nik_key())
                 ports["open"] = MongoSchedule(service.database["open_registrations_by_time"])  # open ones, by registration time
                 ports["retries"] = MongoSchedule(service.database["membership_retries"])
-                ports["attempts"] = MongoQuota(service.database["registration_attempts"], settings.registrations_per_nik_per_hour, timedelta(hours=1))
         return ports["nik"], ports["kpj"], ports["open"]
-
-    def attempts() -> Quota:
-        accounts()
-        return ports["attempts"]
 
     def retries() -> Schedule:
         accounts()
@@ -84,7 +79,7 @@ def build(
             if isinstance(message, RegisterParticipant):
                 now, secret = datetime.now(UTC), settings.nik_key()
                 destination = message.email.strip().lower() if message.otp_channel is OtpChannel.EMAIL else "".join(ch for ch in message.phone if ch.isdigit())[-10:]
-                allowed = await attempts().take(quota_key(secret, "register-nik", message.nik), now) and await attempts().take(quota_key(secret, "register-destination", destination), now)
+                allowed = await attempts.take(quota_key(secret, "register-nik", message.nik), now) and await attempts.take(quota_key(secret, "register-destination", destination), now)
                 return {"nik_has_active_account": await nik_index.has_active_account(message.nik), "too_many_attempts": not allowed}
             if isinstance(message, ProvideEmploymentDetails | RetryEmployerMembershipCheck) and state.participant is not None and state.participant.category is Category.PU:
                 claimed = state.status not in ACTIVATING or await nik_index.claim(state.participant.nik, envelope_stream(state))
@@ -166,14 +161,6 @@ def build(
         if isinstance(event, NikVerified | NikRejected | OtpVerified):
             await apply(envelope, f"registration-{event.participant_id}", {})
 
-    async def prepare_quota() -> None:
-        if isinstance(quota := attempts(), MongoQuota):
-            await quota.ensure_indexes()
-
-    async def nothing() -> None:
-        return None
-
-    service.resource(prepare_quota, nothing)
     service.every(settings.registration_sweep_seconds, expire_unfinished, name="expiry")
     service.every(settings.employer_retry_sweep_seconds, retry_membership_checks, name="employer-retry")
     service.consume(topics.commands(NAME), on_command, "RegisterParticipant and ProvideEmploymentDetails from the gateway.")
