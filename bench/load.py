@@ -202,7 +202,7 @@ class Follower:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, client_id="bench-load-follower")
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, client_id="bench-load-follower", fetch_max_wait_ms=20)
         await consumer.start()
         parts = [TopicPartition(t, p) for t in (topics.events("registration"), topics.events("identity")) for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))]
         consumer.assign(parts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -11,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pymongo import AsyncMongoClient, monitoring
 
 from jmo_contracts import new_id, stream_id
-from jmo_eventstore import MongoEventStore
+from jmo_eventstore import ConcurrencyConflict, MongoEventStore
+from jmo_eventstore.mongo import SLOT_PREFIX, slot_id
 from jmo_eventstore.testing import EventStoreContract, an_event, read_everything
 
 pytestmark = pytest.mark.integration
@@ -100,18 +102,34 @@ class TestMongoEventStore(EventStoreContract):
         await store.sequence()
         assert await store.commits.find_one({"_id": f"{s}@0"}) == before
 
-    async def test_a_command_on_a_stream_this_instance_knows_costs_two_inserts_and_no_read(self, counted: tuple[MongoEventStore, Counter]) -> None:
+    async def test_a_command_on_a_stream_this_instance_knows_costs_one_insert_and_no_read(self, counted: tuple[MongoEventStore, Counter]) -> None:
         store, counter = counted
         s = stream_id("test")
         await store.append(s, 0, [an_event(s, 1)], cause_id=new_id())
         counter.names.clear()
         history = await store.read_stream(s, cached=True)
         await store.append(s, len(history), [an_event(s, 2)], cause_id=new_id())
-        await store.settle([c.commit_id for c in store.appended_commits(10)])
-        assert counter.names == ["insert", "insert", "delete"]
+        assert counter.names == ["insert"]  # the outbox slot and the commit, in one command
+        await store.settle([c.commit_id for c in await store.appended_commits(10)])
+        assert counter.names == ["insert", "update", "delete"]  # the watermark, then the slots below it
+        assert await store.commits.count_documents({"_id": {"$regex": f"^{SLOT_PREFIX}"}}) == 0
 
-    async def test_an_outbox_record_whose_commit_never_came_is_not_published(self, store: MongoEventStore) -> None:
+    async def test_a_commit_that_lost_the_race_leaves_a_void_slot_that_is_never_published(self, store: MongoEventStore, second_store: MongoEventStore) -> None:
         s = stream_id("test")
-        await store.outbox.insert_one({"_id": f"{s}@0", "stream_id": s, "at": datetime.now(UTC) - timedelta(seconds=60)})  # then the writer died
+        await second_store.append(s, 0, [an_event(s, 1)], cause_id=new_id())
+        with pytest.raises(ConcurrencyConflict):
+            await store.append(s, 0, [an_event(s, 2)], cause_id=new_id())  # presumed new, but it is not
+        assert await store.commits.find_one({"_id": slot_id(store.instance, 0)}) == {"_id": slot_id(store.instance, 0), "cause_id": slot_id(store.instance, 0), "void": True}
+        await asyncio.sleep(0.05)
+        found = await second_store.pending_commits(older_than=0.01, limit=10)
+        assert [c.commit_id for c in found] == []  # store's only slot is void
+        await store.settle([])
+        assert await store.commits.find_one({"_id": slot_id(store.instance, 0)}) is None
+
+    async def test_a_slot_whose_commit_never_came_is_dropped_with_its_dead_instance(self, store: MongoEventStore) -> None:
+        s = stream_id("test")
+        await store.relays.insert_one({"_id": "dead", "heartbeat": datetime.now(UTC) - timedelta(seconds=60), "next": 0})
+        await store.commits.insert_one({"_id": slot_id("dead", 0), "cause_id": slot_id("dead", 0), "commit": f"{s}@0", "at": datetime.now(UTC)})  # then it died
         assert await store.pending_commits(older_than=1, limit=10) == []
-        assert await store.pending_commit(f"{s}@0") is None
+        assert await store.relays.find_one({"_id": "dead"}) is None
+        assert await store.commits.find_one({"_id": slot_id("dead", 0)}) is None

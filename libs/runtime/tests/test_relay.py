@@ -95,7 +95,7 @@ async def test_a_batch_kafka_did_not_acknowledge_is_sent_again_and_stays_pending
 async def test_what_a_dead_instance_left_pending_is_published_by_another_instances_recovery() -> None:
     store = InMemoryEventStore()
     streams = await a_log(store)
-    store.appended_commits(100)  # taken by an instance that died before publishing
+    await store.appended_commits(100)  # taken by an instance that died before publishing
     await asyncio.sleep(0.01)
     out = Recorder()
     survivor = relay(store, out, batch=100, recover_after=0.005)
@@ -111,7 +111,7 @@ async def test_a_streams_earlier_commit_still_pending_elsewhere_is_published_bef
     store = InMemoryEventStore()
     s = stream_id("test")
     await store.append(s, 0, [an_event(s, 1)], cause_id=new_id())
-    store.appended_commits(10)  # appended by another instance, not published yet
+    await store.appended_commits(10)  # appended by another instance, not published yet
     await store.append(s, 1, [an_event(s, 2)], cause_id=new_id())
     out = Recorder()
     assert await relay(store, out).run_once() == 2

@@ -54,7 +54,10 @@ class InMemoryEventStore:
             self.appended.set()
             return result_of(doc, already=False)
 
-    def appended_commits(self, limit: int) -> list[PendingCommit]:
+    async def heartbeat(self) -> None:
+        pass
+
+    async def appended_commits(self, limit: int) -> list[PendingCommit]:
         out: list[PendingCommit] = []
         while self._queue and len(out) < limit:
             out.append(self._queue.popleft())

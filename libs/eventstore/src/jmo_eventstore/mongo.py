@@ -6,10 +6,15 @@ Collections (``<name>`` is the store's name, one per service):
   changed once written, so an append is atomic without multi-document transactions.
   ``_id`` = ``<stream>@<expected version>`` is the optimistic-concurrency check. A unique index
   on ``cause_id`` keeps one commit per causing message across the whole log.
-* ``<name>_outbox``: ``{_id: <commit id>, stream_id, at}`` for each commit whose events may not be
-  on Kafka yet. Inserted *before* its commit, deleted by the relay once Kafka acknowledged the
-  commit's events (:meth:`MongoEventStore.settle`). It holds only work in flight, so recovery
-  after a crash reads only this small collection, never the log.
+  Beside the commits it holds this instance's **outbox slots**: ``{_id: "~outbox~<instance>~<seq>",
+  commit, at}``, one per commit whose events may not be on Kafka yet, inserted in the *same*
+  ordered ``insert`` command as the commit and before it (so a commit never exists without its
+  slot, and an append stays one round trip). The commit names its slot (``outbox_slot``, outside
+  the hash). Slots are deleted once Kafka acknowledged the commit's events (:meth:`MongoEventStore.settle`).
+* ``<name>_relays``: one small document per store instance (process): ``{_id: <instance>,
+  heartbeat, next}``. ``next`` is the instance's first slot that may still be unpublished, so
+  recovering the work of an instance that died reads its slots by ``_id`` from ``next`` on, and
+  nothing else. A live instance refreshes ``heartbeat`` every few seconds.
 * ``<name>_sequence``: the global order (``position``), built only by batch tools (``sequence``,
   then ``read_all``: ``jmo audit``). Nothing on a service's hot path or timers reads or writes it.
 
@@ -20,30 +25,33 @@ What a command costs, whatever the size of the log:
   A stale entry is harmless: the decision made on it is appended at a version that is taken, the
   insert collides on ``_id``, and the store reads forward from what it knew. An uncached stream
   is read commit by commit by ``_id``.
-* ``append``: the outbox record and the commit, two inserts. A redelivered cause is recognised in
-  the stream's own commits (which the instance holds); a cause already used by another stream
-  makes the insert collide on the ``cause_id`` index, and only then is it looked up.
-* the relay publishes what this instance appended straight from memory, then deletes the outbox
-  records in one command per batch of up to 90 (each statement by ``_id``).
-* recovery, every few seconds: outbox records older than a threshold (an index on ``at`` on
-  MongoDB; a scan of the small outbox on FerretDB). Usually none.
+* ``append``: one ``insert`` command (slot + commit). A redelivered cause is recognised in the
+  stream's own commits (which the instance holds); a cause already used by another stream makes
+  the insert collide on the ``cause_id`` index, and only then is it looked up.
+* the relay publishes what this instance appended straight from memory; settling (every second or
+  so, for everything published since) is one update of the instance's document and one ``delete``
+  command whose statements are by ``_id``.
+* every few seconds: the heartbeat (an update by ``_id``) and a look for dead instances (the small
+  ``<name>_relays`` collection; an index on ``heartbeat`` on MongoDB). Usually none.
 
 FerretDB v1 (SQLite) answers only a plain ``{_id: <string>}`` filter from an index (with the patch
-in ``jmo_devstack.install``) and scans the collection for anything else: every query above that is
-not by ``_id`` reads the outbox, which holds only in-flight work. Full scans of the log happen
-only in batch tools: ``sequence`` (reconciliation), ``verify``, ``stream_ids``.
+in ``jmo_devstack.install``) and scans the collection for anything else: the only query above not
+by ``_id`` reads ``<name>_relays``, one document per running instance. Full scans of the log
+happen only in batch tools: ``sequence`` (reconciliation), ``verify``, ``stream_ids``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import uuid
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DeleteOne
+from pymongo.errors import BulkWriteError
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -58,14 +66,22 @@ from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, PendingC
 # one of a database's 100 pooled SQLite connections per open cursor, and blocks every later
 # request on that database once they are all taken.
 STREAM_CACHE_COMMITS = 5_000
+#: Appended commits kept in memory, with their events, for this instance's relay; beyond that only
+#: their ids are kept and the relay reads them back.
 APPENDED_QUEUE_LIMIT = 2_000
-#: An outbox record whose commit never appeared (its writer died between the two inserts) is
-#: dropped after this long: far longer than any insert can take.
-ORPHAN_SECONDS = 300.0
+#: Appends in flight at once per instance. A dead instance's slots are walked until this many
+#: ``_id`` look-ups in a row find nothing: gaps come only from appends that were in flight.
+MAX_IN_FLIGHT = 64
+SLOT_PREFIX = "~outbox~"
 #: Statements per bulk command: FerretDB v1 mishandles bulk writes of 100 or more.
 BULK_CHUNK = 90
 FETCH_CONCURRENCY = 16
 _ORDER_FIELDS = {"_id": 1, "stream_id": 1, "from_version": 1, "prev_commit": 1, "event_count": 1, "recorded_at": 1}
+
+
+def slot_id(instance: str, seq: int) -> str:
+    """The ``_id`` of an instance's ``seq``-th outbox slot (beside the commits)."""
+    return f"{SLOT_PREFIX}{instance}~{seq:012d}"
 
 
 def batch_id(start: int) -> str:
@@ -78,8 +94,8 @@ class MongoEventStore:
     """Event store on a MongoDB-protocol database. Call :meth:`ensure_indexes` once at start-up.
 
     ``cache_commits`` bounds the per-instance stream cache (commit documents held);
-    ``queue_limit`` bounds the commits waiting in memory for this instance's relay (beyond it,
-    the relay's recovery finds them through the outbox).
+    ``queue_limit`` bounds the commits waiting in memory, with their events, for this instance's
+    relay (beyond it only their ids wait, and the relay reads them back by ``_id``).
     """
 
     def __init__(
@@ -93,16 +109,27 @@ class MongoEventStore:
     ) -> None:
         self.codec = codec or PlainCodec()
         self.commits: AsyncCollection = database[f"{name}_commits"]
-        self.outbox: AsyncCollection = database[f"{name}_outbox"]
+        self.relays: AsyncCollection = database[f"{name}_relays"]
         self.sequence_log: AsyncCollection = database[f"{name}_sequence"]
+        #: This store instance, as the owner of its outbox slots.
+        self.instance = uuid.uuid4().hex[:16]
         #: Set after every append of this instance: wakes its relay.
         self.appended = asyncio.Event()
         self._streams: OrderedDict[str, list[Doc]] = OrderedDict()
         self._cached = 0
         self._cache_limit = cache_commits
-        self._queue: deque[PendingCommit] = deque()
+        self._queue: deque[PendingCommit | str] = deque()
         self._queue_limit = queue_limit
-        self.queue_overflows = 0
+        self._gate = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._registered = False
+        self._next_seq = 0
+        self._open: dict[int, str | None] = {}  # seq -> commit id: slots not settled yet (None: still being written)
+        self._slot_of: dict[str, int] = {}  # commit id -> seq, for this instance's unsettled commits
+        self._deletable: set[int] = set()  # settled (or void) slots, deleted once below the watermark
+        self._watermark = 0
+        self._unknown: dict[int, datetime] = {}  # slots whose insert failed without saying whether it landed
+        self._recovered: dict[str, tuple[str, str]] = {}  # commit id -> (dead instance, slot id)
+        self._recovering: dict[str, dict[str, Any]] = {}  # dead instance -> walk state
         # Batch tools only (sequence / read_all): what this process has read of the sequence log.
         self._starts: list[int] = []
         self._batches: dict[int, list[Doc]] = {}
@@ -113,7 +140,7 @@ class MongoEventStore:
     async def ensure_indexes(self) -> None:
         """The indexes every query of this store needs on MongoDB (see ``QUERIES`` in the tests)."""
         await self.commits.create_index([("cause_id", ASCENDING)], unique=True, name="cause_unique")
-        await self.outbox.create_index([("at", ASCENDING)], name="outbox_at")
+        await self.relays.create_index([("heartbeat", ASCENDING)], name="relays_heartbeat")
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -128,17 +155,41 @@ class MongoEventStore:
             raise ConcurrencyConflict(stream_id, expected_version, actual)
         await self.codec.prepare(new_items(events), writing=True)
         doc = build_commit(stream_id=stream_id, expected_version=expected_version, head=known[-1] if known else None, events=events, cause_id=cause_id, codec=self.codec)
-        try:
-            await self.outbox.insert_one({"_id": doc["_id"], "stream_id": stream_id, "at": datetime.now(UTC)})
-        except DuplicateKeyError:
-            pass  # a concurrent (or failed) append of this commit id wrote it: it covers whichever commit wins
-        try:
-            await self.commits.insert_one(doc)
-        except DuplicateKeyError:
-            return await self._after_collision(stream_id, expected_version, cause_id)
+        async with self._gate:
+            await self._register()
+            seq = self._next_seq
+            self._next_seq += 1
+            self._open[seq] = None
+            slot = slot_id(self.instance, seq)
+            doc["outbox_slot"] = slot
+            try:
+                # one command; ordered: the slot first, so no commit exists without its slot
+                await self.commits.insert_many([{"_id": slot, "cause_id": slot, "commit": doc["_id"], "at": datetime.now(UTC)}, doc], ordered=True)
+            except BulkWriteError as e:
+                if any(err.get("code") != 11000 or err.get("index") != 1 for err in e.details.get("writeErrors", [])):
+                    self._unknown[seq] = datetime.now(UTC)
+                    raise
+                # the commit collided; void our slot (no gap in the walk) and settle it with the next batch
+                await self.commits.replace_one({"_id": slot}, {"cause_id": slot, "void": True}, upsert=True)
+                self._open.pop(seq, None)
+                self._deletable.add(seq)
+                return await self._after_collision(stream_id, expected_version, cause_id)
+            except BaseException:
+                self._unknown[seq] = datetime.now(UTC)  # did it land? settle finds out (see _resolve_unknown)
+                raise
+            self._open[seq] = doc["_id"]
+            self._slot_of[doc["_id"]] = seq
         self._remember(stream_id, [*known, doc])
         self._enqueue(doc, events)
         return result_of(doc, already=False)
+
+    async def _register(self) -> None:
+        if not self._registered:
+            try:
+                await self.relays.insert_one({"_id": self.instance, "heartbeat": datetime.now(UTC), "next": 0})
+            except DuplicateKeyError:
+                pass  # a concurrent first append of this instance registered it
+            self._registered = True
 
     async def _known(self, stream_id: str, expected_version: int) -> list[Doc]:
         """The stream's commits as far as this instance knows them, enough to append after
@@ -206,50 +257,131 @@ class MongoEventStore:
 
     # -- the outbox: from the log to Kafka -------------------------------------------------
 
-    def _enqueue(self, doc: Doc, events: Sequence[Envelope]) -> None:
-        if len(self._queue) < self._queue_limit:
+    def _enqueue(self, doc: Doc, events: Sequence[Envelope] | None) -> None:
+        if events is not None and len(self._queue) < self._queue_limit:
             recorded = tuple(RecordedEvent(envelope=e, stream_version=doc["from_version"] + i, position=None, commit_id=doc["_id"]) for i, e in enumerate(events))
             self._queue.append(PendingCommit(doc["_id"], doc["stream_id"], doc["prev_commit"], recorded))
         else:
-            self.queue_overflows += 1  # its outbox record stays: recovery publishes it
+            self._queue.append(doc["_id"])  # only its id: the relay reads it back
         self.appended.set()
 
-    def appended_commits(self, limit: int) -> list[PendingCommit]:
-        """Commits this instance appended and has not handed out yet, oldest first (no round trip)."""
+    async def appended_commits(self, limit: int) -> list[PendingCommit]:
+        """Commits this instance appended and has not handed out yet, oldest first (no round trip
+        unless more were appended than the in-memory queue holds)."""
         out: list[PendingCommit] = []
         while self._queue and len(out) < limit:
-            out.append(self._queue.popleft())
+            item = self._queue.popleft()
+            if isinstance(item, PendingCommit):
+                out.append(item)
+            elif (doc := await self.commits.find_one({"_id": item})) is not None:
+                out.append(await self._pending_of(doc))
         return out
 
+    async def settle(self, commits: Sequence[str]) -> None:
+        """The events of ``commits`` are on Kafka: their slots may go. Moves this instance's
+        watermark (one update by ``_id``), then deletes the slots below it (one command per
+        :data:`BULK_CHUNK`, each statement by ``_id``); finishes recovered instances."""
+        recovered: dict[str, list[str]] = {}
+        for commit in commits:
+            if (seq := self._slot_of.pop(commit, None)) is not None:
+                self._open.pop(seq, None)
+                self._deletable.add(seq)
+            elif (where := self._recovered.pop(commit, None)) is not None:
+                recovered.setdefault(where[0], []).append(where[1])
+        await self._resolve_unknown()
+        watermark = min(self._open, default=self._next_seq)
+        if watermark > self._watermark and self._registered:
+            await self.relays.update_one({"_id": self.instance}, {"$set": {"next": watermark}})
+            self._watermark = watermark
+        below = sorted(seq for seq in self._deletable if seq < self._watermark)
+        await self._delete([slot_id(self.instance, seq) for seq in below])
+        self._deletable.difference_update(below)
+        for dead, slots in recovered.items():
+            await self._delete(slots)
+            walk = self._recovering.get(dead)
+            if walk is not None:
+                walk["open"].difference_update(slots)
+                if not walk["open"]:
+                    await self._delete(sorted(walk["void"]))
+                    if walk["finished"]:
+                        await self.relays.delete_one({"_id": dead})
+                    else:
+                        await self.relays.update_one({"_id": dead}, {"$set": {"next": walk["next"]}})
+                    del self._recovering[dead]
+
+    async def _delete(self, ids: Sequence[str]) -> None:
+        for i in range(0, len(ids), BULK_CHUNK):
+            await self.commits.bulk_write([DeleteOne({"_id": c}) for c in ids[i : i + BULK_CHUNK]], ordered=False)
+
+    async def _resolve_unknown(self) -> None:
+        """Appends whose insert failed without an answer: did the slot (and commit) land?"""
+        for seq in list(self._unknown):
+            slot = await self.commits.find_one({"_id": slot_id(self.instance, seq)})
+            doc = None if slot is None or "commit" not in slot else await self.commits.find_one({"_id": slot["commit"]})
+            del self._unknown[seq]
+            if doc is not None and doc.get("outbox_slot") == slot_id(self.instance, seq):
+                self._open[seq] = doc["_id"]
+                self._slot_of[doc["_id"]] = seq
+                self._enqueue(doc, None)  # it did: publish it
+            else:
+                if slot is None:
+                    await self.commits.replace_one({"_id": slot_id(self.instance, seq)}, {"cause_id": slot_id(self.instance, seq), "void": True}, upsert=True)
+                self._open.pop(seq, None)
+                self._deletable.add(seq)
+
+    async def heartbeat(self) -> None:
+        """Tell other instances this one is alive (its slots are its own relay's to publish)."""
+        if self._registered:  # upsert: a recoverer that took this instance for dead may have removed it
+            await self.relays.update_one({"_id": self.instance}, {"$set": {"heartbeat": datetime.now(UTC)}, "$setOnInsert": {"next": self._watermark}}, upsert=True)
+
     async def pending_commits(self, *, older_than: float, limit: int) -> list[PendingCommit]:
-        """Commits whose outbox record is older than ``older_than`` seconds: their writer died
-        before its relay settled them, or is stuck. Each stream's in version order. Records whose
-        commit never appeared are deleted once :data:`ORPHAN_SECONDS` old."""
+        """Commits left unpublished by instances silent for ``older_than`` seconds (dead): their
+        slots, read by ``_id`` from the instance's watermark on. Each stream's in version order.
+        The dead instance is taken over (its heartbeat refreshed) so that one recoverer walks it."""
         now = datetime.now(UTC)
-        records = await self.outbox.find({"at": {"$lt": now - timedelta(seconds=older_than)}}).sort("at", ASCENDING).limit(limit).to_list()
+        silent = await self.relays.find({"heartbeat": {"$lt": now - timedelta(seconds=older_than)}}).limit(20).to_list()
         docs: list[Doc] = []
-        for record in records:
-            doc = await self.commits.find_one({"_id": record["_id"]})
-            if doc is not None:
-                docs.append(doc)
-            elif now - _aware(record["at"]) > timedelta(seconds=ORPHAN_SECONDS):
-                await self.outbox.delete_one({"_id": record["_id"]})
+        for dead in silent:
+            if dead["_id"] == self.instance or dead["_id"] in self._recovering or len(docs) >= limit:
+                continue
+            taken = await self.relays.find_one_and_update({"_id": dead["_id"], "heartbeat": dead["heartbeat"]}, {"$set": {"heartbeat": now}})
+            if taken is None:
+                continue  # another instance took it over first
+            walk: dict[str, Any] = {"open": set(), "void": set(), "finished": False, "next": taken.get("next", 0)}
+            seq, misses = walk["next"], 0
+            while misses < MAX_IN_FLIGHT and len(docs) < limit:
+                slot = await self.commits.find_one({"_id": slot_id(dead["_id"], seq)})
+                seq += 1
+                if slot is None:
+                    misses += 1
+                    continue
+                misses = 0
+                doc = None if slot.get("void") else await self.commits.find_one({"_id": slot["commit"]})
+                if doc is not None and doc.get("outbox_slot") == slot["_id"]:
+                    docs.append(doc)
+                    walk["open"].add(slot["_id"])
+                    self._recovered[doc["_id"]] = (dead["_id"], slot["_id"])
+                else:
+                    walk["void"].add(slot["_id"])  # its append collided, or never got to write the commit
+            walk["finished"] = misses >= MAX_IN_FLIGHT
+            walk["next"] = seq - misses
+            self._recovering[dead["_id"]] = walk
+            if not walk["open"]:
+                await self._delete(sorted(walk["void"]))
+                if walk["finished"]:
+                    await self.relays.delete_one({"_id": dead["_id"]})
+                del self._recovering[dead["_id"]]
         docs.sort(key=lambda d: (d["stream_id"], d["from_version"]))
         return [await self._pending_of(doc) for doc in docs]
 
     async def pending_commit(self, commit: str) -> PendingCommit | None:
-        """``commit`` if its outbox record is still there (its events may not be on Kafka yet)."""
-        if await self.outbox.find_one({"_id": commit}) is None:
+        """``commit`` if its slot is still there (its events may not be on Kafka yet)."""
+        stream = commit.rsplit("@", 1)[0]
+        doc = next((d for d in self._streams.get(stream, ()) if d["_id"] == commit), None) or await self.commits.find_one({"_id": commit})
+        slot = None if doc is None else doc.get("outbox_slot")
+        if slot is None or (found := await self.commits.find_one({"_id": slot})) is None or found.get("void"):
             return None
-        doc = await self.commits.find_one({"_id": commit})
-        return None if doc is None else await self._pending_of(doc)
-
-    async def settle(self, commits: Sequence[str]) -> None:
-        """The events of ``commits`` are on Kafka: delete their outbox records (one command per
-        :data:`BULK_CHUNK`, each statement by ``_id``)."""
-        ids = list(dict.fromkeys(commits))
-        for i in range(0, len(ids), BULK_CHUNK):
-            await self.outbox.bulk_write([DeleteOne({"_id": c}) for c in ids[i : i + BULK_CHUNK]], ordered=False)
+        return await self._pending_of(doc)
 
     async def _pending_of(self, doc: Doc) -> PendingCommit:
         await self.codec.prepare(stored_items([doc]), writing=False)
@@ -259,7 +391,7 @@ class MongoEventStore:
 
     async def stream_ids(self) -> list[str]:
         """Every stream id (a scan: batch tools only)."""
-        return sorted(await self.commits.distinct("stream_id"))
+        return sorted(s for s in await self.commits.distinct("stream_id") if isinstance(s, str))
 
     async def sequence(self, max_commits: int = 1000) -> int:
         """Give positions to up to ``max_commits`` written-but-unsequenced commits; returns how many.
@@ -336,7 +468,7 @@ class MongoEventStore:
     async def _reconcile(self) -> None:
         """Every commit no sequencer has placed yet: one scan of the commits."""
         async for doc in self.commits.find({}, _ORDER_FIELDS):
-            if doc["_id"] not in self._sequenced:
+            if "stream_id" in doc and doc["_id"] not in self._sequenced:  # not an outbox slot
                 self._unsequenced.setdefault(doc["_id"], doc)
 
     def _in_order(self, candidates: dict[str, Doc]) -> list[Doc]:
@@ -377,7 +509,8 @@ class MongoEventStore:
         problems: list[IntegrityProblem] = []
         by_stream: dict[str, list[Doc]] = {}
         async for doc in self.commits.find({}):
-            by_stream.setdefault(doc["stream_id"], []).append(doc)
+            if "stream_id" in doc:  # not an outbox slot
+                by_stream.setdefault(doc["stream_id"], []).append(doc)
         for stream in sorted(by_stream):
             problems.extend(verify_chain(stream, sorted(by_stream[stream], key=lambda d: d["to_version"])))
         present = {d["_id"] for docs in by_stream.values() for d in docs}
@@ -397,7 +530,3 @@ def _cause_in(docs: Sequence[Doc], cause_id: str) -> AppendResult | None:
         if doc["cause_id"] == cause_id:
             return result_of(doc, already=True)
     return None
-
-
-def _aware(at: Any) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

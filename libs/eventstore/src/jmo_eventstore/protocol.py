@@ -28,10 +28,10 @@ class EventStore(Protocol):
     The relay path (the log is the outbox; see :class:`jmo_runtime.relay.Relay`):
 
     * every append also leaves the commit *pending* until ``settle`` says its events are on Kafka.
-      ``appended_commits`` hands out, from memory, what this instance appended;
-      ``pending_commits`` finds pending commits older than some seconds (crash recovery);
-      ``pending_commit`` tells whether one commit is still pending; ``appended`` is set after
-      every append.
+      ``appended_commits`` hands out what this instance appended (from memory); ``appended`` is
+      set after every append; ``heartbeat`` says the instance is alive; ``pending_commits`` finds
+      what instances silent for some seconds left pending (crash recovery); ``pending_commit``
+      tells whether one commit is still pending.
 
     Batch tools (``jmo audit``; their cost grows with the log):
 
@@ -51,7 +51,9 @@ class EventStore(Protocol):
 
     async def read_stream(self, stream_id: str, from_version: int = 1, *, cached: bool = False) -> list[RecordedEvent]: ...
 
-    def appended_commits(self, limit: int) -> list[PendingCommit]: ...
+    async def appended_commits(self, limit: int) -> list[PendingCommit]: ...
+
+    async def heartbeat(self) -> None: ...
 
     async def pending_commits(self, *, older_than: float, limit: int) -> list[PendingCommit]: ...
 

@@ -72,9 +72,10 @@ class Relay:
     The log is the outbox: each append leaves its commit pending in the store; the relay takes
     this instance's new commits from memory (no read), publishes their events, and once Kafka
     acknowledged them settles them (deletes their outbox records, batched every
-    ``settle_seconds``). A crash loses nothing: a commit still pending after ``recover_after``
-    seconds is found by the next recovery round (every ``recover_every`` seconds) of any instance
-    and published again; consumers deduplicate by message id.
+    ``settle_seconds``). A crash loses nothing: what an instance silent for ``recover_after``
+    seconds left pending is found by the next recovery round (every ``recover_every`` seconds) of another instance
+    and published again; consumers deduplicate by message id. Every ``recover_every`` seconds the
+    relay also tells the store that this instance is alive (``heartbeat``).
 
     Order per stream is the log's: before a commit the relay checks that the stream's previous
     commit is on Kafka (it published it itself, or its outbox record is gone), and publishes it
@@ -143,12 +144,16 @@ class Relay:
             raise
 
     async def _publish_once(self, *, recover: bool = True) -> int:
-        batch = self._retry or self.store.appended_commits(self.batch_size)
-        if not batch and recover and (self._recovered_at is None or time.monotonic() - self._recovered_at >= self.recover_every):
+        batch = self._retry or await self.store.appended_commits(self.batch_size)
+        if recover and (self._recovered_at is None or time.monotonic() - self._recovered_at >= self.recover_every):
             self._recovered_at = time.monotonic()
-            batch = [c for c in await self.store.pending_commits(older_than=self.recover_after, limit=self.batch_size) if c.commit_id not in self._on_kafka]
-            if batch:
-                log.info("relay publishes commits left pending", relay=self.name, commits=len(batch))
+            await self.store.heartbeat()
+            await self.store.settle([])  # what the store can tidy by itself (slots of appends that lost a race)
+            if not self._retry:
+                left = [c for c in await self.store.pending_commits(older_than=self.recover_after, limit=self.batch_size)]
+                if left:
+                    log.info("relay publishes commits a silent instance left pending", relay=self.name, commits=len(left))
+                    batch = batch + left
         if not batch:
             return 0
         self._retry = batch
