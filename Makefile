@@ -16,14 +16,16 @@ PY := .venv/bin/python
 DEVSTACK := $(PY) -m jmo_devstack
 PYTEST_ARGS ?=
 BENCH ?=
+BENCH_LOAD ?=
 
-.PHONY: help install sync tools up down status reset test bench
+.PHONY: help install sync tools up down status reset test bench bench-load
 
 help:
 	@echo "make install  uv $(UV_VERSION) + uv sync --frozen + Kafka jars + FerretDB (into .local/)"
 	@echo "make up       start Kafka, FerretDB and the five services; 'make status', 'make down', 'make reset'"
 	@echo "make test     run every test (PYTEST_ARGS=... to pass options)"
 	@echo "make bench    run bench/run.py (BENCH=biometric: only the face verification suite)"
+	@echo "make bench-load  registrations at 10/25/50/100 per s through the whole stack on free ports (BENCH_LOAD='--rates 10 --duration 5 --growth 10000,200000')"
 
 # uv itself, pinned, in its own venv (a fresh machine has none).
 $(UV_STAMP):
@@ -52,3 +54,6 @@ test: install
 
 bench: install
 	$(PY) bench/run.py $(BENCH)
+
+bench-load: install
+	$(PY) bench/load.py $(BENCH_LOAD)

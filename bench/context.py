@@ -34,6 +34,7 @@ class Bench:
         """Remove a store's collections, so the next trial's server is not slowed by old data."""
         await store.commits.drop()
         await store.sequence_log.drop()
+        await store.relays.drop()
 
     async def fresh_topic(self, label: str, partitions: int) -> str:
         """A new topic, created explicitly and ready."""

@@ -19,7 +19,7 @@ import jmo_eventstore.mongo as mongo_module
 import jmo_runtime.relay as relay_module
 from jmo_eventstore import MongoEventStore
 from jmo_runtime.kafka_security import credentials_from_options
-from jmo_runtime.relay import KafkaRecordPublisher, MongoCheckpoints, Relay
+from jmo_runtime.relay import KafkaRecordPublisher, Relay
 
 from context import Bench
 from suite_replay import INSERT_CHUNK, Log
@@ -110,7 +110,6 @@ def _instrument_store(t: _Timer, store: MongoEventStore) -> list[tuple[Any, str,
         (store, "_catch_up", t.wrap_async("store: _catch_up (sequence log find_one, full scan each)", store._catch_up)),
         (store, "_fetch", t.wrap_async("store: _fetch (commits $in, full scan)", store._fetch)),
         (store, "_reconcile", t.wrap_async("store: _reconcile (commits full scan)", store._reconcile)),
-        (store, "_add_predecessors", t.wrap_async("store: _add_predecessors", store._add_predecessors)),
         (mongo_module, "recorded_events", t.wrap("store: recorded_events (decode + pydantic Envelope)", mongo_module.recorded_events)),
     ]
 
@@ -129,16 +128,17 @@ async def breakdown(bench: Bench, log: Log) -> dict[str, Any]:
     publisher = KafkaRecordPublisher(bench.bootstrap, client_id="bench-probe", credentials=credentials_from_options(bench.kafka_options))
     await publisher.start()
     try:
-        checkpoints = MongoCheckpoints(bench.db["relay_checkpoints"])
+        from suite_relay import appended
+
+        pending = await appended(log)
         topic = await bench.fresh_topic("probe", 3)
-        await log.store.sequence(reconcile=True)
+        store = MongoEventStore(bench.db, log.store.commits.name.removesuffix("_commits"))
+        store._queue.extend(pending)  # noqa: SLF001 (as if this instance had appended them)
         t = _Timer()
-        relay = Relay(f"bench-probe-{topic}", log.store, publisher, checkpoints, lambda _type: topic, batch_size=500)
-        patches = _instrument_store(t, log.store) + [
-            (log.store, "sequence", t.wrap_async("relay: store.sequence", log.store.sequence)),
-            (log.store, "read_all", t.wrap_async("relay: store.read_all", log.store.read_all)),
-            (checkpoints, "acquire", t.wrap_async("relay: checkpoints.acquire (find_one_and_update, 2-key filter: scan)", checkpoints.acquire)),
-            (checkpoints, "save", t.wrap_async("relay: checkpoints.save (update_one, 2-key filter: scan)", checkpoints.save)),
+        relay = Relay(f"bench-probe-{topic}", store, publisher, lambda _type: topic, batch_size=500)
+        patches = [
+            (store, "appended_commits", t.wrap_async("relay: store.appended_commits (from memory)", store.appended_commits)),
+            (store, "settle", t.wrap_async("relay: store.settle", store.settle)),
             (publisher, "publish", t.wrap_async("relay: publisher.publish (send + await acks)", publisher.publish)),
             (relay_module, "to_record", t.wrap("relay: to_record (Envelope.to_json + headers)", relay_module.to_record)),
         ]

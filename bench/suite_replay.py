@@ -31,8 +31,8 @@ class Log:
 
 
 async def build_log(bench: Bench) -> Log:
-    """Append :data:`LOG` through the store, then ``while await store.sequence(): pass`` on the SAME
-    instance: a store sequences what it appended itself (others' commits only by reconciliation)."""
+    """Append :data:`LOG` through the store, then ``while await store.sequence(): pass`` (a batch
+    tool's job: each call reconciles by scanning the commits)."""
     store = await bench.fresh_store("log")
     plan = appends(**LOG)
     for a in plan:

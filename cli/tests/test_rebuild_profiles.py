@@ -57,8 +57,6 @@ async def test_rebuilt_profiles_are_sealed_like_the_live_ones_and_erased_partici
         await stores["profile-update"].append(updated.stream_id, 0, [updated], cause_id=new_id())
         for e in (registered, activated, updated):
             await live.apply(e)
-    for store in stores.values():
-        await store.sequence(reconcile=True)
     for ring in rings.values():  # the participant is erased: their key deleted in every service's ring
         await ring.erase(participant_subject(erased))
 

@@ -85,6 +85,10 @@ async def verify(stores: dict[str, MongoEventStore]) -> dict[str, list[Integrity
 
 
 async def all_events(store: MongoEventStore, page: int = 1000) -> AsyncIterator[RecordedEvent]:
+    """Every event of the log in its global order; places what is not yet in that order first
+    (``sequence``: a scan of the log, which is what a batch tool may do)."""
+    while await store.sequence():
+        pass
     after = 0
     while batch := await store.read_all(after, limit=page):
         for event in batch:
@@ -96,8 +100,8 @@ async def rebuild(stores: dict[str, MongoEventStore], projection: Projection, pr
     """Drop the read model and fold the logs it reads into it again; returns the number of documents.
 
     The logs are read one after the other in ``projection.sources`` order, each in its global
-    order. Reads what the services' sequencers have placed in that order (the CLI writes nothing
-    to the logs); a commit written a moment ago appears once its service has sequenced it.
+    order, which this tool extends first to every commit written so far (it writes to the
+    sequence log, never to the commits).
     ``into`` writes another collection of the owning service's database instead (to compare).
     Documents are stored as the service stores them (``projection.at_rest``, with its codec).
     """

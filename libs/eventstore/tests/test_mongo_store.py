@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from datetime import UTC, datetime, timedelta
+
+from pymongo import AsyncMongoClient, monitoring
 
 from jmo_contracts import new_id, stream_id
-from jmo_eventstore import MongoEventStore
+from jmo_eventstore import ConcurrencyConflict, MongoEventStore
+from jmo_eventstore.mongo import SLOT_PREFIX, slot_id
 from jmo_eventstore.testing import EventStoreContract, an_event, read_everything
 
 pytestmark = pytest.mark.integration
@@ -49,24 +53,46 @@ def remove() -> Callable[..., Any]:
     return _remove
 
 
+class Counter(monitoring.CommandListener):
+    """Counts the commands a client sends, by name."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture
+async def counted(store: MongoEventStore, infra: Any) -> AsyncIterator[tuple[MongoEventStore, Counter]]:
+    counter = Counter()
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri, socketTimeoutMS=20_000, event_listeners=[counter])
+    yield MongoEventStore(client[store.commits.database.name], name=store.commits.name.removesuffix("_commits")), counter
+    await client.close()
+
+
 class TestMongoEventStore(EventStoreContract):
-    async def test_a_commit_written_by_an_instance_that_died_before_sequencing_is_found_by_reconciliation(self, store: MongoEventStore, second_store: MongoEventStore) -> None:
+    async def test_sequencing_places_the_commits_of_every_instance(self, store: MongoEventStore, second_store: MongoEventStore) -> None:
         a, b = stream_id("test"), stream_id("test")
         await store.append(a, 0, [an_event(a, 1)], cause_id=new_id())
         await store.sequence()
         checkpoint = (await read_everything(store))[-1].position
-        await second_store.append(b, 0, [an_event(b, 2)], cause_id=new_id())  # ... and then it crashed
-        assert await store.sequence() == 0  # not this instance's append, and no reconciliation due
-        assert await store.sequence(reconcile=True) == 1
+        await second_store.append(b, 0, [an_event(b, 2)], cause_id=new_id())
+        assert await store.sequence() == 1
         assert [e.stream_id for e in await read_everything(store, checkpoint)] == [b]
 
     async def test_a_stream_written_by_two_instances_is_sequenced_in_version_order(self, store: MongoEventStore, second_store: MongoEventStore) -> None:
         s = stream_id("test")
-        await store.sequence()  # the start-up reconciliation is behind us
-        await second_store.append(s, 0, [an_event(s, 1)], cause_id=new_id())  # never sequenced by its writer
+        await second_store.append(s, 0, [an_event(s, 1)], cause_id=new_id())
         await store.read_stream(s)
         await store.append(s, 1, [an_event(s, 2)], cause_id=new_id())
-        assert await store.sequence() == 2  # brings the other instance's predecessor along
+        assert await store.sequence() == 2
         assert [e.stream_version for e in await read_everything(store)] == [1, 2]
 
     async def test_the_log_is_never_rewritten_by_sequencing(self, store: MongoEventStore) -> None:
@@ -75,3 +101,35 @@ class TestMongoEventStore(EventStoreContract):
         before = await store.commits.find_one({"_id": f"{s}@0"})
         await store.sequence()
         assert await store.commits.find_one({"_id": f"{s}@0"}) == before
+
+    async def test_a_command_on_a_stream_this_instance_knows_costs_one_insert_and_no_read(self, counted: tuple[MongoEventStore, Counter]) -> None:
+        store, counter = counted
+        s = stream_id("test")
+        await store.append(s, 0, [an_event(s, 1)], cause_id=new_id())
+        counter.names.clear()
+        history = await store.read_stream(s, cached=True)
+        await store.append(s, len(history), [an_event(s, 2)], cause_id=new_id())
+        assert counter.names == ["insert"]  # the outbox slot and the commit, in one command
+        await store.settle([c.commit_id for c in await store.appended_commits(10)])
+        assert counter.names == ["insert", "update", "delete"]  # the watermark, then the slots below it
+        assert await store.commits.count_documents({"_id": {"$regex": f"^{SLOT_PREFIX}"}}) == 0
+
+    async def test_a_commit_that_lost_the_race_leaves_a_void_slot_that_is_never_published(self, store: MongoEventStore, second_store: MongoEventStore) -> None:
+        s = stream_id("test")
+        await second_store.append(s, 0, [an_event(s, 1)], cause_id=new_id())
+        with pytest.raises(ConcurrencyConflict):
+            await store.append(s, 0, [an_event(s, 2)], cause_id=new_id())  # presumed new, but it is not
+        assert await store.commits.find_one({"_id": slot_id(store.instance, 0)}) == {"_id": slot_id(store.instance, 0), "cause_id": slot_id(store.instance, 0), "void": True}
+        await asyncio.sleep(0.05)
+        found = await second_store.pending_commits(older_than=0.01, limit=10)
+        assert [c.commit_id for c in found] == []  # store's only slot is void
+        await store.settle([])
+        assert await store.commits.find_one({"_id": slot_id(store.instance, 0)}) is None
+
+    async def test_a_slot_whose_commit_never_came_is_dropped_with_its_dead_instance(self, store: MongoEventStore) -> None:
+        s = stream_id("test")
+        await store.relays.insert_one({"_id": "dead", "heartbeat": datetime.now(UTC) - timedelta(seconds=60), "next": 0})
+        await store.commits.insert_one({"_id": slot_id("dead", 0), "cause_id": slot_id("dead", 0), "commit": f"{s}@0", "at": datetime.now(UTC)})  # then it died
+        assert await store.pending_commits(older_than=1, limit=10) == []
+        assert await store.relays.find_one({"_id": "dead"}) is None
+        assert await store.commits.find_one({"_id": slot_id("dead", 0)}) is None

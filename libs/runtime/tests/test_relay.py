@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import pytest
 
 from jmo_contracts import new_id, stream_id
-from jmo_eventstore import InMemoryEventStore
+from jmo_eventstore import InMemoryEventStore, PendingCommit
 from jmo_eventstore.testing import an_event
-from jmo_runtime.relay import InMemoryCheckpoints, OutgoingRecord, Relay
+from jmo_runtime.relay import OutgoingRecord, Relay
 
 pytestmark = pytest.mark.unit
 
@@ -30,90 +30,107 @@ class Recorder:
             self.records.append(r)
 
 
-async def a_log(streams: int = 3, per_stream: int = 4) -> tuple[InMemoryEventStore, list[str]]:
-    store = InMemoryEventStore()
+async def a_log(store: InMemoryEventStore, streams: int = 3, per_stream: int = 4) -> list[str]:
     ids = [stream_id("test") for _ in range(streams)]
     for v in range(per_stream):
         for s in ids:
             await store.append(s, v, [an_event(s, v)], cause_id=new_id())
-    return store, ids
+    return ids
 
 
-def relay(store: InMemoryEventStore, publisher: Recorder, checkpoints: InMemoryCheckpoints, owner: str = "a", batch: int = 5) -> Relay:
-    return Relay("test-events", store, publisher, checkpoints, lambda _t: "jmo.test.events", batch_size=batch, owner=owner)
+def relay(store: InMemoryEventStore, publisher: Recorder, batch: int = 5, recover_after: float = 10.0) -> Relay:
+    return Relay("test-events", store, publisher, lambda _t: "jmo.test.events", batch_size=batch, recover_after=recover_after, recover_every=0)
 
 
-def ids_of(records: list[OutgoingRecord]) -> list[bytes]:
+def values(records: list[OutgoingRecord]) -> list[bytes]:
     return [r.value for r in records]
 
 
-async def test_every_event_is_published_once_in_log_order_keyed_by_its_stream() -> None:
-    store, streams = await a_log()
-    out = Recorder()
-    r = relay(store, out, InMemoryCheckpoints())
-    while await r.run_once():
+async def in_log_order(store: InMemoryEventStore) -> list[bytes]:
+    while await store.sequence():
         pass
-    everything = await store.read_all(0, limit=100)
-    assert ids_of(out.records) == [e.envelope.to_json() for e in everything]
-    assert [rec.key for rec in out.records] == [e.envelope.stream_id.encode() for e in everything]
-    headers = dict(out.records[0].headers)
-    assert headers["jmo-type"] == b"CommandRejected" and headers["jmo-correlation-id"] == everything[0].envelope.correlation_id.encode()
+    return [e.envelope.to_json() for e in await store.read_all(0, limit=100)]
 
 
-async def test_after_a_crash_mid_batch_the_relay_resumes_from_its_checkpoint_and_loses_nothing() -> None:
-    store, streams = await a_log()
-    checkpoints = InMemoryCheckpoints()
-    out = Recorder(fail_after=7)
-    r = relay(store, out, checkpoints)
-    assert await r.run_once() == 5
-    with pytest.raises(ConnectionError):
-        await r.run_once()
-    assert checkpoints.positions["test-events"] == 5  # not moved past what Kafka acknowledged
-    restarted = relay(store, out, checkpoints)
-    while await restarted.run_once():
-        pass
-    everything = [e.envelope.to_json() for e in await store.read_all(0, limit=100)]
-    assert set(ids_of(out.records)) == set(everything)
-    assert ids_of(out.records) == everything[:7] + everything[5:]  # at least once: the failed batch again
+def assert_each_stream_in_order(records: list[OutgoingRecord], everything: list[bytes], streams: list[str]) -> None:
     for s in streams:  # first deliveries keep each stream's order
-        firsts = list(dict.fromkeys(v for v in ids_of(out.records) if s.encode() in v))
+        firsts = list(dict.fromkeys(v for v in values(records) if s.encode() in v))
         assert firsts == [v for v in everything if s.encode() in v]
 
 
-async def test_of_two_relays_on_one_log_only_the_lease_holder_publishes() -> None:
-    store, _ = await a_log()
-    checkpoints = InMemoryCheckpoints()
-    first, second = Recorder(), Recorder()
-    a, b = relay(store, first, checkpoints, owner="a"), relay(store, second, checkpoints, owner="b")
-    for _ in range(5):
-        await a.run_once()
-        await b.run_once()
-    assert len(first.records) == 12 and second.records == []
+async def test_every_event_is_published_once_in_log_order_keyed_by_its_stream_and_then_settled() -> None:
+    store = InMemoryEventStore()
+    await a_log(store)
+    out = Recorder()
+    r = relay(store, out)
+    while await r.run_once():
+        pass
+    await r.settle()
+    everything = await in_log_order(store)
+    assert values(out.records) == everything
+    assert [rec.key for rec in out.records] == [e.envelope.stream_id.encode() for e in await store.read_all(0, limit=100)]
+    headers = dict(out.records[0].headers)
+    assert headers["jmo-type"] == b"CommandRejected"
+    assert store.outbox == {}
 
 
-async def test_a_relay_that_lost_its_lease_does_not_move_the_checkpoint() -> None:
-    store, _ = await a_log()
-    checkpoints = InMemoryCheckpoints()
-    r = relay(store, Recorder(), checkpoints, owner="a")
-    await r.run_once()
-    checkpoints.owners["test-events"] = "b"  # the lease passed to another instance
-    assert await r.run_once() == 0
-    assert checkpoints.positions["test-events"] == 5
+async def test_a_batch_kafka_did_not_acknowledge_is_sent_again_and_stays_pending_until_it_is() -> None:
+    store = InMemoryEventStore()
+    streams = await a_log(store)
+    out = Recorder(fail_after=7)
+    r = relay(store, out)
+    assert await r.run_once() == 5
+    with pytest.raises(ConnectionError):
+        await r.run_once()
+    assert len(store.outbox) == 12  # nothing settled that Kafka may not have
+    while await r.run_once():
+        pass
+    await r.settle()
+    everything = await in_log_order(store)
+    assert values(out.records) == everything[:7] + everything[5:]  # at least once: the failed batch again
+    assert_each_stream_in_order(out.records, everything, streams)
+    assert store.outbox == {}
+
+
+async def test_what_a_dead_instance_left_pending_is_published_by_another_instances_recovery() -> None:
+    store = InMemoryEventStore()
+    streams = await a_log(store)
+    await store.appended_commits(100)  # taken by an instance that died before publishing
+    await asyncio.sleep(0.01)
+    out = Recorder()
+    survivor = relay(store, out, batch=100, recover_after=0.005)
+    assert await survivor.run_once() == 12
+    await survivor.settle()
+    everything = await in_log_order(store)
+    assert sorted(values(out.records)) == sorted(everything)
+    assert_each_stream_in_order(out.records, everything, streams)
+    assert store.outbox == {}
+
+
+async def test_a_streams_earlier_commit_still_pending_elsewhere_is_published_before_the_next() -> None:
+    store = InMemoryEventStore()
+    s = stream_id("test")
+    await store.append(s, 0, [an_event(s, 1)], cause_id=new_id())
+    await store.appended_commits(10)  # appended by another instance, not published yet
+    await store.append(s, 1, [an_event(s, 2)], cause_id=new_id())
+    out = Recorder()
+    assert await relay(store, out).run_once() == 2
+    assert values(out.records) == await in_log_order(store)
 
 
 class DisguisingStore(InMemoryEventStore):
     """Like PyMongo: a cancellation that lands mid-operation comes out as a network error."""
 
-    async def sequence(self, max_commits: int = 1000) -> int:
+    async def pending_commits(self, *, older_than: float, limit: int) -> list[PendingCommit]:
         try:
             await asyncio.sleep(10)
         except asyncio.CancelledError:
             raise ConnectionError("connection closed") from None
-        return 0
+        return []
 
 
 async def test_a_relay_that_is_cancelled_stops_even_when_the_driver_disguises_the_cancellation() -> None:
-    r = Relay("test-events", DisguisingStore(), Recorder(), InMemoryCheckpoints(), lambda _t: "t", owner="a")
+    r = Relay("test-events", DisguisingStore(), Recorder(), lambda _t: "t")
     task = asyncio.create_task(r.run(asyncio.Event()))
     await asyncio.sleep(0.05)
     task.cancel()

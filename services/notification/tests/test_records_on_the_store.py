@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
+from jmo_eventstore import MongoEventStore
+from jmo_eventstore.testing import an_event
 from jmo_notification.adapters.records import Claim, MongoClaims, MongoDirectory
 from jmo_notification.domain.notices import Contact
 
@@ -46,5 +48,7 @@ async def test_a_claim_is_won_once_waits_for_a_fresh_lease_is_taken_over_after_i
     assert busy.claim is Claim.BUSY and busy.retry_at == NOW + LEASE
     assert (await claims.claim(nid, "a", NOW + timedelta(seconds=2), LEASE)).claim is Claim.TAKEN_OVER  # its own, redelivered
     assert (await claims.claim(nid, "b", NOW + timedelta(seconds=40), LEASE)).claim is Claim.TAKEN_OVER  # stale
+    stream = f"notification-{nid}"  # the outcome is recorded in the service's log, then the claim settled
+    await MongoEventStore(database).append(stream, 0, [an_event(stream)], cause_id=nid)
     await claims.settle(nid, "sent", NOW + timedelta(seconds=41))
     assert (await claims.claim(nid, "c", NOW + timedelta(hours=1), LEASE)).claim is Claim.DONE

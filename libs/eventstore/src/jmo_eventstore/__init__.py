@@ -3,7 +3,7 @@
 from .codec import ERASED, FieldEncryptionCodec, InMemoryKeyRing, KeyRing, PayloadCodec, PlainCodec, ValueSealer, participant_subject, subject_of
 from .keyring import MongoKeyRing
 from .memory import InMemoryEventStore
-from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, RecordedEvent
+from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, PendingCommit, RecordedEvent
 from .mongo import MongoEventStore
 from .protocol import EventStore
 
@@ -19,6 +19,7 @@ __all__ = [
     "KeyRing",
     "MongoKeyRing",
     "MongoEventStore",
+    "PendingCommit",
     "PayloadCodec",
     "PlainCodec",
     "participant_subject",

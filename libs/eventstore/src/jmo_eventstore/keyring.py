@@ -6,7 +6,9 @@ Erasing leaves a tombstone in place of the key (``{_id, erased_at}``): no key is
 for that subject, so what a late event or a rebuild writes about an erased participant is stored as
 ``[erased]``, and their old ciphertexts stay unreadable for good.
 
-Key documents are read and written by ``_id`` (the subject) only — the one filter FerretDB v1
+A subject not in the cache is, when a key may be created, first tried as new (one insert; a
+collision means it has a key or a tombstone, which is then read). Key documents are read and
+written by ``_id`` (the subject) only — the one filter FerretDB v1
 answers from an index. Unwrapped keys are cached in memory (bounded, least recently used) for
 ``cache_seconds``, so an erasure made by another process (``jmo privacy erase``) takes effect in a
 running service within that time.
@@ -54,6 +56,17 @@ class MongoKeyRing:
             if cached is not None and now - cached[1] < self._cache_seconds:
                 self._cache.move_to_end(subject)
                 continue
+            if create and cached is None:
+                # a subject this instance has not seen is usually new: try to create its key
+                # first (one insert), and read the existing one only when that collides
+                key = AESGCM.generate_key(bit_length=256)
+                try:
+                    await self._c.insert_one({"_id": subject, "key_id": self._key_id, "wrapped": self._wrap(subject, key)})
+                except DuplicateKeyError:  # it has a key already (or was erased): use that
+                    pass
+                else:
+                    self._remember(subject, key)
+                    continue
             doc = await self._c.find_one({"_id": subject})
             if doc is None and create:
                 key = AESGCM.generate_key(bit_length=256)

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
+from collections import deque
 from collections.abc import Sequence
 
 from jmo_contracts import Envelope
 
 from .codec import PayloadCodec, PlainCodec
 from .commits import Doc, build_commit, new_items, recorded_events, result_of, stored_items, verify_chain
-from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, RecordedEvent
+from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, PendingCommit, RecordedEvent
 
 
 class InMemoryEventStore:
-    """Holds commit documents in dicts; positions are assigned when :meth:`sequence` runs."""
+    """Holds commit documents in dicts; positions are assigned when :meth:`sequence` runs. The
+    outbox is a dict of commit ids with the time each was appended."""
 
     def __init__(self, codec: PayloadCodec | None = None) -> None:
         self.codec = codec or PlainCodec()
@@ -24,6 +27,9 @@ class InMemoryEventStore:
         self._pending: list[str] = []
         self._next_position = 1
         self._lock = asyncio.Lock()
+        self.outbox: dict[str, float] = {}
+        self._queue: deque[PendingCommit] = deque()
+        self.appended = asyncio.Event()
 
     async def append(self, stream_id: str, expected_version: int, events: Sequence[Envelope], *, cause_id: str) -> AppendResult:
         if not events:
@@ -42,9 +48,41 @@ class InMemoryEventStore:
             self._streams.setdefault(stream_id, []).append(doc["_id"])
             self._causes[cause_id] = doc["_id"]
             self._pending.append(doc["_id"])
+            self.outbox[doc["_id"]] = time.monotonic()
+            recorded = tuple(RecordedEvent(envelope=e, stream_version=doc["from_version"] + i, position=None, commit_id=doc["_id"]) for i, e in enumerate(events))
+            self._queue.append(PendingCommit(doc["_id"], stream_id, doc["prev_commit"], recorded))
+            self.appended.set()
             return result_of(doc, already=False)
 
-    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
+    async def heartbeat(self) -> None:
+        pass
+
+    async def appended_commits(self, limit: int) -> list[PendingCommit]:
+        out: list[PendingCommit] = []
+        while self._queue and len(out) < limit:
+            out.append(self._queue.popleft())
+        return out
+
+    async def pending_commits(self, *, older_than: float, limit: int) -> list[PendingCommit]:
+        cutoff = time.monotonic() - older_than
+        ids = [c for c, at in self.outbox.items() if at < cutoff and c in self.commits][:limit]
+        docs = sorted((self.commits[c] for c in ids), key=lambda d: (d["stream_id"], d["from_version"]))
+        return [await self._pending_of(d) for d in docs]
+
+    async def pending_commit(self, commit: str) -> PendingCommit | None:
+        if commit not in self.outbox or commit not in self.commits:
+            return None
+        return await self._pending_of(self.commits[commit])
+
+    async def settle(self, commits: Sequence[str]) -> None:
+        for c in commits:
+            self.outbox.pop(c, None)
+
+    async def _pending_of(self, doc: Doc) -> PendingCommit:
+        await self.codec.prepare(stored_items([doc]), writing=False)
+        return PendingCommit(doc["_id"], doc["stream_id"], doc["prev_commit"], tuple(recorded_events(doc, self.codec)))
+
+    async def read_stream(self, stream_id: str, from_version: int = 1, *, cached: bool = False) -> list[RecordedEvent]:
         docs = [d for d in (self.commits[cid] for cid in self._streams.get(stream_id, [])) if d["to_version"] >= from_version]
         await self.codec.prepare(stored_items(docs), writing=False)
         out: list[RecordedEvent] = []

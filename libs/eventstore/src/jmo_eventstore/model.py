@@ -53,3 +53,15 @@ class IntegrityProblem:
     stream_id: str
     commit_id: str | None
     problem: str
+
+
+@dataclass(frozen=True)
+class PendingCommit:
+    """A commit whose events may not have reached Kafka yet: what a relay publishes and then
+    settles (:meth:`~jmo_eventstore.protocol.EventStore.settle`). ``prev_commit`` is the stream's
+    previous commit, which must be on Kafka first."""
+
+    commit_id: str
+    stream_id: str
+    prev_commit: str | None
+    events: tuple[RecordedEvent, ...]

@@ -1,35 +1,57 @@
-"""The event log in MongoDB (or FerretDB), through PyMongo's async API. Insert-only.
+"""The event log in MongoDB (or FerretDB), through PyMongo's async API.
 
 Collections (``<name>`` is the store's name, one per service):
 
 * ``<name>_commits``: one document per decision (see :mod:`jmo_eventstore.commits`), never
-  changed once written. Inserting it is the only write of an append, so an append is atomic
-  without multi-document transactions. ``_id`` = ``<stream>@<expected version>`` is the
-  concurrency check; a unique index on ``cause_id`` makes appends idempotent per causing message.
-* ``<name>_sequence``: the global order, as batches ``{_id: first position (zero-padded), start,
-  end, commits: [{commit, position, count}]}``. A sequencer orders commits not yet sequenced (each stream by
-  version) and inserts the next batch; the unique ``_id`` fences concurrent sequencers. Positions
-  are only ever given to commits already written, so a commit that was slow to be written lands
-  in a later batch and no reader can skip it.
+  changed once written, so an append is atomic without multi-document transactions.
+  ``_id`` = ``<stream>@<expected version>`` is the optimistic-concurrency check. A unique index
+  on ``cause_id`` keeps one commit per causing message across the whole log.
+  Beside the commits it holds this instance's **outbox slots**: ``{_id: "~outbox~<instance>~<seq>",
+  commit, at}``, one per commit whose events may not be on Kafka yet, inserted in the *same*
+  ordered ``insert`` command as the commit and before it (so a commit never exists without its
+  slot, and an append stays one round trip). The commit names its slot (``outbox_slot``, outside
+  the hash). Slots are deleted once Kafka acknowledged the commit's events (:meth:`MongoEventStore.settle`).
+* ``<name>_relays``: one small document per store instance (process): ``{_id: <instance>,
+  heartbeat, next}``. ``next`` is the instance's first slot that may still be unpublished, so
+  recovering the work of an instance that died reads its slots by ``_id`` from ``next`` on, and
+  nothing else. A live instance refreshes ``heartbeat`` every few seconds.
+* ``<name>_sequence``: the global order (``position``), built only by batch tools (``sequence``,
+  then ``read_all``: ``jmo audit``). Nothing on a service's hot path or timers reads or writes it.
 
-How a sequencer learns of new commits: from the appends of its own store instance, plus each
-one's predecessors (fetched by ``_id``) so a stream's order holds across instances; and by a
-reconciliation scan at start-up and every ``reconcile_seconds`` for commits of other or crashed
-instances. Nothing here updates or deletes a document, and the hot path is inserts and look-ups
-by ``_id``: FerretDB v1 (SQLite) answers only a plain ``{_id: <string>}`` filter from an index
-(with the patch in ``jmo_devstack.install``) and scans the whole table for anything else.
+What a command costs, whatever the size of the log:
+
+* ``read_stream(..., cached=True)`` of a stream this instance has seen: no round trip. Each
+  instance keeps the commits of the streams it recently touched (bounded, least recently used).
+  A stale entry is harmless: the decision made on it is appended at a version that is taken, the
+  insert collides on ``_id``, and the store reads forward from what it knew. An uncached stream
+  is read commit by commit by ``_id``.
+* ``append``: one ``insert`` command (slot + commit). A redelivered cause is recognised in the
+  stream's own commits (which the instance holds); a cause already used by another stream makes
+  the insert collide on the ``cause_id`` index, and only then is it looked up.
+* the relay publishes what this instance appended straight from memory; settling (every second or
+  so, for everything published since) is one update of the instance's document and one ``delete``
+  command whose statements are by ``_id``.
+* every few seconds: the heartbeat (an update by ``_id``) and a look for dead instances (the small
+  ``<name>_relays`` collection; an index on ``heartbeat`` on MongoDB). Usually none.
+
+FerretDB v1 (SQLite) answers only a plain ``{_id: <string>}`` filter from an index (with the patch
+in ``jmo_devstack.install``) and scans the collection for anything else: the only query above not
+by ``_id`` reads ``<name>_relays``, one document per running instance. Full scans of the log
+happen only in batch tools: ``sequence`` (reconciliation), ``verify``, ``stream_ids``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-import time
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DeleteOne
+from pymongo.errors import BulkWriteError
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -38,15 +60,28 @@ from jmo_contracts import Envelope
 
 from .codec import PayloadCodec, PlainCodec
 from .commits import Doc, build_commit, commit_id, new_items, recorded_events, result_of, stored_items, verify_chain
-from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, RecordedEvent
+from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, PendingCommit, RecordedEvent
 
 # Cursors are always bounded by limit() and read to the end, never abandoned: FerretDB v1 keeps
 # one of a database's 100 pooled SQLite connections per open cursor, and blocks every later
 # request on that database once they are all taken.
-HEAD_CACHE_SIZE = 10_000
-_HEAD_FIELDS = ("_id", "to_version", "hash")
+STREAM_CACHE_COMMITS = 5_000
+#: Appended commits kept in memory, with their events, for this instance's relay; beyond that only
+#: their ids are kept and the relay reads them back.
+APPENDED_QUEUE_LIMIT = 2_000
+#: Appends in flight at once per instance. A dead instance's slots are walked until this many
+#: ``_id`` look-ups in a row find nothing: gaps come only from appends that were in flight.
+MAX_IN_FLIGHT = 64
+SLOT_PREFIX = "~outbox~"
+#: Statements per bulk command: FerretDB v1 mishandles bulk writes of 100 or more.
+BULK_CHUNK = 90
 FETCH_CONCURRENCY = 16
 _ORDER_FIELDS = {"_id": 1, "stream_id": 1, "from_version": 1, "prev_commit": 1, "event_count": 1, "recorded_at": 1}
+
+
+def slot_id(instance: str, seq: int) -> str:
+    """The ``_id`` of an instance's ``seq``-th outbox slot (beside the commits)."""
+    return f"{SLOT_PREFIX}{instance}~{seq:012d}"
 
 
 def batch_id(start: int) -> str:
@@ -56,60 +91,142 @@ def batch_id(start: int) -> str:
 
 
 class MongoEventStore:
-    """Event store on a MongoDB-protocol database. Call :meth:`ensure_indexes` once at start-up."""
+    """Event store on a MongoDB-protocol database. Call :meth:`ensure_indexes` once at start-up.
 
-    def __init__(self, database: AsyncDatabase, name: str = "events", codec: PayloadCodec | None = None, *, reconcile_seconds: float = 30.0) -> None:
+    ``cache_commits`` bounds the per-instance stream cache (commit documents held);
+    ``queue_limit`` bounds the commits waiting in memory, with their events, for this instance's
+    relay (beyond it only their ids wait, and the relay reads them back by ``_id``).
+    """
+
+    def __init__(
+        self,
+        database: AsyncDatabase,
+        name: str = "events",
+        codec: PayloadCodec | None = None,
+        *,
+        cache_commits: int = STREAM_CACHE_COMMITS,
+        queue_limit: int = APPENDED_QUEUE_LIMIT,
+    ) -> None:
         self.codec = codec or PlainCodec()
-        self.reconcile_seconds = reconcile_seconds
         self.commits: AsyncCollection = database[f"{name}_commits"]
+        self.relays: AsyncCollection = database[f"{name}_relays"]
         self.sequence_log: AsyncCollection = database[f"{name}_sequence"]
-        # Last known head per stream. Safe to trust: a stale entry makes the insert collide on _id.
-        self._heads: OrderedDict[str, Doc] = OrderedDict()
-        # What this instance knows of the sequence log, and the commits it wrote but has not sequenced.
+        #: This store instance, as the owner of its outbox slots.
+        self.instance = uuid.uuid4().hex[:16]
+        #: Set after every append of this instance: wakes its relay.
+        self.appended = asyncio.Event()
+        self._streams: OrderedDict[str, list[Doc]] = OrderedDict()
+        self._cached = 0
+        self._cache_limit = cache_commits
+        self._queue: deque[PendingCommit | str] = deque()
+        self._queue_limit = queue_limit
+        self._gate = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._registered = False
+        self._next_seq = 0
+        self._open: dict[int, str | None] = {}  # seq -> commit id: slots not settled yet (None: still being written)
+        self._slot_of: dict[str, int] = {}  # commit id -> seq, for this instance's unsettled commits
+        self._deletable: set[int] = set()  # settled (or void) slots, deleted once below the watermark
+        self._watermark = 0
+        self._unknown: dict[int, datetime] = {}  # slots whose insert failed without saying whether it landed
+        self._recovered: dict[str, tuple[str, str]] = {}  # commit id -> (dead instance, slot id)
+        self._recovering: dict[str, dict[str, Any]] = {}  # dead instance -> walk state
+        # Batch tools only (sequence / read_all): what this process has read of the sequence log.
         self._starts: list[int] = []
         self._batches: dict[int, list[Doc]] = {}
         self._sequenced: set[str] = set()
         self._next_position = 1
         self._unsequenced: dict[str, Doc] = {}
-        self._reconciled_at: float | None = None
 
     async def ensure_indexes(self) -> None:
+        """The indexes every query of this store needs on MongoDB (see ``QUERIES`` in the tests)."""
         await self.commits.create_index([("cause_id", ASCENDING)], unique=True, name="cause_unique")
+        await self.relays.create_index([("heartbeat", ASCENDING)], name="relays_heartbeat")
 
     # -- writing ---------------------------------------------------------------------------
 
     async def append(self, stream_id: str, expected_version: int, events: Sequence[Envelope], *, cause_id: str) -> AppendResult:
         if not events:
             raise ValueError("nothing to append")
-        head = await self._head(stream_id, expected_version)
-        actual = head["to_version"] if head else 0
+        known = await self._known(stream_id, expected_version)
+        if (done := _cause_in(known, cause_id)) is not None:
+            return done
+        actual = known[-1]["to_version"] if known else 0
         if actual != expected_version:
-            if (done := await self.find_cause(cause_id)) is not None:
-                return done
             raise ConcurrencyConflict(stream_id, expected_version, actual)
         await self.codec.prepare(new_items(events), writing=True)
-        doc = build_commit(stream_id=stream_id, expected_version=expected_version, head=head, events=events, cause_id=cause_id, codec=self.codec)
-        try:
-            await self.commits.insert_one(doc)
-        except DuplicateKeyError:
-            self._heads.pop(stream_id, None)
-            if (done := await self.find_cause(cause_id)) is not None:
-                return done
-            raise ConcurrencyConflict(stream_id, expected_version) from None
-        self._remember_head(stream_id, doc)
-        self._unsequenced[doc["_id"]] = {k: doc[k] for k in _ORDER_FIELDS}
+        doc = build_commit(stream_id=stream_id, expected_version=expected_version, head=known[-1] if known else None, events=events, cause_id=cause_id, codec=self.codec)
+        async with self._gate:
+            await self._register()
+            seq = self._next_seq
+            self._next_seq += 1
+            self._open[seq] = None
+            slot = slot_id(self.instance, seq)
+            doc["outbox_slot"] = slot
+            try:
+                # one command; ordered: the slot first, so no commit exists without its slot
+                await self.commits.insert_many([{"_id": slot, "cause_id": slot, "commit": doc["_id"], "at": datetime.now(UTC)}, doc], ordered=True)
+            except BulkWriteError as e:
+                if any(err.get("code") != 11000 or err.get("index") != 1 for err in e.details.get("writeErrors", [])):
+                    self._unknown[seq] = datetime.now(UTC)
+                    raise
+                # the commit collided; void our slot (no gap in the walk) and settle it with the next batch
+                await self.commits.replace_one({"_id": slot}, {"cause_id": slot, "void": True}, upsert=True)
+                self._open.pop(seq, None)
+                self._deletable.add(seq)
+                return await self._after_collision(stream_id, expected_version, cause_id)
+            except BaseException:
+                self._unknown[seq] = datetime.now(UTC)  # did it land? settle finds out (see _resolve_unknown)
+                raise
+            self._open[seq] = doc["_id"]
+            self._slot_of[doc["_id"]] = seq
+        self._remember(stream_id, [*known, doc])
+        self._enqueue(doc, events)
         return result_of(doc, already=False)
 
+    async def _register(self) -> None:
+        if not self._registered:
+            try:
+                await self.relays.insert_one({"_id": self.instance, "heartbeat": datetime.now(UTC), "next": 0})
+            except DuplicateKeyError:
+                pass  # a concurrent first append of this instance registered it
+            self._registered = True
+
+    async def _known(self, stream_id: str, expected_version: int) -> list[Doc]:
+        """The stream's commits as far as this instance knows them, enough to append after
+        ``expected_version``: no read when it is cached at that version or presumed new."""
+        docs = self._streams.get(stream_id)
+        if docs is None:
+            if expected_version == 0:
+                return []  # presumed new: if it exists after all, inserting <stream>@0 collides
+            return await self._load(stream_id)
+        if docs[-1]["to_version"] != expected_version:
+            return await self._load(stream_id, docs)  # behind, or the caller is: look for newer commits
+        self._streams.move_to_end(stream_id)
+        return docs
+
+    async def _after_collision(self, stream_id: str, expected_version: int, cause_id: str) -> AppendResult:
+        docs = await self._load(stream_id, self._streams.get(stream_id))
+        if (done := _cause_in(docs, cause_id)) is not None:
+            return done
+        actual = docs[-1]["to_version"] if docs else 0
+        if actual == expected_version and (done := await self.find_cause(cause_id)) is not None:
+            return done  # the version was free: the cause is taken, by a commit of another stream
+        raise ConcurrencyConflict(stream_id, expected_version, actual)
+
     async def find_cause(self, cause_id: str) -> AppendResult | None:
+        """The commit of ``cause_id`` anywhere in the log (index ``cause_unique`` on MongoDB; a scan
+        on FerretDB, so only on the rare path of a cause reused by another stream, and in tools)."""
         doc = await self.commits.find_one({"cause_id": cause_id})
         return None if doc is None else result_of(doc, already=True)
 
     # -- reading one stream ----------------------------------------------------------------
 
-    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
-        docs = [doc async for doc in self._walk(stream_id)]
-        if docs:
-            self._remember_head(stream_id, docs[-1])
+    async def read_stream(self, stream_id: str, from_version: int = 1, *, cached: bool = False) -> list[RecordedEvent]:
+        docs = self._streams.get(stream_id)
+        if docs is None or not cached:
+            docs = await self._load(stream_id, docs)
+        else:
+            self._streams.move_to_end(stream_id)
         wanted = [doc for doc in docs if doc["to_version"] >= from_version]
         await self.codec.prepare(stored_items(wanted), writing=False)
         out: list[RecordedEvent] = []
@@ -117,26 +234,174 @@ class MongoEventStore:
             out.extend(recorded_events(doc, self.codec, from_version=from_version))
         return out
 
-    async def _walk(self, stream_id: str, start: Doc | None = None) -> AsyncIterator[Doc]:
-        """A stream's commits in order, each found by its ``_id`` (``<stream>@<version before it>``):
-        primary-key look-ups, which stay fast however large the log grows. Streams are short."""
-        version = start["to_version"] if start else 0
+    async def _load(self, stream_id: str, known: list[Doc] | None = None) -> list[Doc]:
+        """``known`` (a prefix of the stream) extended by the commits after it, each found by its
+        ``_id`` (``<stream>@<version before it>``): primary-key look-ups, fast however large the
+        log grows. Streams are short."""
+        docs = list(known or [])
+        version = docs[-1]["to_version"] if docs else 0
         while (doc := await self.commits.find_one({"_id": commit_id(stream_id, version)})) is not None:
-            yield doc
+            docs.append(doc)
             version = doc["to_version"]
+        if docs:
+            self._remember(stream_id, docs)
+        return docs
+
+    def _remember(self, stream_id: str, docs: list[Doc]) -> None:
+        old = self._streams.pop(stream_id, None)
+        self._cached += len(docs) - (len(old) if old else 0)
+        self._streams[stream_id] = docs
+        while self._cached > self._cache_limit and len(self._streams) > 1:
+            _, evicted = self._streams.popitem(last=False)
+            self._cached -= len(evicted)
+
+    # -- the outbox: from the log to Kafka -------------------------------------------------
+
+    def _enqueue(self, doc: Doc, events: Sequence[Envelope] | None) -> None:
+        if events is not None and len(self._queue) < self._queue_limit:
+            recorded = tuple(RecordedEvent(envelope=e, stream_version=doc["from_version"] + i, position=None, commit_id=doc["_id"]) for i, e in enumerate(events))
+            self._queue.append(PendingCommit(doc["_id"], doc["stream_id"], doc["prev_commit"], recorded))
+        else:
+            self._queue.append(doc["_id"])  # only its id: the relay reads it back
+        self.appended.set()
+
+    async def appended_commits(self, limit: int) -> list[PendingCommit]:
+        """Commits this instance appended and has not handed out yet, oldest first (no round trip
+        unless more were appended than the in-memory queue holds)."""
+        out: list[PendingCommit] = []
+        while self._queue and len(out) < limit:
+            item = self._queue.popleft()
+            if isinstance(item, PendingCommit):
+                out.append(item)
+            elif (doc := await self.commits.find_one({"_id": item})) is not None:
+                out.append(await self._pending_of(doc))
+        return out
+
+    async def settle(self, commits: Sequence[str]) -> None:
+        """The events of ``commits`` are on Kafka: their slots may go. Moves this instance's
+        watermark (one update by ``_id``), then deletes the slots below it (one command per
+        :data:`BULK_CHUNK`, each statement by ``_id``); finishes recovered instances."""
+        recovered: dict[str, list[str]] = {}
+        for commit in commits:
+            if (seq := self._slot_of.pop(commit, None)) is not None:
+                self._open.pop(seq, None)
+                self._deletable.add(seq)
+            elif (where := self._recovered.pop(commit, None)) is not None:
+                recovered.setdefault(where[0], []).append(where[1])
+        await self._resolve_unknown()
+        watermark = min(self._open, default=self._next_seq)
+        if watermark > self._watermark and self._registered:
+            await self.relays.update_one({"_id": self.instance}, {"$set": {"next": watermark}})
+            self._watermark = watermark
+        below = sorted(seq for seq in self._deletable if seq < self._watermark)
+        await self._delete([slot_id(self.instance, seq) for seq in below])
+        self._deletable.difference_update(below)
+        for dead, slots in recovered.items():
+            await self._delete(slots)
+            walk = self._recovering.get(dead)
+            if walk is not None:
+                walk["open"].difference_update(slots)
+                if not walk["open"]:
+                    await self._delete(sorted(walk["void"]))
+                    if walk["finished"]:
+                        await self.relays.delete_one({"_id": dead})
+                    else:
+                        await self.relays.update_one({"_id": dead}, {"$set": {"next": walk["next"]}})
+                    del self._recovering[dead]
+
+    async def _delete(self, ids: Sequence[str]) -> None:
+        for i in range(0, len(ids), BULK_CHUNK):
+            await self.commits.bulk_write([DeleteOne({"_id": c}) for c in ids[i : i + BULK_CHUNK]], ordered=False)
+
+    async def _resolve_unknown(self) -> None:
+        """Appends whose insert failed without an answer: did the slot (and commit) land?"""
+        for seq in list(self._unknown):
+            slot = await self.commits.find_one({"_id": slot_id(self.instance, seq)})
+            doc = None if slot is None or "commit" not in slot else await self.commits.find_one({"_id": slot["commit"]})
+            del self._unknown[seq]
+            if doc is not None and doc.get("outbox_slot") == slot_id(self.instance, seq):
+                self._open[seq] = doc["_id"]
+                self._slot_of[doc["_id"]] = seq
+                self._enqueue(doc, None)  # it did: publish it
+            else:
+                if slot is None:
+                    await self.commits.replace_one({"_id": slot_id(self.instance, seq)}, {"cause_id": slot_id(self.instance, seq), "void": True}, upsert=True)
+                self._open.pop(seq, None)
+                self._deletable.add(seq)
+
+    async def heartbeat(self) -> None:
+        """Tell other instances this one is alive (its slots are its own relay's to publish)."""
+        if self._registered:  # upsert: a recoverer that took this instance for dead may have removed it
+            await self.relays.update_one({"_id": self.instance}, {"$set": {"heartbeat": datetime.now(UTC)}, "$setOnInsert": {"next": self._watermark}}, upsert=True)
+
+    async def pending_commits(self, *, older_than: float, limit: int) -> list[PendingCommit]:
+        """Commits left unpublished by instances silent for ``older_than`` seconds (dead): their
+        slots, read by ``_id`` from the instance's watermark on. Each stream's in version order.
+        The dead instance is taken over (its heartbeat refreshed) so that one recoverer walks it."""
+        now = datetime.now(UTC)
+        silent = await self.relays.find({"heartbeat": {"$lt": now - timedelta(seconds=older_than)}}).limit(20).to_list()
+        docs: list[Doc] = []
+        for dead in silent:
+            if dead["_id"] == self.instance or dead["_id"] in self._recovering or len(docs) >= limit:
+                continue
+            taken = await self.relays.find_one_and_update({"_id": dead["_id"], "heartbeat": dead["heartbeat"]}, {"$set": {"heartbeat": now}})
+            if taken is None:
+                continue  # another instance took it over first
+            walk: dict[str, Any] = {"open": set(), "void": set(), "finished": False, "next": taken.get("next", 0)}
+            seq, misses = walk["next"], 0
+            while misses < MAX_IN_FLIGHT and len(docs) < limit:
+                slot = await self.commits.find_one({"_id": slot_id(dead["_id"], seq)})
+                seq += 1
+                if slot is None:
+                    misses += 1
+                    continue
+                misses = 0
+                doc = None if slot.get("void") else await self.commits.find_one({"_id": slot["commit"]})
+                if doc is not None and doc.get("outbox_slot") == slot["_id"]:
+                    docs.append(doc)
+                    walk["open"].add(slot["_id"])
+                    self._recovered[doc["_id"]] = (dead["_id"], slot["_id"])
+                else:
+                    walk["void"].add(slot["_id"])  # its append collided, or never got to write the commit
+            walk["finished"] = misses >= MAX_IN_FLIGHT
+            walk["next"] = seq - misses
+            self._recovering[dead["_id"]] = walk
+            if not walk["open"]:
+                await self._delete(sorted(walk["void"]))
+                if walk["finished"]:
+                    await self.relays.delete_one({"_id": dead["_id"]})
+                del self._recovering[dead["_id"]]
+        docs.sort(key=lambda d: (d["stream_id"], d["from_version"]))
+        return [await self._pending_of(doc) for doc in docs]
+
+    async def pending_commit(self, commit: str) -> PendingCommit | None:
+        """``commit`` if its slot is still there (its events may not be on Kafka yet)."""
+        stream = commit.rsplit("@", 1)[0]
+        doc = next((d for d in self._streams.get(stream, ()) if d["_id"] == commit), None) or await self.commits.find_one({"_id": commit})
+        slot = None if doc is None else doc.get("outbox_slot")
+        if slot is None or (found := await self.commits.find_one({"_id": slot})) is None or found.get("void"):
+            return None
+        return await self._pending_of(doc)
+
+    async def _pending_of(self, doc: Doc) -> PendingCommit:
+        await self.codec.prepare(stored_items([doc]), writing=False)
+        return PendingCommit(doc["_id"], doc["stream_id"], doc["prev_commit"], tuple(recorded_events(doc, self.codec)))
+
+    # -- batch tools: the global order, stream ids, integrity ------------------------------
 
     async def stream_ids(self) -> list[str]:
-        return sorted(await self.commits.distinct("stream_id"))
+        """Every stream id (a scan: batch tools only)."""
+        return sorted(s for s in await self.commits.distinct("stream_id") if isinstance(s, str))
 
-    # -- the global order ------------------------------------------------------------------
+    async def sequence(self, max_commits: int = 1000) -> int:
+        """Give positions to up to ``max_commits`` written-but-unsequenced commits; returns how many.
 
-    async def sequence(self, max_commits: int = 1000, *, reconcile: bool = False) -> int:
-        """Give positions to up to ``max_commits`` written-but-unsequenced commits; returns how many."""
+        A batch operation: it reads the whole sequence log (once per process) and scans the
+        commits for those not yet placed. Services never call it; ``jmo audit`` does before
+        ``read_all``. The unique batch ``_id`` fences concurrent sequencers.
+        """
         await self._catch_up()
-        due = self._reconciled_at is None or time.monotonic() - self._reconciled_at >= self.reconcile_seconds
-        if reconcile or due:
-            await self._reconcile()
-        await self._add_predecessors()
+        await self._reconcile()
         # no await from here to the insert: what we order is what we know to be unsequenced now
         self._forget_sequenced()
         ordered = self._in_order(dict(self._unsequenced))[:max_commits]
@@ -158,11 +423,11 @@ class MongoEventStore:
         return len(ordered)
 
     def _forget_sequenced(self) -> None:
-        # in place: appends made while this sequencer awaited have added hints to the same dict
         for cid in [c for c in self._unsequenced if c in self._sequenced]:
             del self._unsequenced[cid]
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        """Sequenced events after ``after_position`` in global order (batch tools)."""
         await self._catch_up()
         wanted: list[Doc] = []
         events = 0
@@ -201,24 +466,10 @@ class MongoEventStore:
         self._next_position = max(self._next_position, last["position"] + last["count"])
 
     async def _reconcile(self) -> None:
-        """Find commits no sequencer has placed (other instances, crashed writers): one scan."""
+        """Every commit no sequencer has placed yet: one scan of the commits."""
         async for doc in self.commits.find({}, _ORDER_FIELDS):
-            if doc["_id"] not in self._sequenced:
+            if "stream_id" in doc and doc["_id"] not in self._sequenced:  # not an outbox slot
                 self._unsequenced.setdefault(doc["_id"], doc)
-        self._reconciled_at = time.monotonic()
-
-    async def _add_predecessors(self) -> None:
-        """Bring in unsequenced predecessors (written by other instances) so streams stay in order."""
-        pending = self._unsequenced
-
-        def missing(docs: Sequence[Doc]) -> set[str]:
-            return {d["prev_commit"] for d in docs if d["prev_commit"] and d["prev_commit"] not in self._sequenced and d["prev_commit"] not in pending}
-
-        wanted = missing(list(pending.values()))
-        while wanted:
-            found = await self._fetch(sorted(wanted), projection=_ORDER_FIELDS)
-            pending.update(found)
-            wanted = missing(list(found.values()))
 
     def _in_order(self, candidates: dict[str, Doc]) -> list[Doc]:
         """Candidates whose predecessors are sequenced or come first: arrival order across streams,
@@ -253,13 +504,13 @@ class MongoEventStore:
 
         return {d["_id"]: d for d in await asyncio.gather(*(one(c) for c in ids)) if d is not None}
 
-    # -- integrity -------------------------------------------------------------------------
-
     async def verify(self) -> list[IntegrityProblem]:
+        """Every hash chain and the sequence log checked against the commits (a scan)."""
         problems: list[IntegrityProblem] = []
         by_stream: dict[str, list[Doc]] = {}
         async for doc in self.commits.find({}):
-            by_stream.setdefault(doc["stream_id"], []).append(doc)
+            if "stream_id" in doc:  # not an outbox slot
+                by_stream.setdefault(doc["stream_id"], []).append(doc)
         for stream in sorted(by_stream):
             problems.extend(verify_chain(stream, sorted(by_stream[stream], key=lambda d: d["to_version"])))
         present = {d["_id"] for docs in by_stream.values() for d in docs}
@@ -273,24 +524,9 @@ class MongoEventStore:
             expected_start = batch["end"] + 1
         return problems
 
-    # -- helpers ---------------------------------------------------------------------------
 
-    async def _head(self, stream_id: str, expected_version: int) -> Doc | None:
-        if expected_version == 0:
-            return None  # a new stream: if it exists after all, inserting <stream>@0 collides
-        cached = self._heads.get(stream_id)
-        if cached is not None and cached["to_version"] == expected_version:
-            return cached  # trusted: if someone appended since, our insert collides on _id
-        head = cached if cached is not None and cached["to_version"] < expected_version else None
-        async for doc in self._walk(stream_id, head):
-            head = doc
-        if head is not None:
-            self._remember_head(stream_id, head)
-        return head
-
-    def _remember_head(self, stream_id: str, doc: Doc) -> None:
-        self._heads[stream_id] = {k: doc[k] for k in _HEAD_FIELDS}
-        self._heads.move_to_end(stream_id)
-        if len(self._heads) > HEAD_CACHE_SIZE:
-            self._heads.popitem(last=False)
-
+def _cause_in(docs: Sequence[Doc], cause_id: str) -> AppendResult | None:
+    for doc in docs:
+        if doc["cause_id"] == cause_id:
+            return result_of(doc, already=True)
+    return None

@@ -56,8 +56,8 @@ class CommandHandler:
         concurrent decision forces a retry, so it sees the state it decides on).
         """
         stream = stream_id or command.stream_id
-        # No look-up of the cause first: that is a scan on FerretDB. The store's unique index on
-        # the cause recognises a redelivered command when its decision is appended.
+        # No look-up of the cause first: the store recognises a redelivered command when its
+        # decision is appended (in the stream's own commits, or by the unique index on the cause).
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(ConcurrencyConflict),
             stop=stop_after_attempt(self.attempts),
@@ -69,7 +69,8 @@ class CommandHandler:
         raise AssertionError("unreachable")
 
     async def _decide_and_append(self, stream: str, command: Envelope, facts: Facts | None) -> Handled:
-        history = await self.store.read_stream(stream)
+        # what this instance last saw of the stream: a stale view makes the append a conflict
+        history = await self.store.read_stream(stream, cached=True)
         state = self.decider.fold(e.envelope.open() for e in history)
         message = command.open()
         if callable(facts):
@@ -80,6 +81,10 @@ class CommandHandler:
         except Rejection as r:
             decided = [rejected(self.service, command.type, command.message_id, r.reason_code, r.reason)]
         if not decided:
+            # nothing to append, so no append checks the view: make sure it was not stale
+            latest = await self.store.read_stream(stream, from_version=len(history) + 1)
+            if latest:
+                raise ConcurrencyConflict(stream, len(history), latest[-1].stream_version)
             # nothing (more) to decide; if that is because this very command was applied before (a
             # redelivery after its effects), answer with what it caused then, as a duplicate
             earlier = tuple(e.envelope for e in history if e.envelope.causation_id == command.message_id)
@@ -93,7 +98,7 @@ class CommandHandler:
         return Handled(stream, tuple(envelopes), duplicate=False)
 
     async def _replay(self, stream: str, earlier: AppendResult) -> Handled:
-        events = await self.store.read_stream(earlier.stream_id, from_version=earlier.from_version)
+        events = await self.store.read_stream(earlier.stream_id, from_version=earlier.from_version, cached=True)
         mine = tuple(e.envelope for e in events if e.commit_id == earlier.commit_id)
         log.info("duplicate command ignored", stream_id=stream, commit_id=earlier.commit_id)
         return Handled(earlier.stream_id, mine, duplicate=True)

@@ -1,25 +1,28 @@
-"""The relay: from a service's event log to Kafka, at least once, in order, resumable."""
+"""The relay: from a service's event log to Kafka, right after each append, at least once, in order."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 
-from jmo_eventstore import EventStore, RecordedEvent
+from jmo_eventstore import EventStore, PendingCommit, RecordedEvent
 
 from .kafka_security import KafkaCredentials, client_options
 
 log = structlog.get_logger(__name__)
+#: Published commits remembered, so that a stream's next commit needs no check of its predecessor.
+REMEMBERED = 20_000
+#: Settle at once when this many published commits wait (one bulk delete).
+SETTLE_BATCH = 90
 
 
 @dataclass(frozen=True)
@@ -34,16 +37,6 @@ class RecordPublisher(Protocol):
     """Publishes records in the given order and returns only once the broker has them all."""
 
     async def publish(self, records: Sequence[OutgoingRecord]) -> None: ...
-
-
-class Checkpoints(Protocol):
-    """Where a relay remembers the last position it published, guarded by a lease."""
-
-    async def acquire(self, relay: str, owner: str, lease_seconds: float) -> int | None:
-        """The checkpoint if ``owner`` holds (or now takes) the lease, else ``None``."""
-
-    async def save(self, relay: str, owner: str, position: int) -> bool:
-        """Store the position; ``False`` if ``owner`` no longer holds the lease."""
 
 
 class KafkaRecordPublisher:
@@ -65,48 +58,9 @@ class KafkaRecordPublisher:
         await asyncio.gather(*pending)
 
 
-class MongoCheckpoints:
-    """Checkpoints with a lease in one small collection (``find_one_and_update``, no transaction)."""
-
-    def __init__(self, collection: AsyncCollection) -> None:
-        self._c = collection
-
-    async def acquire(self, relay: str, owner: str, lease_seconds: float) -> int | None:
-        now = datetime.now(UTC)
-        until = (now + timedelta(seconds=lease_seconds)).isoformat()
-        doc = await self._c.find_one_and_update(
-            {"_id": relay, "$or": [{"owner": owner}, {"lease_until": {"$lt": now.isoformat()}}]},
-            {"$set": {"owner": owner, "lease_until": until}},
-            return_document=True,
-        )
-        if doc is None:
-            try:
-                await self._c.insert_one({"_id": relay, "owner": owner, "lease_until": until, "position": 0})
-            except DuplicateKeyError:
-                return None  # someone else holds it
-            return 0
-        return int(doc["position"])
-
-    async def save(self, relay: str, owner: str, position: int) -> bool:
-        result = await self._c.update_one({"_id": relay, "owner": owner}, {"$set": {"position": position}})
-        return result.matched_count == 1
-
-
 class InMemoryCheckpoints:
-    def __init__(self) -> None:
-        self.positions: dict[str, int] = {}
-        self.owners: dict[str, str] = {}
-
-    async def acquire(self, relay: str, owner: str, lease_seconds: float) -> int | None:
-        if self.owners.setdefault(relay, owner) != owner:
-            return None
-        return self.positions.get(relay, 0)
-
-    async def save(self, relay: str, owner: str, position: int) -> bool:
-        if self.owners.get(relay) != owner:
-            return False
-        self.positions[relay] = position
-        return True
+    """Kept so that code written for the checkpointed relay still builds a :class:`~jmo_runtime.service.Service`;
+    the relay keeps no checkpoint any more (the outbox is the store's)."""
 
 
 def to_record(event: RecordedEvent, topic: str) -> OutgoingRecord:
@@ -117,12 +71,20 @@ def to_record(event: RecordedEvent, topic: str) -> OutgoingRecord:
 
 
 class Relay:
-    """Publishes a store's events in global order and records how far it got.
+    """Publishes what the store's instance appended, right after the append, at least once, in order.
 
-    At least once: the checkpoint moves only after Kafka acknowledged the batch, so a crash
-    re-publishes at most one batch (consumers deduplicate by message id). Order per stream is
-    the store's order, kept per partition because the key is the stream id. Two relays on one
-    store are safe: a lease lets one publish while the other waits to take over.
+    The log is the outbox: each append leaves its commit pending in the store; the relay takes
+    this instance's new commits from memory (no read), publishes their events, and once Kafka
+    acknowledged them settles them (deletes their outbox records, batched every
+    ``settle_seconds``). A crash loses nothing: what an instance silent for ``recover_after``
+    seconds left pending is found by the next recovery round (every ``recover_every`` seconds) of another instance
+    and published again; consumers deduplicate by message id. Every ``recover_every`` seconds the
+    relay also tells the store that this instance is alive (``heartbeat``).
+
+    Order per stream is the log's: before a commit the relay checks that the stream's previous
+    commit is on Kafka (it published it itself, or its outbox record is gone), and publishes it
+    first when it is still pending (written by another instance that has not published it yet).
+    Several instances of a service each relay their own appends; no lease, no global position.
     """
 
     def __init__(
@@ -130,51 +92,120 @@ class Relay:
         name: str,
         store: EventStore,
         publisher: RecordPublisher,
-        checkpoints: Checkpoints,
         topic_for: Callable[[str], str],
         *,
         batch_size: int = 500,
-        lease_seconds: float = 10.0,
+        recover_after: float = 10.0,
+        recover_every: float = 5.0,
+        settle_seconds: float = 1.0,
         owner: str | None = None,
     ) -> None:
         self.name = name
         self.store = store
         self.publisher = publisher
-        self.checkpoints = checkpoints
         self.topic_for = topic_for
         self.batch_size = batch_size
-        self.lease_seconds = lease_seconds
+        self.recover_after = recover_after
+        self.recover_every = recover_every
+        self.settle_seconds = settle_seconds
         self.owner = owner or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self.published = 0
         self._round = asyncio.Lock()  # one round at a time per instance (the loop and a flush may overlap)
+        self._retry: list[PendingCommit] = []  # taken, not yet acknowledged by Kafka
+        self._on_kafka: OrderedDict[str, None] = OrderedDict()  # recently published commits (bounded)
+        self._unsettled: list[str] = []  # published; outbox records not deleted yet
+        self._settled_at = time.monotonic()
+        self._recovered_at: float | None = None
 
     async def run_once(self) -> int:
-        """Sequence, publish one batch, checkpoint. Returns how many events were published."""
+        """Publish one batch (this instance's appends, else what recovery finds), settle what is
+        due. Returns how many events were published."""
         async with self._round:
-            return await self._round_once()
+            n = await self._publish_once()
+            if self._unsettled and (len(self._unsettled) >= SETTLE_BATCH or time.monotonic() - self._settled_at >= self.settle_seconds):
+                await self.settle()
+            return n
 
-    async def _round_once(self) -> int:
-        await self.store.sequence()
-        position = await self.checkpoints.acquire(self.name, self.owner, self.lease_seconds)
-        if position is None:
+    async def flush(self) -> int:
+        """Publish everything this instance appended and settle it now (tests, shutdown)."""
+        total = 0
+        async with self._round:
+            while n := await self._publish_once(recover=False):
+                total += n
+            await self.settle()
+        return total
+
+    async def settle(self) -> None:
+        """Delete the outbox records of what Kafka acknowledged."""
+        ids, self._unsettled = self._unsettled, []
+        self._settled_at = time.monotonic()
+        if not ids:
+            return
+        try:
+            await self.store.settle(ids)
+        except BaseException:
+            self._unsettled = ids + self._unsettled
+            raise
+
+    async def _publish_once(self, *, recover: bool = True) -> int:
+        batch = self._retry or await self.store.appended_commits(self.batch_size)
+        if recover and (self._recovered_at is None or time.monotonic() - self._recovered_at >= self.recover_every):
+            self._recovered_at = time.monotonic()
+            await self.store.heartbeat()
+            await self.store.settle([])  # what the store can tidy by itself (slots of appends that lost a race)
+            if not self._retry:
+                left = [c for c in await self.store.pending_commits(older_than=self.recover_after, limit=self.batch_size)]
+                if left:
+                    log.info("relay publishes commits a silent instance left pending", relay=self.name, commits=len(left))
+                    batch = batch + left
+        if not batch:
             return 0
-        events = await self.store.read_all(position, limit=self.batch_size)
-        if not events:
-            return 0
-        await self.publisher.publish([to_record(e, self.topic_for(e.envelope.type)) for e in events])
-        if not await self.checkpoints.save(self.name, self.owner, events[-1].position or position):
-            log.warning("relay lost its lease; another instance continues", relay=self.name)
-            return 0
-        self.published += len(events)
-        return len(events)
+        self._retry = batch
+        ordered = await self._after_predecessors(batch)
+        records = [to_record(e, self.topic_for(e.envelope.type)) for c in ordered for e in c.events]
+        await self.publisher.publish(records)
+        self._retry = []
+        for c in ordered:
+            self._on_kafka[c.commit_id] = None
+            self._unsettled.append(c.commit_id)
+        while len(self._on_kafka) > REMEMBERED:
+            self._on_kafka.popitem(last=False)
+        self.published += len(records)
+        return len(records)
+
+    async def _after_predecessors(self, batch: list[PendingCommit]) -> list[PendingCommit]:
+        """``batch`` with, before each commit, its stream's earlier commits that are still pending
+        (appended by another instance, not published yet). Usually no round trip: a stream's
+        previous commit is in the batch or was published by this relay."""
+        out: list[PendingCommit] = []
+        taken: set[str] = set()
+        for commit in batch:
+            if commit.commit_id in taken:
+                continue
+            missing: list[PendingCommit] = []
+            prev = commit.prev_commit
+            while prev is not None and prev not in self._on_kafka and prev not in taken:
+                earlier = await self.store.pending_commit(prev)
+                if earlier is None:
+                    self._on_kafka[prev] = None  # settled: on Kafka already
+                    break
+                missing.append(earlier)
+                prev = earlier.prev_commit
+            for c in [*reversed(missing), commit]:
+                out.append(c)
+                taken.add(c.commit_id)
+        return out
 
     async def run(self, stop: asyncio.Event, idle_seconds: float = 0.05, *, wake: asyncio.Event | None = None, max_idle_seconds: float = 1.0) -> None:
-        """Loop until ``stop`` is set. When idle, wait longer and longer (up to ``max_idle_seconds``)
-        unless ``wake`` is set (the service sets it after appending). Errors are logged and retried."""
+        """Loop until ``stop`` is set, woken by every append of the store (``store.appended``) or
+        ``wake``. When idle, wait longer and longer (up to ``max_idle_seconds``). Errors are
+        logged and retried. Settles what it published before returning."""
         wake = wake or asyncio.Event()
+        appended = self.store.appended
         idle = idle_seconds
         while not stop.is_set():
             wake.clear()
+            appended.clear()
             try:
                 n = await self.run_once()
             except Exception:
@@ -186,8 +217,13 @@ class Relay:
             if n:
                 idle = idle_seconds
                 continue
-            await _first_of(stop, wake, timeout=idle)
-            idle = min(idle * 2, max_idle_seconds) if not wake.is_set() else idle_seconds
+            timeout = min(idle, self.settle_seconds) if self._unsettled else idle
+            await _first_of(stop, wake, appended, timeout=timeout)
+            idle = min(idle * 2, max_idle_seconds) if not (wake.is_set() or appended.is_set()) else idle_seconds
+        try:
+            await self.settle()
+        except Exception:
+            log.warning("relay could not settle on stop; recovery will publish those commits again", relay=self.name)
 
 
 def _being_cancelled() -> bool:

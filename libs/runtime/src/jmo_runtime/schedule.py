@@ -1,15 +1,17 @@
 """Things a service must do later (expire a session, retry a registry call), kept so a periodic job
 finds what is due without reading every stream. One small document per key, written and deleted by
-``_id`` — the only filter FerretDB v1 answers from an index; ``due`` reads the (small) collection
-to the end."""
+``_id`` — the only filter FerretDB v1 answers from an index. ``due`` asks for what is due by time:
+on MongoDB the index on ``at`` (``schedule_at``) serves it; FerretDB v1 scans the collection, which
+holds only work still open (not the log)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
+from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 
@@ -34,18 +36,35 @@ class Schedule(Protocol):
 
 
 class MongoSchedule:
-    def __init__(self, collection: AsyncCollection) -> None:
+    """``{_id: key, at: <ISO-8601 UTC>, data}``; ``at`` compares as text because every instant is
+    written in the same UTC form."""
+
+    def __init__(self, collection: AsyncCollection, *, limit: int = 1000) -> None:
         self._c = collection
+        self._limit = limit
+        self._indexed = False
+
+    async def ensure_indexes(self) -> None:
+        await self._c.create_index([("at", ASCENDING)], name="schedule_at")
+        self._indexed = True
 
     async def set(self, due: Due) -> None:
-        await self._c.replace_one({"_id": due.key}, {"at": due.at.isoformat(), "data": dict(due.data)}, upsert=True)
+        await self._c.replace_one({"_id": due.key}, {"at": _utc(due.at), "data": dict(due.data)}, upsert=True)
 
     async def clear(self, key: str) -> None:
         await self._c.delete_one({"_id": key})
 
     async def due(self, now: datetime) -> list[Due]:
-        planned = [Due(d["_id"], datetime.fromisoformat(d["at"]), d.get("data", {})) async for d in self._c.find({})]
+        """What is due at ``now``, earliest first, at most ``limit`` per call (the rest next time)."""
+        if not self._indexed:
+            await self.ensure_indexes()
+        found = await self._c.find({"at": {"$lte": _utc(now)}}).sort("at", ASCENDING).limit(self._limit).to_list()
+        planned = [Due(d["_id"], datetime.fromisoformat(d["at"]), d.get("data", {})) for d in found]
         return [d for d in planned if d.at <= now]
+
+
+def _utc(at: datetime) -> str:
+    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
 
 
 class InMemorySchedule:

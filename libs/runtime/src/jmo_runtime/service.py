@@ -26,9 +26,9 @@ from jmo_eventstore import EventStore, FieldEncryptionCodec, MongoEventStore, Mo
 from .decider import Decider, rejected
 from .handler import CommandHandler
 from .health import health_route
-from .quota import ServiceQuota
 from .messaging import Boundary, ConsumerWatch, EnvelopeHandler, FailureBudget, publish, subscribe
-from .relay import Checkpoints, InMemoryCheckpoints, KafkaRecordPublisher, MongoCheckpoints, OutgoingRecord, RecordPublisher, Relay
+from .quota import ServiceQuota
+from .relay import KafkaRecordPublisher, OutgoingRecord, RecordPublisher, Relay
 from .settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -56,7 +56,8 @@ class Service:
     """One microservice: its name, settings, Kafka broker, event store and relay.
 
     Pass ``store`` (e.g. an in-memory store) to run without MongoDB; pass ``relay_publisher`` to
-    route the relay through something other than its own Kafka producer.
+    route the relay through something other than its own Kafka producer. ``checkpoints`` is
+    accepted and ignored (the relay no longer keeps a checkpoint).
     """
 
     def __init__(
@@ -66,7 +67,7 @@ class Service:
         *,
         store: EventStore | None = None,
         relay_publisher: RecordPublisher | None = None,
-        checkpoints: Checkpoints | None = None,
+        checkpoints: object | None = None,
         topic_for: Callable[[str], str] | None = None,
     ) -> None:
         self.name = name
@@ -80,7 +81,6 @@ class Service:
         self._topic_for = topic_for or (lambda _type: self.events_topic)
         self._store = store
         self._relay_publisher = relay_publisher
-        self._checkpoints = checkpoints
         self._mongo: AsyncMongoClient | None = None
         self._relay: Relay | None = None
         self._relay_task: asyncio.Task[None] | None = None
@@ -200,8 +200,6 @@ class Service:
             store = MongoEventStore(database, name="events", codec=personal_data_codec(database, self.settings))
             await store.ensure_indexes()
             self._store = store
-        if self._checkpoints is None:
-            self._checkpoints = MongoCheckpoints(self._mongo[self.settings.database_for(self.name)]["relay_checkpoints"]) if self._mongo else InMemoryCheckpoints()
         for start, _ in self._resources:
             await start()
 
@@ -211,8 +209,10 @@ class Service:
             kafka = KafkaRecordPublisher(self.settings.kafka_bootstrap_servers, client_id=f"jmo-{self.name}-relay", credentials=self.settings.kafka_credentials())
             await kafka.start()
             publisher = kafka
-        assert self._checkpoints is not None
-        self._relay = Relay(f"{self.name}-events", self.store, publisher, self._checkpoints, self._topic_for, batch_size=self.settings.relay_batch_size, lease_seconds=self.settings.relay_lease_seconds)
+        self._relay = Relay(
+            f"{self.name}-events", self.store, publisher, self._topic_for, batch_size=self.settings.relay_batch_size,
+            recover_after=self.settings.relay_recover_after_seconds, recover_every=self.settings.relay_recover_every_seconds, settle_seconds=self.settings.relay_settle_seconds,
+        )
         self._stop.clear()
         self._relay_task = asyncio.create_task(self._relay.run(self._stop, self.settings.relay_idle_seconds, wake=self._wake_relay), name=f"{self.name}-relay")
         self._periodic_tasks = [asyncio.create_task(self._run_periodic(*p), name=f"{self.name}-{p[0]}") for p in self._periodic]

@@ -32,7 +32,9 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     relay_batch_size: int = Field(default=500, ge=1)
     relay_idle_seconds: float = Field(default=0.05, gt=0)
-    relay_lease_seconds: float = Field(default=10.0, gt=0)
+    relay_recover_after_seconds: float = Field(default=10.0, gt=0, description="A commit still pending after this long is published by any instance's relay (its writer died).")
+    relay_recover_every_seconds: float = Field(default=5.0, gt=0, description="How often the relay looks for such commits (one small query of the outbox).")
+    relay_settle_seconds: float = Field(default=1.0, gt=0, description="How long published commits wait to have their outbox records deleted together.")
     store_timeout_ms: int = Field(default=10_000, ge=100)
     handler_attempts: int = Field(
         default=5, ge=1,

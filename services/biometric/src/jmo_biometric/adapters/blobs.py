@@ -49,6 +49,8 @@ class GridFsSelfieBlobs:
 
     def __init__(self, database: AsyncDatabase, bucket: str = SELFIE_BUCKET) -> None:
         self._bucket = AsyncGridFSBucket(database, bucket_name=bucket)
+        self._files = database[f"{bucket}.files"]
+        self._indexed = False
 
     async def put(self, data: bytes, *, content_type: str) -> str:
         blob_id = str(ObjectId())
@@ -74,7 +76,11 @@ class GridFsSelfieBlobs:
             pass
 
     async def delete_uploaded_before(self, cutoff: datetime, *, limit: int = 50) -> int:
+        # on MongoDB the index on uploadDate serves it (GridFS's own {filename, uploadDate} does not);
         # a scan of the files collection on FerretDB, which stays small; the cursor is read to its end
+        if not self._indexed:
+            await self._files.create_index("uploadDate", name="uploaded_at")
+            self._indexed = True
         old = [f._id async for f in self._bucket.find({"uploadDate": {"$lt": cutoff}}, limit=limit)]
         for blob_id in old:
             await self.delete(blob_id)
