@@ -136,3 +136,19 @@ async def test_a_relay_that_is_cancelled_stops_even_when_the_driver_disguises_th
     task.cancel()
     done, _ = await asyncio.wait([task], timeout=5)
     assert task in done and task.cancelled()
+
+
+async def test_a_commit_too_large_for_kafka_is_parked_and_reported_not_retried_forever() -> None:
+    store, publisher = InMemoryEventStore(), Recorder()
+    s = stream_id("test")
+    small = an_event(s, 0)
+    huge = an_event(s, 1).model_copy(update={"payload": {**an_event(s, 1).payload, "reason": "X" * 1_000_000}})  # a bug: contracts bound every field
+    after = an_event(s, 2)
+    for version, event in enumerate((small, huge, after)):
+        await store.append(s, version, [event], cause_id=new_id())
+    r = relay(store, publisher)
+    while await r.run_once():
+        pass
+    assert values(publisher.records) == [small.to_json(), after.to_json()]
+    assert len(r.parked) == 1 and r.parked[0].startswith(s)
+    assert await r.run_once() == 0 and len(publisher.records) == 2  # nothing tried again

@@ -23,6 +23,9 @@ log = structlog.get_logger(__name__)
 REMEMBERED = 20_000
 #: Settle at once when this many published commits wait (one bulk delete).
 SETTLE_BATCH = 90
+#: Largest record the relay sends (key, value and headers); Kafka's default limit is 1 MiB. The
+#: contracts bound every field far below this: a larger event is a bug, parked rather than retried.
+MAX_RECORD_BYTES = 900 * 1024
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ class Relay:
         self._unsettled: list[str] = []  # published; outbox records not deleted yet
         self._settled_at = time.monotonic()
         self._recovered_at: float | None = None
+        self.parked: list[str] = []  # commits whose events could never be published (see MAX_RECORD_BYTES)
 
     async def run_once(self) -> int:
         """Publish one batch (this instance's appends, else what recovery finds), settle what is
@@ -162,7 +166,15 @@ class Relay:
             return 0
         self._retry = batch
         ordered = await self._after_predecessors(batch)
-        records = [to_record(e, self.topic_for(e.envelope.type)) for c in ordered for e in c.events]
+        records = []
+        for c in ordered:
+            commit_records = [to_record(e, self.topic_for(e.envelope.type)) for e in c.events]
+            if any(_size(r) > MAX_RECORD_BYTES for r in commit_records):
+                # retrying cannot help: reported (logs, /health) and passed over, the log keeps it
+                self.parked.append(c.commit_id)
+                log.error("relay parks a commit too large for Kafka", relay=self.name, commit_id=c.commit_id, event_types=[e.envelope.type for e in c.events])
+                continue
+            records.extend(commit_records)
         await self.publisher.publish(records)
         self._retry = []
         for c in ordered:
@@ -224,6 +236,10 @@ class Relay:
             await self.settle()
         except Exception:
             log.warning("relay could not settle on stop; recovery will publish those commits again", relay=self.name)
+
+
+def _size(record: OutgoingRecord) -> int:
+    return len(record.key) + len(record.value) + sum(len(k) + len(v) for k, v in record.headers)
 
 
 def _being_cancelled() -> bool:

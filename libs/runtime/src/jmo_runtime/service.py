@@ -256,6 +256,8 @@ class Service:
             return "relay not started"
         if self._relay_task.done():
             return "relay stopped"
+        if self._relay is not None and self._relay.parked:
+            return f"relay parked {len(self._relay.parked)} commit(s) too large for Kafka, e.g. {self._relay.parked[-1]}"
         return None
 
     def asgi(self) -> AsgiFastStream:
