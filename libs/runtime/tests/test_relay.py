@@ -152,3 +152,5 @@ async def test_a_commit_too_large_for_kafka_is_parked_and_reported_not_retried_f
     assert values(publisher.records) == [small.to_json(), after.to_json()]
     assert len(r.parked) == 1 and r.parked[0].startswith(s)
     assert await r.run_once() == 0 and len(publisher.records) == 2  # nothing tried again
+    await r.settle()
+    assert await store.pending_commits(older_than=0, limit=10) == []  # nor by another instance's recovery

@@ -170,7 +170,8 @@ class Relay:
         for c in ordered:
             commit_records = [to_record(e, self.topic_for(e.envelope.type)) for e in c.events]
             if any(_size(r) > MAX_RECORD_BYTES for r in commit_records):
-                # retrying cannot help: reported (logs, /health) and passed over, the log keeps it
+                # retrying cannot help: reported (logs, /health), passed over and settled like a
+                # published commit (no other instance's recovery tries it again); the log keeps it
                 self.parked.append(c.commit_id)
                 log.error("relay parks a commit too large for Kafka", relay=self.name, commit_id=c.commit_id, event_types=[e.envelope.type for e in c.events])
                 continue
