@@ -88,11 +88,11 @@ class RacingStore(InMemoryEventStore):
         super().__init__()
         self.raced = False
 
-    async def append(self, stream_id, expected_version, events, *, cause_id):  # noqa: ANN001, ANN201
+    async def append(self, stream_id, expected_version, events, *, cause_id, cause_digest=None):  # noqa: ANN001, ANN201
         if not self.raced:
             self.raced = True
             await handler(self).handle(a_command(stream_id, name="RIVAL"))
-        return await super().append(stream_id, expected_version, events, cause_id=cause_id)
+        return await super().append(stream_id, expected_version, events, cause_id=cause_id, cause_digest=cause_digest)
 
 
 async def test_a_concurrent_decision_makes_the_handler_reload_and_decide_again() -> None:
@@ -135,3 +135,17 @@ async def test_a_redelivered_command_that_now_decides_nothing_answers_with_what_
     assert (again.events, again.duplicate) == (first.events, True)
     other = await once.handle(a_command(command.stream_id))  # another command deciding nothing caused nothing
     assert (other.events, other.duplicate) == ((), False)
+
+
+async def test_a_message_id_reused_for_another_command_is_refused_not_silently_dropped() -> None:
+    store = InMemoryEventStore()
+    s = stream_id("test")
+    first = await handler(store).handle(a_command(s, "SITI"))
+    original = first.events[0].causation_id
+    again = await handler(store).handle(a_command(s, "SITI").model_copy(update={"message_id": original}))  # a redelivery of the same
+    assert again.duplicate and again.events == first.events
+    reused = a_command(s, "BUDI").model_copy(update={"message_id": original})  # another message, the same id
+    refused = await handler(store).handle(reused)
+    [answer] = refused.events
+    assert (answer.type, answer.payload["reason_code"], answer.payload["command_id"], answer.correlation_id) == ("CommandRejected", "MESSAGE_ID_REUSED", original, reused.correlation_id)
+    assert refused.stream_id.startswith("refusal-") and len(await store.read_stream(s)) == 1  # nothing applied to the stream

@@ -33,6 +33,7 @@ def build_commit(
     events: Sequence[Envelope],
     cause_id: str,
     codec: PayloadCodec,
+    cause_digest: str | None = None,
 ) -> Doc:
     """The document for appending ``events`` after ``head`` (``None`` for a new stream)."""
     for e in events:
@@ -53,6 +54,8 @@ def build_commit(
         "prev_commit": head["_id"] if head else None,
         "prev_hash": prev_hash,
     }
+    if cause_digest is not None:  # outside the hash: it identifies the cause, it is not the history
+        doc["cause_digest"] = cause_digest
     doc["hash"] = hash_of(doc)
     return doc
 
@@ -135,4 +138,5 @@ def result_of(doc: Doc, *, already: bool) -> AppendResult:
         to_version=doc["to_version"],
         already_applied=already,
         message_ids=tuple(e["message_id"] for e in doc["events"]),
+        cause_digest=doc.get("cause_digest"),
     )

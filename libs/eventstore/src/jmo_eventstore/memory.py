@@ -31,7 +31,7 @@ class InMemoryEventStore:
         self._queue: deque[PendingCommit] = deque()
         self.appended = asyncio.Event()
 
-    async def append(self, stream_id: str, expected_version: int, events: Sequence[Envelope], *, cause_id: str) -> AppendResult:
+    async def append(self, stream_id: str, expected_version: int, events: Sequence[Envelope], *, cause_id: str, cause_digest: str | None = None) -> AppendResult:
         if not events:
             raise ValueError("nothing to append")
         await self.codec.prepare(new_items(events), writing=True)
@@ -43,7 +43,7 @@ class InMemoryEventStore:
             actual = head["to_version"] if head else 0
             if actual != expected_version:
                 raise ConcurrencyConflict(stream_id, expected_version, actual)
-            doc = build_commit(stream_id=stream_id, expected_version=expected_version, head=head, events=events, cause_id=cause_id, codec=self.codec)
+            doc = build_commit(stream_id=stream_id, expected_version=expected_version, head=head, events=events, cause_id=cause_id, codec=self.codec, cause_digest=cause_digest)
             self.commits[doc["_id"]] = doc
             self._streams.setdefault(stream_id, []).append(doc["_id"])
             self._causes[cause_id] = doc["_id"]

@@ -44,6 +44,9 @@ class AppendResult:
     to_version: int
     already_applied: bool = False
     message_ids: tuple[str, ...] = field(default=())
+    #: What the causing message said (a digest given to ``append``): a redelivery says the same, a
+    #: message id reused for something else does not.
+    cause_digest: str | None = None
 
 
 @dataclass(frozen=True)

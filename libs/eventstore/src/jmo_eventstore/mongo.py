@@ -144,7 +144,7 @@ class MongoEventStore:
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def append(self, stream_id: str, expected_version: int, events: Sequence[Envelope], *, cause_id: str) -> AppendResult:
+    async def append(self, stream_id: str, expected_version: int, events: Sequence[Envelope], *, cause_id: str, cause_digest: str | None = None) -> AppendResult:
         if not events:
             raise ValueError("nothing to append")
         known = await self._known(stream_id, expected_version)
@@ -154,7 +154,7 @@ class MongoEventStore:
         if actual != expected_version:
             raise ConcurrencyConflict(stream_id, expected_version, actual)
         await self.codec.prepare(new_items(events), writing=True)
-        doc = build_commit(stream_id=stream_id, expected_version=expected_version, head=known[-1] if known else None, events=events, cause_id=cause_id, codec=self.codec)
+        doc = build_commit(stream_id=stream_id, expected_version=expected_version, head=known[-1] if known else None, events=events, cause_id=cause_id, codec=self.codec, cause_digest=cause_digest)
         async with self._gate:
             await self._register()
             seq = self._next_seq

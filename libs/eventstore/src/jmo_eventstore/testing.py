@@ -187,6 +187,13 @@ class EventStoreContract:
         assert again.already_applied and again.commit_id == first.commit_id
         assert await store.read_stream(b) == []
 
+    async def test_the_digest_of_a_cause_comes_back_when_the_cause_is_seen_again(self, store: EventStore, second_store: EventStore) -> None:
+        a, b = stream_id("test"), stream_id("test")
+        cause = new_id()
+        assert (await store.append(a, 0, [an_event(a, 1)], cause_id=cause, cause_digest="d1")).cause_digest == "d1"
+        assert (await store.append(a, 0, [an_event(a, 1)], cause_id=cause, cause_digest="d2")).cause_digest == "d1"  # same stream
+        assert (await second_store.append(b, 0, [an_event(b, 1)], cause_id=cause, cause_digest="d3")).cause_digest == "d1"  # another stream, another instance
+
     async def test_every_append_is_pending_until_settled_and_handed_out_once(self, store: EventStore) -> None:
         s = stream_id("test")
         first = await store.append(s, 0, [an_event(s, 1), an_event(s, 2)], cause_id=new_id())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,7 +13,7 @@ from typing import Any
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from jmo_contracts import Envelope, Message, reply
+from jmo_contracts import Envelope, Message, derived_id, reply
 from jmo_eventstore import AppendResult, ConcurrencyConflict, EventStore
 
 from .decider import Context, Decider, Rejection, rejected
@@ -32,6 +35,13 @@ class Handled:
     @property
     def rejected(self) -> bool:
         return any(e.type == "CommandRejected" for e in self.events)
+
+
+def command_digest(command: Envelope) -> str:
+    """What a command says (type, version, stream, payload), as a digest: a redelivery has the same
+    digest, another message that reuses its id does not."""
+    body = json.dumps({"type": command.type, "v": command.schema_version, "stream": command.stream_id, "payload": command.payload}, sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 class CommandHandler:
@@ -90,12 +100,27 @@ class CommandHandler:
             earlier = tuple(e.envelope for e in history if e.envelope.causation_id == command.message_id)
             return Handled(stream, earlier, duplicate=bool(earlier))
         envelopes = [reply(command, event, stream_id=stream, occurred_at=now) for event in decided]
-        result = await self.store.append(stream, len(history), envelopes, cause_id=command.message_id)
+        digest = command_digest(command)
+        result = await self.store.append(stream, len(history), envelopes, cause_id=command.message_id, cause_digest=digest)
         if result.already_applied:
+            if result.cause_digest is not None and result.cause_digest != digest:
+                return await self._refuse_reused_id(command, digest, now)
             return await self._replay(stream, result)
         for e in envelopes:
             log.info("event appended", event_type=e.type, stream_id=stream, correlation_id=e.correlation_id)
         return Handled(stream, tuple(envelopes), duplicate=False)
+
+    async def _refuse_reused_id(self, command: Envelope, digest: str, now: datetime) -> Handled:
+        """The message id was used before for another message: nothing is applied, and the sender
+        is told so on a refusal stream of its own (no participant's stream is touched)."""
+        ref = derived_id("reused", self.service, command.message_id, digest)
+        refusal = reply(
+            command, rejected(self.service, command.type, command.message_id, "MESSAGE_ID_REUSED", "this message id was used before for another message; send a new id"),
+            stream_id=f"refusal-{ref}", occurred_at=now,
+        )
+        result = await self.store.append(refusal.stream_id, 0, [refusal], cause_id=ref)
+        log.warning("message id reused for another message; refused", commit_id=result.commit_id)
+        return Handled(refusal.stream_id, (refusal,), duplicate=result.already_applied)
 
     async def _replay(self, stream: str, earlier: AppendResult) -> Handled:
         events = await self.store.read_stream(earlier.stream_id, from_version=earlier.from_version, cached=True)
