@@ -314,23 +314,26 @@ def subscribe(
         admitted = admit(raw, msg.headers or {}, boundary=boundary, max_bytes=max_bytes)
         if isinstance(admitted, Envelope):
             with structlog.contextvars.bound_contextvars(correlation_id=admitted.correlation_id, message_type=admitted.type, stream_id=admitted.stream_id):
-                await _handle_within_budget(admitted, msg, raw, where)
+                if await _within_budget(lambda: handler(admitted), msg, raw, where):
+                    watch.handled += 1
             return
         if admitted.envelope is not None:  # parsed, but not to be acted on here
             watch.refused += 1
             log.warning("message refused at the topic's boundary", reason=admitted.reason, message_type=admitted.envelope.type)
             if on_refused is not None:
-                await on_refused(admitted.envelope, admitted.reason, admitted.detail)
+                refused, reason, detail = admitted.envelope, admitted.reason, admitted.detail
+                await _within_budget(lambda: on_refused(refused, reason, detail), msg, raw, where)  # answering may fail like handling
                 return
         await _to_dlq(broker, topic, group_id, msg, raw, admitted.reason, admitted.detail)
 
-    async def _handle_within_budget(envelope: Envelope, msg: Any, raw: bytes, where: tuple[str, int, int]) -> None:
+    async def _within_budget(call: Callable[[], Awaitable[None]], msg: Any, raw: bytes, where: tuple[str, int, int]) -> bool:
+        """Run ``call``; True when it succeeded, False when the message was parked instead."""
         try:
-            await handler(envelope)
+            await call()
         except Unprocessable as refused:
             budget.forget(where)
             await _to_dlq(broker, topic, group_id, msg, raw, refused.reason, refused.detail)
-            return
+            return False
         except Exception as exc:
             if is_transient(exc):
                 raise
@@ -342,9 +345,9 @@ def subscribe(
             budget.forget(where)
             log.error("handler keeps failing; message parked", error=type(exc).__name__, failures=failures)
             await _to_dlq(broker, topic, group_id, msg, raw, "HANDLER_FAILED", _describe(exc))
-            return
+            return False
         budget.forget(where)
-        watch.handled += 1
+        return True
 
 
 async def _lenient_parser(record: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
