@@ -167,31 +167,36 @@ class ConsumerWatch:
     def finished(self, topic: str, partition: int) -> None:
         self._busy.pop((topic, partition), None)
 
-    def watch_lag(self, consumer_of: Callable[[], Any]) -> None:
-        """Also watch the lag of the consumer ``consumer_of()`` returns (an aiokafka consumer, once started)."""
-        self._consumers.append(consumer_of)
+    def watch_lag(self, consumers_of: Callable[[], list[Any]]) -> None:
+        """Also watch the lag of the consumers ``consumers_of()`` returns (aiokafka consumers, once started)."""
+        self._consumers.append(consumers_of)
 
     async def lagging(self, longer_than: float) -> list[str]:
         """Partitions with messages waiting whose committed offset has not moved for ``longer_than``
         seconds, as ``topic/partition lag N for Ns`` (a consumer that stopped consuming, whatever the
         reason). One offset look-up per assigned partition: for the health check, not a hot path."""
         now, out = time.monotonic(), []
-        for consumer_of in self._consumers:
-            consumer = consumer_of()
-            if consumer is None or not hasattr(consumer, "highwater"):  # not started, or an in-memory test broker
-                continue
-            for tp in sorted(consumer.assignment(), key=lambda t: (t.topic, t.partition)):
-                end = consumer.highwater(tp)
-                if end is None:
+        for consumers_of in self._consumers:
+            for consumer in consumers_of():
+                if consumer is None or not hasattr(consumer, "highwater"):  # not started, or an in-memory test broker
                     continue
-                # committed, not position(): faststream fetches ahead, so the position runs past what was handled
-                position = await consumer.committed(tp) or 0
-                lag = end - position
-                seen = self._positions.get((tp.topic, tp.partition))
-                if seen is None or seen[0] != position or lag <= 0:
-                    self._positions[(tp.topic, tp.partition)] = (position, now)
-                elif now - seen[1] > longer_than:
-                    out.append(f"{tp.topic}/{tp.partition} lag {lag} for {now - seen[1]:.0f}s")
+                out += await self._lagging_of(consumer, now, longer_than)
+        return out
+
+    async def _lagging_of(self, consumer: Any, now: float, longer_than: float) -> list[str]:
+        out = []
+        for tp in sorted(consumer.assignment(), key=lambda t: (t.topic, t.partition)):
+            end = consumer.highwater(tp)
+            if end is None:
+                continue
+            # committed, not position(): faststream fetches ahead, so the position runs past what was handled
+            position = await consumer.committed(tp) or 0
+            lag = end - position
+            seen = self._positions.get((tp.topic, tp.partition))
+            if seen is None or seen[0] != position or lag <= 0:
+                self._positions[(tp.topic, tp.partition)] = (position, now)
+            elif now - seen[1] > longer_than:
+                out.append(f"{tp.topic}/{tp.partition} lag {lag} for {now - seen[1]:.0f}s")
         return out
 
     def stalled(self, longer_than: float) -> list[str]:
@@ -273,6 +278,7 @@ def subscribe(
     on_refused: RefusalHandler | None = None,
     watch: ConsumerWatch | None = None,
     max_bytes: int = MAX_MESSAGE_BYTES,
+    workers: int = 1,
 ) -> None:
     """Consume ``topic`` as ``group_id``: admit, hand valid envelopes to ``handler``, park the rest.
 
@@ -284,7 +290,8 @@ def subscribe(
     non-transiently more often than ``budget`` allows (:class:`FailureBudget`). A message of a type
     or stream ``boundary`` refuses goes to ``on_refused`` (a rejection event for its sender), or
     to the DLQ. Headers are decoded leniently and the body never by faststream, so nothing about a
-    message can fail before this code sees it.
+    message can fail before this code sees it. With ``workers`` > 1, that many consumers of the
+    group share the topic's partitions, each partition still handled one message at a time, in order.
     """
     budget = budget or FailureBudget()
     watch = watch or ConsumerWatch()
@@ -298,8 +305,9 @@ def subscribe(
         description=description,
         parser=_lenient_parser,
         decoder=_raw_decoder,
+        max_workers=workers,
     )
-    watch.watch_lag(lambda: getattr(subscriber, "consumer", None))
+    watch.watch_lag(lambda: getattr(subscriber, "consumer_subgroup", None) or [getattr(subscriber, "consumer", None)])
 
     @subscriber
     async def on_message(msg: KafkaMessage) -> None:
@@ -362,9 +370,13 @@ async def _lenient_parser(record: Any, original: Callable[[Any], Awaitable[Any]]
             unreadable = True
             continue
         kept.append((key, value))
-    if unreadable:
-        kept.append((_BAD_HEADERS, b"1"))
-    return await original(dataclasses.replace(record, headers=kept) if unreadable else record)
+    if not unreadable:
+        return await original(record)
+    kept.append((_BAD_HEADERS, b"1"))
+    cleaned = dataclasses.replace(record, headers=kept)
+    if hasattr(record, "consumer"):  # set by faststream's concurrent subscriber: whose offsets to commit
+        cleaned.consumer = record.consumer
+    return await original(cleaned)
 
 
 async def _raw_decoder(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:  # noqa: ARG001

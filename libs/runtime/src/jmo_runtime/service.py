@@ -118,6 +118,7 @@ class Service:
         subscribe(
             self.broker, self.settings.topic(topic), group_id=f"jmo-{self.name}", handler=handle_then_wake_relay, description=description,
             budget=budget, boundary=boundary, on_refused=self.refuse if answers else None, watch=self.watch, max_bytes=self.settings.max_message_bytes,
+            workers=self.settings.consumer_workers,
         )
 
     async def refuse(self, envelope: Envelope, reason_code: str, reason: str) -> None:

@@ -44,6 +44,10 @@ class ServiceSettings(BaseSettings):
         default=120.0, gt=0,
         description="JMO_STALL_SECONDS: /health reports a partition whose message has been in hand (failing, or waiting for a registry) for longer.",
     )
+    consumer_workers: int = Field(
+        default=3, ge=1, le=16,
+        description="JMO_CONSUMER_WORKERS: consumers of one topic per process, sharing its partitions (each partition still one message at a time, in order); 3 = the topics' partitions.",
+    )
     max_message_bytes: int = Field(default=128 * 1024, ge=1024, le=900 * 1024, description="JMO_MAX_MESSAGE_BYTES: larger messages are parked as TOO_LARGE.")
     data_key: SecretStr | None = Field(
         default=None,
