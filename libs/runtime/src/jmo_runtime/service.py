@@ -8,8 +8,8 @@ AsyncAPI document) has no side effects.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import structlog

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import structlog
@@ -24,7 +25,7 @@ from jmo_registries.ports import CircuitOpen
 from jmo_runtime import Service, Unprocessable
 from jmo_runtime.quota import quota_key
 
-from ..adapters.contact_changes import ContactChange, ContactChanges, InMemoryContactChanges, MongoContactChanges
+from ..adapters.contact_changes import ContactChange, InMemoryContactChanges, MongoContactChanges
 from ..adapters.outbox import MongoSealedCodes
 from ..application.otp_delivery import Drawn, InMemorySealedCodes, OtpCodes
 from ..crypto import codes_match
@@ -42,18 +43,23 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
     dukcapil = registry or (HttpPopulationRegistry(settings.dukcapil_url, timeout=settings.dukcapil_timeout_seconds, breaker=CircuitBreaker("dukcapil", cooldown=settings.dukcapil_breaker_cooldown_seconds)) if settings.dukcapil_url else EmbeddedPopulationRegistry())
     policy = settings.policy()
     hmac_key, delivery_key = settings.hmac_key(), settings.delivery_key()
-    built: dict[str, Any] = {}
     per_destination = service.quota("otp_destination_quota", settings.otp_codes_per_destination_per_hour, timedelta(hours=1))
+    parts = SimpleNamespace()  # what needs the database, built once the service has started
 
-    def otp_codes() -> OtpCodes:
-        if "codes" not in built:
-            outbox = MongoSealedCodes(service.database["otp_outbox"]) if service.database is not None else InMemorySealedCodes()
-            built["codes"] = OtpCodes(
-                code_length=policy.code_length, hmac_key=hmac_key, hmac_key_id=settings.otp_hmac_key_id, delivery_key=delivery_key,
-                delivery_key_id=settings.otp_delivery_key_id, outbox=outbox, publish=lambda e: service.publish(topics.OTP_DELIVERY, e),
-                clock=lambda: datetime.now(UTC),
-            )
-        return built["codes"]
+    async def build_parts() -> None:
+        database = service.database
+        outbox = MongoSealedCodes(database["otp_outbox"]) if database is not None else InMemorySealedCodes()
+        parts.codes = OtpCodes(
+            code_length=policy.code_length, hmac_key=hmac_key, hmac_key_id=settings.otp_hmac_key_id, delivery_key=delivery_key,
+            delivery_key_id=settings.otp_delivery_key_id, outbox=outbox, publish=lambda e: service.publish(topics.OTP_DELIVERY, e),
+            clock=lambda: datetime.now(UTC),
+        )
+        parts.contact_changes = MongoContactChanges(database["contact_change_sessions"]) if database is not None else InMemoryContactChanges()
+
+    async def nothing() -> None:
+        return None
+
+    service.resource(build_parts, nothing)
 
     async def tell_deferral(envelope: Envelope, stream_id: str, unavailable: RegistryUnavailable) -> None:
         reason = NikDeferralReason.CIRCUIT_OPEN if isinstance(unavailable, CircuitOpen) else NikDeferralReason.TIMEOUT if "timeout" in str(unavailable).lower() else NikDeferralReason.UNAVAILABLE
@@ -86,31 +92,24 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
             # (the registration expires meanwhile, and its participant is told so).
             raise Unprocessable("REGISTRY_REFUSED", str(refused)) from None
         drawn = Drawn()
-        facts = {"nik_check": answer.name, "policy": policy, "otp": await otp_codes().draw(registered.participant_id, drawn)}
+        facts = {"nik_check": answer.name, "policy": policy, "otp": await parts.codes.draw(registered.participant_id, drawn)}
         handled = await service.commands(identity).handle(envelope, stream_id=stream_id, facts=facts)
-        await otp_codes().deliver(handled.events, drawn)
+        await parts.codes.deliver(handled.events, drawn)
 
     async def contact_change_allowed(participant_id: str, command: RequestOtp) -> bool:
         """The code would go to a contact this participant submitted in a live session of theirs."""
         destination = otp_destination(command, identity.initial_state)
         if destination is None or command.profile_update_session_id is None:
             return False
-        waited, change = 0.0, await contact_changes().find(command.profile_update_session_id)
+        waited, change = 0.0, await parts.contact_changes.find(command.profile_update_session_id)
         while change is None and waited < settings.contact_change_wait_seconds:  # its ContactDataSubmitted may still be on the way
             await asyncio.sleep(0.2)
             waited += 0.2
-            change = await contact_changes().find(command.profile_update_session_id)
+            change = await parts.contact_changes.find(command.profile_update_session_id)
         return change is not None and change.participant_id == participant_id and change.destinations.get(command.channel) == destination_hash(destination)
 
     def destination_hash(destination: str) -> str:
         return quota_key(hmac_key, "contact-change", destination)
-
-    def contact_changes() -> ContactChanges:
-        if not sessions:
-            sessions.append(MongoContactChanges(service.database["contact_change_sessions"]) if service.database is not None else InMemoryContactChanges())
-        return sessions[0]
-
-    sessions: list[ContactChanges] = []
 
     async def on_profile_update_event(envelope: Envelope) -> None:
         event = envelope.open()
@@ -118,9 +117,9 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
             new = {OtpChannel.SMS: event.phone, OtpChannel.EMAIL: event.email}
             destinations = {str(channel): destination_hash(new[channel]) for channel in event.verification_required}
             if destinations:
-                await contact_changes().open(ContactChange(event.session_id, event.participant_id, destinations))
+                await parts.contact_changes.open(ContactChange(event.session_id, event.participant_id, destinations))
         elif isinstance(event, ProfileUpdated | ProfileUpdateCancelled | ProfileUpdateExpired):
-            await contact_changes().close(event.session_id)
+            await parts.contact_changes.close(event.session_id)
 
     async def on_command(envelope: Envelope) -> None:
         participant_id = envelope.stream_id.removeprefix("identity-")
@@ -129,18 +128,22 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
         async def look_up(state: Any, command: Any) -> dict[str, object]:
             facts: dict[str, object] = {"policy": policy}
             if isinstance(command, RequestOtp):
-                facts["otp"] = await otp_codes().draw(participant_id, drawn)
+                # what refuses the request first, so a refused one neither uses up a destination's
+                # quota (a forged contact change naming someone's phone) nor writes a code anywhere
                 if command.purpose is OtpPurpose.CONTACT_CHANGE:
                     facts["contact_change_allowed"] = await contact_change_allowed(participant_id, command)
-                if (destination := otp_destination(command, state)) is not None:
+                destination = otp_destination(command, state)
+                if destination is not None and facts.get("contact_change_allowed") is not False:
                     facts["destination_allowed"] = await per_destination.take(quota_key(hmac_key, "otp-destination", destination), datetime.now(UTC))
+                if False not in (facts.get("contact_change_allowed"), facts.get("destination_allowed")):
+                    facts["otp"] = await parts.codes.draw(participant_id, drawn)
             elif isinstance(command, SubmitOtp):
                 target = state.codes.target(command.purpose, command.otp_id)
                 facts["matches"] = target is not None and codes_match(hmac_key, participant_id, target.otp_id, command.code, target.code_hmac)
             return facts
 
         handled = await service.commands(identity).handle(envelope, facts=look_up)
-        await otp_codes().deliver(handled.events, drawn)
+        await parts.codes.deliver(handled.events, drawn)
 
     service.consume(topics.events("registration"), on_registration_event, "ParticipantRegistered starts the NIK check with Dukcapil and the first OTP.")
     service.consume(topics.commands(NAME), on_command, "RequestOtp (resend) and SubmitOtp from the mobile gateway.")
