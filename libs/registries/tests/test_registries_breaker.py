@@ -90,3 +90,15 @@ def test_rejects_nonsense_settings() -> None:
         CircuitBreaker(failure_threshold=0)
     with pytest.raises(ValueError):
         CircuitBreaker(cooldown=0)
+
+
+def test_a_service_without_a_registry_url_gets_the_embedded_registry_and_with_one_the_http_client_with_its_cooldown() -> None:
+    from jmo_registries import EmbeddedEmployerRegistry, EmbeddedPopulationRegistry, HttpEmployerRegistry, HttpPopulationRegistry, employer_registry, population_registry
+
+    assert isinstance(population_registry(None, timeout=1, breaker_cooldown=5), EmbeddedPopulationRegistry)
+    assert isinstance(employer_registry("", timeout=1, breaker_cooldown=5), EmbeddedEmployerRegistry)
+    dukcapil = population_registry("http://127.0.0.1:9", timeout=1, breaker_cooldown=5)
+    employers = employer_registry("http://127.0.0.1:9", timeout=1, breaker_cooldown=5)
+    assert isinstance(dukcapil, HttpPopulationRegistry) and isinstance(employers, HttpEmployerRegistry)
+    assert (dukcapil.breaker.name, dukcapil.breaker.cooldown) == ("dukcapil", 5)
+    assert (employers.breaker.name, employers.breaker.cooldown) == ("employer-registry", 5)

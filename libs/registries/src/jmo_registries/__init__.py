@@ -6,6 +6,7 @@
   :class:`EmbeddedEmployerRegistry`.
 * Network adapters (httpx, tenacity retries, purgatory circuit breaker):
   :class:`HttpPopulationRegistry`, :class:`HttpEmployerRegistry`, :class:`CircuitBreaker`.
+* :func:`population_registry`, :func:`employer_registry`: the one a service's settings name.
 * A loopback server over the same API: :mod:`jmo_registries.server`.
 * :func:`identities`: synthetic citizens usable for trying the registration journey.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .clients import employer_registry, population_registry
 from .dataset import CitizenDataset, default_dataset
 from .embedded import EmbeddedEmployerRegistry, EmbeddedPopulationRegistry
 from .nik import mask_nik, normalise_name, parse_nik
@@ -48,10 +50,12 @@ __all__ = [
     "RegistryError",
     "RegistryUnavailable",
     "default_dataset",
+    "employer_registry",
     "identities",
     "mask_nik",
     "normalise_name",
     "parse_nik",
+    "population_registry",
 ]
 
 _LAZY = {

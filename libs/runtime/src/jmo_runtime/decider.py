@@ -17,11 +17,12 @@ S = TypeVar("S")
 class Context:
     """What a decision may know besides the message and the state: when, for which stream, and
     ``facts`` the application looked up for it beforehand (registry answers, reserved numbers...),
-    so that the decision itself stays pure."""
+    so that the decision itself stays pure. Each decider declares its facts as a frozen dataclass
+    that its application fills (a mapping is still accepted while services move over)."""
 
     now: datetime
     stream_id: str
-    facts: Mapping[str, Any] = field(default_factory=dict)
+    facts: Any = field(default_factory=dict)
     #: The id of the message being decided (a command, or another service's event): recorded as the
     #: ``command_id`` of a rejection, or the ``source_message_id`` of what an event caused.
     message_id: str | None = None

@@ -21,7 +21,8 @@ from .decider import Context, Decider, Rejection, rejected
 log = structlog.get_logger(__name__)
 
 #: What a decision may be given besides state and message: a mapping, or a look-up of it.
-Facts = Mapping[str, Any] | Callable[[Any, Message], Awaitable[Mapping[str, Any]]]
+#: The decider's facts (its frozen dataclass), or an async (state, message) -> facts that looks them up.
+Facts = Any | Callable[[Any, Message], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class CommandHandler:
     async def handle(self, command: Envelope, *, stream_id: str | None = None, facts: Facts | None = None) -> Handled:
         """Apply ``command`` (or another service's event) to ``stream_id`` (default: its own stream).
 
-        ``facts`` are handed to the decider in its :class:`Context`: a mapping, or an async
+        ``facts`` are handed to the decider in its :class:`Context`: the decider's facts, or an async
         function of the folded state and the message that looks them up (called again if a
         concurrent decision forces a retry, so it sees the state it decides on).
         """

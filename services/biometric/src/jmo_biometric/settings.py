@@ -41,6 +41,7 @@ class BiometricSettings(ServiceSettings):
     biometric_blob_sweep_seconds: float = Field(default=300.0, gt=0, description="How often abandoned uploads are looked for.")
     dukcapil_url: str | None = Field(default=None, description="Dukcapil's HTTP API; the embedded synthetic registry when empty.")
     dukcapil_timeout_seconds: float = Field(default=5.0, gt=0)
+    dukcapil_breaker_cooldown_seconds: float = Field(default=30.0, gt=0, description="After repeated failures, Dukcapil is not called for this long.")
     dukcapil_retry_seconds: float = Field(default=2.0, gt=0, description="Wait before a selfie is redelivered while Dukcapil is unavailable.")
 
     def image_limits(self) -> ImageLimits:

@@ -24,7 +24,7 @@ from jmo_contracts import Envelope, topics
 from jmo_contracts.biometric import SubmitSelfie
 from jmo_contracts.registration import ParticipantRegistered
 from jmo_eventstore import MongoKeyRing
-from jmo_registries import EmbeddedPopulationRegistry, HttpPopulationRegistry, PopulationRegistry, RegistryUnavailable
+from jmo_registries import PopulationRegistry, RegistryUnavailable, population_registry
 from jmo_runtime import Rejection, Service
 
 from ..adapters.blobs import GridFsSelfieBlobs, SelfieBlobs
@@ -47,7 +47,7 @@ def build(
 ) -> Service:
     """The biometric service. Nothing starts here: the engine pool and the stores come up with the service."""
     service = Service(NAME, settings, **overrides)  # type: ignore[arg-type]
-    dukcapil = registry or (HttpPopulationRegistry(settings.dukcapil_url, timeout=settings.dukcapil_timeout_seconds) if settings.dukcapil_url else EmbeddedPopulationRegistry())
+    dukcapil = registry or population_registry(settings.dukcapil_url, timeout=settings.dukcapil_timeout_seconds, breaker_cooldown=settings.dukcapil_breaker_cooldown_seconds)
     policy = DecisionPolicy(settings.biometric_threshold, settings.image_limits(), settings.quality_limits(), settings.biometric_max_engine_deaths)
     parts: dict[str, Any] = {}
 

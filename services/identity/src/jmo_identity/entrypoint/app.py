@@ -20,7 +20,7 @@ from jmo_contracts.common import OtpChannel
 from jmo_contracts.identity import NikDeferralReason, OtpPurpose, RequestOtp, SubmitOtp
 from jmo_contracts.profile_update import ContactDataSubmitted, ProfileUpdateCancelled, ProfileUpdated, ProfileUpdateExpired
 from jmo_contracts.registration import ParticipantRegistered
-from jmo_registries import CircuitBreaker, EmbeddedPopulationRegistry, HttpPopulationRegistry, PopulationRegistry, RegistryError, RegistryUnavailable
+from jmo_registries import PopulationRegistry, RegistryError, RegistryUnavailable, population_registry
 from jmo_registries.ports import CircuitOpen
 from jmo_runtime import Service, Unprocessable
 from jmo_runtime.quota import quota_key
@@ -40,7 +40,7 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
     """The identity service: reacts to ParticipantRegistered, takes RequestOtp / SubmitOtp."""
     service = Service(NAME, settings, **overrides)  # type: ignore[arg-type]
     service.document_publishing(topics.OTP_DELIVERY, "OTP codes sealed for the notification service (AES-256-GCM); short retention.")
-    dukcapil = registry or (HttpPopulationRegistry(settings.dukcapil_url, timeout=settings.dukcapil_timeout_seconds, breaker=CircuitBreaker("dukcapil", cooldown=settings.dukcapil_breaker_cooldown_seconds)) if settings.dukcapil_url else EmbeddedPopulationRegistry())
+    dukcapil = registry or population_registry(settings.dukcapil_url, timeout=settings.dukcapil_timeout_seconds, breaker_cooldown=settings.dukcapil_breaker_cooldown_seconds)
     policy = settings.policy()
     hmac_key, delivery_key = settings.hmac_key(), settings.delivery_key()
     per_destination = service.quota("otp_destination_quota", settings.otp_codes_per_destination_per_hour, timedelta(hours=1))

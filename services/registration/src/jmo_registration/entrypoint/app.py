@@ -15,7 +15,7 @@ from jmo_contracts import Envelope, derived_id, topics
 from jmo_contracts.common import Category, OtpChannel
 from jmo_contracts.identity import NikRejected, NikVerified, OtpVerified
 from jmo_contracts.registration import ExpireRegistration, ProvideEmploymentDetails, RecordContributionPayment, RegisterParticipant, RetryEmployerMembershipCheck
-from jmo_registries import CircuitBreaker, EmbeddedEmployerRegistry, EmployerRegistry, HttpEmployerRegistry, RegistryError, RegistryUnavailable
+from jmo_registries import EmployerRegistry, RegistryError, RegistryUnavailable, employer_registry
 from jmo_runtime import Handled, Service, Unprocessable
 from jmo_runtime.quota import quota_key
 from jmo_runtime.schedule import Due, InMemorySchedule, MongoSchedule, Schedule
@@ -45,10 +45,9 @@ def build(
 ) -> Service:
     """The registration service: commands from the gateway and the payment channel, and identity's outcomes."""
     service = Service(NAME, settings, **overrides)  # type: ignore[arg-type]
-    registry = employers or (HttpEmployerRegistry(
-        settings.employer_registry_url, timeout=settings.employer_registry_timeout_seconds,
-        breaker=CircuitBreaker("employer-registry", cooldown=settings.employer_registry_breaker_cooldown_seconds),
-    ) if settings.employer_registry_url else EmbeddedEmployerRegistry())
+    registry = employers or employer_registry(
+        settings.employer_registry_url, timeout=settings.employer_registry_timeout_seconds, breaker_cooldown=settings.employer_registry_breaker_cooldown_seconds,
+    )
     ports: dict[str, Any] = {}
     attempts = service.quota("registration_attempts", settings.registrations_per_nik_per_hour, timedelta(hours=1))
     timeout = timedelta(seconds=settings.registration_timeout_seconds)
