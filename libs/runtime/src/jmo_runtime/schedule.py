@@ -6,13 +6,14 @@ holds only work still open (not the log)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 
 
 @dataclass(frozen=True)
@@ -78,4 +79,39 @@ class InMemorySchedule:
         self.planned.pop(key, None)
 
     async def due(self, now: datetime) -> list[Due]:
-        return [d for d in self.planned.values() if d.at <= now]
+        return sorted((d for d in self.planned.values() if d.at <= now), key=lambda d: d.at)
+
+
+class ServiceSchedule:
+    """A schedule kept in a service's database, built when the service starts (in memory when it
+    runs without a database); see :meth:`jmo_runtime.Service.schedule`."""
+
+    def __init__(self, database_of: Callable[[], AsyncDatabase | None], collection: str) -> None:
+        self._database_of, self._collection = database_of, collection
+        self._backend: Schedule | None = None
+
+    async def start(self) -> None:
+        database = self._database_of()
+        if database is None:
+            self._backend = InMemorySchedule()
+            return
+        backend = MongoSchedule(database[self._collection])
+        await backend.ensure_indexes()
+        self._backend = backend
+
+    async def stop(self) -> None:
+        return None
+
+    def _started(self) -> Schedule:
+        if self._backend is None:
+            raise RuntimeError("the schedule exists once the service has started")
+        return self._backend
+
+    async def set(self, due: Due) -> None:
+        await self._started().set(due)
+
+    async def clear(self, key: str) -> None:
+        await self._started().clear(key)
+
+    async def due(self, now: datetime) -> list[Due]:
+        return await self._started().due(now)

@@ -29,6 +29,7 @@ from .health import health_route
 from .messaging import Boundary, ConsumerWatch, EnvelopeHandler, FailureBudget, publish, subscribe
 from .quota import ServiceQuota
 from .relay import KafkaRecordPublisher, OutgoingRecord, RecordPublisher, Relay
+from .schedule import ServiceSchedule
 from .settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -146,6 +147,13 @@ class Service:
         """Start something of the service's own (a worker pool...) once the store is up, before any
         message is consumed; stop it after the relay, in reverse order of declaration."""
         self._resources.append((start, stop))
+
+    def schedule(self, collection: str) -> ServiceSchedule:
+        """What this service must do later, kept in ``collection`` of its database (one document per
+        key, see :mod:`jmo_runtime.schedule`) and shared by its instances; usable once started."""
+        schedule = ServiceSchedule(lambda: self.database, collection)
+        self.resource(schedule.start, schedule.stop)
+        return schedule
 
     def quota(self, collection: str, limit: int, window: timedelta) -> ServiceQuota:
         """At most ``limit`` uses of a key per ``window``, counted in ``collection`` of this service's
