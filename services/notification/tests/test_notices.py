@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from jmo_notification.domain.notices import contact_from, notification_id, plan, valid_recipient
-from jmo_notification.rendering import TemplateError, render
+from jmo_notification.adapters.rendering import TemplateError, render
 
 from .fixtures import EMAIL, PARTICIPANT, PHONE, activated, otp_request, profile_updated, registered, rejected
 

@@ -21,6 +21,8 @@ from typing import Protocol
 import aiosmtplib
 import httpx
 
+from ..settings import NotificationSettings
+
 
 class DeliveryError(Exception):
     """An attempt failed; ``reason`` is safe to log and to put in an event."""
@@ -125,3 +127,14 @@ class HttpSmsChannel:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def channels_from(settings: NotificationSettings) -> dict[str, Channel]:
+    """The SMTP and SMS adapters the settings describe, by channel name (nothing connects until a send)."""
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    api_key = settings.sms_api_key.get_secret_value() if settings.sms_api_key else None
+    return {
+        "email": SmtpChannel(settings.smtp_host, settings.smtp_port, sender=settings.smtp_sender, tls=settings.smtp_tls, username=settings.smtp_username,
+                             password=password, timeout=settings.provider_timeout_seconds, message_id_domain=settings.smtp_message_id_domain),
+        "sms": HttpSmsChannel(settings.sms_url, sender=settings.sms_sender, api_key=api_key, timeout=settings.provider_timeout_seconds),
+    }

@@ -37,7 +37,7 @@ from jmo_runtime.sealing import SealedCodeError, open_code
 from ..adapters.channels import Channel, Outgoing, PermanentDeliveryError, TransientDeliveryError
 from ..adapters.records import Claim, Claims, Directory
 from ..domain.notices import Notice, contact_from, plan, valid_recipient
-from ..rendering import TemplateError, local_time, render
+from ..adapters.rendering import TemplateError, local_time, render
 
 log = structlog.get_logger(__name__)
 

@@ -1,36 +1,25 @@
 """The notification service process: OTPs and notices by email and SMS, once each (SPEC §7).
 
-Consumes the sealed OTP delivery requests and the registration and profile-update events; the
-delivery steps and their guarantees are in :mod:`jmo_notification.application.delivery`.
+Consumes the sealed OTP delivery requests and the registration and profile-update events; each
+subscriber hands the message to :class:`~jmo_notification.application.delivery.Notifier`, whose
+module describes the delivery steps and their guarantees.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
 from jmo_contracts import Envelope, new_id, topics
-from jmo_contracts.notification import NotificationFailed
 from jmo_runtime import Service
-from jmo_runtime.messaging import dlq_headers
 
-from ..adapters.channels import Channel, HttpSmsChannel, SmtpChannel
+from ..adapters.channels import Channel, channels_from
+from ..adapters.dead_letters import DeadLetters
 from ..adapters.records import MemoryClaims, MemoryDirectory, MongoClaims, MongoDirectory
 from ..application.delivery import Notifier
 from ..settings import NotificationSettings
 
 NAME = "notification"
-
-
-def channels_from(settings: NotificationSettings) -> dict[str, Channel]:
-    """The SMTP and SMS adapters the settings describe (nothing connects until a send)."""
-    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
-    api_key = settings.sms_api_key.get_secret_value() if settings.sms_api_key else None
-    return {
-        "email": SmtpChannel(settings.smtp_host, settings.smtp_port, sender=settings.smtp_sender, tls=settings.smtp_tls, username=settings.smtp_username,
-                             password=password, timeout=settings.provider_timeout_seconds, message_id_domain=settings.smtp_message_id_domain),
-        "sms": HttpSmsChannel(settings.sms_url, sender=settings.sms_sender, api_key=api_key, timeout=settings.provider_timeout_seconds),
-    }
 
 
 def build(
@@ -40,51 +29,41 @@ def build(
     clock: Callable[[], datetime] | None = None,
     **overrides: object,
 ) -> Service:
-    """The notification service; ``channels`` replaces the SMTP / SMS adapters (tests)."""
+    """The notification service; ``channels`` replaces the SMTP / SMS adapters, ``clock`` the UTC clock (tests)."""
     service = Service(NAME, settings, **overrides)  # type: ignore[arg-type]
-    group = f"jmo-{NAME}"
+    dead_letters = DeadLetters(service.broker, settings.topic, group_id=f"jmo-{NAME}")
     owner = new_id()  # this process, as the owner of its delivery claims
-    built: list[Notifier] = []
+    notifier: Notifier  # built once the store is up, before any message is consumed
 
-    async def park(source: Envelope, topic: str, failed: NotificationFailed) -> None:
-        headers = dlq_headers(
-            source.kafka_headers(), reason="NOTIFICATION_FAILED", detail=f"{failed.reason_code}: {failed.reason}", source=settings.topic(topic), group_id=group,
-        ) | {"jmo-notification-id": failed.notification_id}
-        await service.broker.publish(source.to_json(), topic=settings.topic(topics.dlq(topic)), key=source.stream_id.encode(), headers=headers)
-
-    def notifier() -> Notifier:
-        if not built:
-            database = service.database
-            built.append(Notifier(
-                store=service.store,
-                claims=MongoClaims(database["deliveries"]) if database is not None else MemoryClaims(),
-                directory=MongoDirectory(database["contacts"], settings.directory_key()) if database is not None else MemoryDirectory(),
-                channels=channels or channels_from(settings),
-                park=park,
-                delivery_key=settings.delivery_key(),
-                delivery_key_id=settings.otp_delivery_key_id,
-                owner=owner,
-                lease=timedelta(seconds=settings.claim_lease_seconds),
-                attempts=settings.delivery_attempts,
-                backoff=settings.retry_initial_seconds,
-                max_backoff=settings.retry_max_seconds,
-                clock=clock,
-            ))
-        return built[0]
-
-    async def open_notifier() -> None:
-        notifier()  # built once the store is up, before any message is consumed
+    async def start() -> None:
+        nonlocal notifier
+        database = service.database
+        notifier = Notifier(
+            store=service.store,
+            claims=MongoClaims(database["deliveries"]) if database is not None else MemoryClaims(),
+            directory=MongoDirectory(database["contacts"], settings.directory_key()) if database is not None else MemoryDirectory(),
+            channels=channels or channels_from(settings),  # clients are made here, not when building
+            park=dead_letters.park,
+            delivery_key=settings.delivery_key(),
+            delivery_key_id=settings.otp_delivery_key_id,
+            owner=owner,
+            lease=timedelta(seconds=settings.claim_lease_seconds),
+            attempts=settings.delivery_attempts,
+            backoff=settings.retry_initial_seconds,
+            max_backoff=settings.retry_max_seconds,
+            clock=clock,
+        )
 
     async def close_channels() -> None:
-        for channel in (built[0].channels.values() if built else ()):
+        for channel in notifier.channels.values():
             if (close := getattr(channel, "close", None)) is not None:
                 await close()
 
-    service.resource(open_notifier, close_channels)
+    service.resource(start, close_channels)
 
-    def on(topic: str) -> Callable[[Envelope], object]:
+    def on(topic: str) -> Callable[[Envelope], Awaitable[None]]:
         async def handle(envelope: Envelope) -> None:
-            await notifier().handle(envelope, topic)
+            await notifier.handle(envelope, topic)
 
         return handle
 
