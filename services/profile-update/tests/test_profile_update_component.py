@@ -4,10 +4,10 @@ model share one codec (per-participant keys), as the service wires them."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ import pytest
 from jmo_contracts import Envelope, Message, new_id, topics
 from jmo_contracts.biometric import SelfieMatched
 from jmo_contracts.common import Category, OtpChannel
+from jmo_contracts.identity import OtpPurpose, OtpVerified
 from jmo_contracts.profile_update import (
     ConfirmParticipationData,
     ConfirmProfileUpdate,
@@ -50,6 +51,7 @@ class Wired:
     events: list[Envelope]
     correlation_id: str
     keys: InMemoryKeyRing
+    clock: FakeClock
 
     async def publish(self, topic: str, message: Message, stream: str) -> Envelope:
         envelope = Envelope.wrap(message, stream_id=stream, correlation_id=self.correlation_id)
@@ -68,6 +70,19 @@ class Wired:
         return [e.type for e in self.events]
 
 
+class FakeClock:
+    """The service's clock: it moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
 @pytest.fixture
 async def wired(request: pytest.FixtureRequest) -> AsyncIterator[Wired]:
     keys = InMemoryKeyRing()
@@ -75,9 +90,10 @@ async def wired(request: pytest.FixtureRequest) -> AsyncIterator[Wired]:
     store, read_model, deadlines = InMemoryEventStore(codec=codec), InMemoryProfileStore(codec), InMemorySchedule()
     timeout = getattr(request, "param", 1800)
     settings = ProfileUpdateSettings(topic_prefix="", database_prefix="", profile_sweep_seconds=3600, profile_session_timeout_seconds=timeout)
-    service = build(settings, store=store, checkpoints=InMemoryCheckpoints(), profiles=read_model, deadlines=deadlines)
+    clock = FakeClock()
+    service = build(settings, store=store, checkpoints=InMemoryCheckpoints(), profiles=read_model, deadlines=deadlines, clock=clock)
     async with running_in_memory(service, topics.events("profile-update")) as events:
-        yield Wired(service, store, read_model, deadlines, events, new_id(), keys)
+        yield Wired(service, store, read_model, deadlines, events, new_id(), keys, clock)
 
 
 async def registered_and_active(w: Wired) -> None:
@@ -162,7 +178,7 @@ async def test_the_sweep_expires_an_inactive_session_once(wired: Wired) -> None:
     await wired.command(StartProfileUpdate(**ids(sid)))
     await sweep(wired)
     assert "ProfileUpdateExpired" not in wired.types()  # not due yet
-    await asyncio.sleep(1.1)
+    wired.clock.advance(1.1)  # past the one-second inactivity timeout
     await sweep(wired)
     await sweep(wired)
     assert wired.types() == ["ProfileUpdateStarted", "ProfileUpdateExpired"]
@@ -191,3 +207,26 @@ async def test_a_command_for_another_service_s_stream_is_refused(wired: Wired) -
     sid = new_id()
     start = await wired.publish(topics.commands("profile-update"), StartProfileUpdate(**ids(sid)), f"biometric-{sid}")
     assert [(e.type, e.payload["reason_code"], e.payload["command_id"]) for e in wired.events] == [("CommandRejected", "STREAM_NOT_OF_THIS_SERVICE", start.message_id)]
+
+
+async def test_a_changed_email_blocks_the_confirmation_until_identity_s_otp_verified_for_the_session_arrives(wired: Wired) -> None:
+    await registered_and_active(wired)
+    sid = new_id()
+    await wired.command(StartProfileUpdate(**ids(sid)))
+    await wired.command(ConfirmParticipationData(**ids(sid, confirmed=True)))
+    matched = SelfieMatched(participant_id=PID, session_id=sid, attempt=1, distance=0.4, threshold=0.6, engine="face_recognition", model_version="v1", reference_source="DUKCAPIL")
+    await wired.publish(topics.events("biometric"), matched, f"biometric-{sid}")
+    await wired.command(SubmitContactData(**ids(sid, **(CONTACT | {"email": "siti.baru@example.com"}))))
+    await wired.command(SubmitPopulationData(**ids(sid, **POPULATION)))
+    await wired.command(SubmitAdditionalData(**ids(sid, **ADDITIONAL)))
+    await wired.command(ConfirmProfileUpdate(**ids(sid, terms_accepted=True)))
+    assert wired.events[-1].payload["reason_code"] == "CONTACT_NOT_VERIFIED"
+    verified = OtpVerified(
+        participant_id=PID, otp_id=new_id(), purpose=OtpPurpose.CONTACT_CHANGE, channel=OtpChannel.EMAIL, destination="siti.baru@example.com",
+        profile_update_session_id=sid, attempts=1,
+    )
+    await wired.publish(topics.events("identity"), verified, f"identity-{PID}")
+    assert wired.types()[-1] == "ContactChangeVerified"
+    await wired.command(ConfirmProfileUpdate(**ids(sid, terms_accepted=True)))
+    assert wired.types()[-1] == "ProfileUpdated"
+    assert (await wired.profiles.get(PID) or {})["email"] == "siti.baru@example.com"

@@ -20,7 +20,7 @@ from jmo_contracts.profile_update import (
     SubmitContactData,
     SubmitPopulationData,
 )
-from jmo_profile_update.domain.session import Session, Step, session
+from jmo_profile_update.domain.session import Session, SessionFacts, Step, session
 from jmo_runtime import Context, Rejection
 
 pytestmark = pytest.mark.unit
@@ -30,6 +30,7 @@ OTHER = "0" * 31 + "1"
 SID = "c4a1e9f27b3d4c8e9a0b1c2d3e4f5a6b"
 MSG = "ab" * 16
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+TIMEOUT = timedelta(minutes=30)  #: the service's default (JMO_PROFILE_SESSION_TIMEOUT_SECONDS)
 PROFILE = {
     "_id": PID, "participant_id": PID, "status": "ACTIVE", "nik": "3201014508900001", "kpj_number": "26112100042", "full_name": "SITI AMINAH",
     "gender": "F", "email": "siti@example.com", "phone": "+6281234567890", "notification_channel": "email",
@@ -46,7 +47,7 @@ def ids(**extra: Any) -> dict[str, Any]:
 
 def decide(message: Any, events: Sequence[Event], *, now: datetime = T0, profile: Any = PROFILE) -> list[Event]:
     state = session.fold(events)
-    return list(session.decide(message, state, Context(now=now, stream_id=f"profile-update-{SID}", facts={"profile": profile}, message_id=MSG)))
+    return list(session.decide(message, state, Context(now=now, stream_id=f"profile-update-{SID}", facts=SessionFacts(profile, TIMEOUT), message_id=MSG)))
 
 
 def run(*messages: Any, now: datetime = T0, profile: Any = PROFILE) -> list[Event]:

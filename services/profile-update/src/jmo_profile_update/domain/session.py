@@ -13,13 +13,11 @@ Stream ``profile-update-<session_id>``. Steps (:class:`Step`)::
 UPDATED, CANCELLED and EXPIRED are closed. Identity's ``OtpVerified`` (purpose CONTACT_CHANGE, this
 session) records the verification of a changed phone or email at any step after the contact step.
 
-Facts the application looks up before deciding (``context.facts``):
-
-* ``profile``: the participant's profile from the read model (a mapping, see ``profile.py``) or
-  None — for ``StartProfileUpdate`` (must be ACTIVE), the contact step (what changed, so what needs
-  an OTP), the population step (gender from the NIK), the additional step (own phone) and the
-  confirmation (which fields changed);
-* ``session_timeout`` (timedelta; 30 minutes when absent): the inactivity deadline each step sets.
+Facts the application looks up before deciding (``context.facts``, a :class:`SessionFacts`): the
+participant's profile and the inactivity timeout. Every message but the scheduler's
+``ExpireProfileUpdate`` needs them (the expiry reads none); a decision that needs them and is
+given none is an error of the application (:class:`~jmo_runtime.decider.InvariantBroken`), never a
+silent default.
 
 ``context.message_id`` (the message being decided) is recorded as the ``source_message_id`` of
 what other services' events cause, and as the ``command_id`` of a rejection decided together with
@@ -66,7 +64,6 @@ from jmo_runtime.decider import rejected
 from . import fields
 
 SERVICE = "profile-update"
-DEFAULT_TIMEOUT = timedelta(minutes=30)
 
 
 class Step(StrEnum):
@@ -116,13 +113,27 @@ class Session:
         return required - self.verified
 
 
-def _facts(context: Context) -> Mapping[str, Any]:
-    return context.facts or {}
+@dataclass(frozen=True)
+class SessionFacts:
+    """What the application looks up before a session decides a message."""
+
+    #: The participant's profile from the read model (a mapping, see ``profile.py``), or None when the
+    #: participant is unknown (or erased) — read by ``StartProfileUpdate`` (must be ACTIVE), the contact
+    #: step (what changed, so what needs an OTP), the population step (gender from the NIK), the
+    #: additional step (own phone) and the confirmation (which fields changed).
+    profile: Mapping[str, Any] | None
+    #: Inactivity after which the session expires: the deadline each step sets is ``now`` plus this.
+    session_timeout: timedelta
+
+
+def _facts(context: Context) -> SessionFacts:
+    facts = context.facts
+    require(isinstance(facts, SessionFacts), "a session decides this message with its SessionFacts")
+    return facts  # type: ignore[no-any-return]
 
 
 def _deadline(context: Context) -> datetime:
-    timeout = _facts(context).get("session_timeout") or DEFAULT_TIMEOUT
-    return context.now + timeout
+    return context.now + _facts(context).session_timeout
 
 
 def _expired(state: Session, now: datetime) -> bool:
@@ -156,7 +167,7 @@ def start(command: StartProfileUpdate, state: Session, context: Context) -> Prof
         if state.participant_id != command.participant_id:
             raise Rejection("NOT_YOUR_SESSION", "this session belongs to another participant")
         raise Rejection("SESSION_ALREADY_STARTED", "this session was already started; continue it or start a new one")
-    profile = _facts(context).get("profile")
+    profile = _facts(context).profile
     if not profile:
         raise Rejection("UNKNOWN_PARTICIPANT", "no JMO account is known for this participant")
     if profile.get("status") != "ACTIVE":
@@ -226,7 +237,7 @@ def participation(command: ConfirmParticipationData, state: Session, context: Co
 
 
 def _profile(context: Context) -> Mapping[str, Any]:
-    profile = _facts(context).get("profile")
+    profile = _facts(context).profile
     if not profile or profile.get("status") != "ACTIVE":
         raise Rejection("ACCOUNT_NOT_ACTIVE", "pengkinian data is only for participants whose account is active")
     return profile

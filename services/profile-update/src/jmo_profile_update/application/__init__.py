@@ -1,0 +1,1 @@
+"""Use cases of the profile-update service (:mod:`.sessions`)."""
