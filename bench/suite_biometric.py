@@ -2,8 +2,8 @@
 
 * naive: ``face_recognition.load_image_file`` → ``face_encodings`` → ``face_distance`` at full
   resolution (what the library's README shows), decision ``distance <= 0.6``;
-* service: :class:`jmo_biometric.engine.FaceEngine` (bytes checked, EXIF applied, detection on a
-  downscaled copy, quality checks) and :func:`jmo_biometric.application.judge`, as the service runs it.
+* service: :class:`jmo_biometric.adapters.engine.FaceEngine` (bytes checked, EXIF applied, detection on a
+  downscaled copy, quality checks) and :func:`jmo_biometric.application.verification.judge`, as the service runs it.
 
 A *verification* is one selfie analysed and compared with a reference embedding already known (the
 service caches references). Every test image is verified at its original size, ``ROUNDS`` times;
@@ -63,7 +63,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _pairs() -> list[tuple[str, str, bool]]:
-    from jmo_biometric.calibration import read_pairs
+    from jmo_cli.calibration import read_pairs
 
     return [(p.a.name, p.b.name, p.same) for p in read_pairs(DATA / "pairs.csv")]
 
@@ -100,9 +100,9 @@ def _naive() -> dict[str, Any]:
 
 
 def _service() -> dict[str, Any]:
-    from jmo_biometric.application import DecisionPolicy, judge
+    from jmo_biometric.adapters.engine import FaceEngine, ImageLimits
+    from jmo_biometric.application.verification import DecisionPolicy, judge
     from jmo_biometric.domain.quality import QualityLimits
-    from jmo_biometric.engine import FaceEngine, ImageLimits
     from jmo_biometric.settings import DEFAULT_THRESHOLD
 
     engine, limits, quality = FaceEngine(), ImageLimits(), QualityLimits()
@@ -134,9 +134,9 @@ def _service() -> dict[str, Any]:
 
 
 def _throughput(workers: int) -> dict[str, Any]:
+    from jmo_biometric.adapters.engine import ImageLimits
+    from jmo_biometric.adapters.workers import EnginePool
     from jmo_biometric.domain.quality import QualityLimits
-    from jmo_biometric.engine import ImageLimits
-    from jmo_biometric.workers import EnginePool
 
     async def go() -> dict[str, Any]:
         pool = EnginePool(workers)

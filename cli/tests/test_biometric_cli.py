@@ -9,9 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from jmo_biometric.adapters.engine import FaceEngine, ImageLimits
+from jmo_biometric.application.verification import DecisionPolicy
+from jmo_biometric.domain.quality import QualityLimits
+from jmo_biometric.settings import DEFAULT_THRESHOLD
+from jmo_cli.calibration import decide_pairs, read_pairs, report
+
 pytestmark = pytest.mark.integration
 JMO = str(Path(sys.executable).with_name("jmo"))
-FACES = Path(__file__).parents[2] / "services" / "biometric" / "tests" / "data" / "faces"
+DATA = Path(__file__).parents[2] / "services" / "biometric" / "tests" / "data"
+FACES = DATA / "faces"
 
 
 def jmo(*args: str) -> subprocess.CompletedProcess[str]:
@@ -41,3 +48,13 @@ def test_calibrate_reports_rates_at_the_threshold_and_the_best_threshold(tmp_pat
     out = json.loads(result.stdout)
     assert (out["pairs"], out["accuracy"], out["tar"], out["far"], out["threshold"]) == (3, 1.0, 1.0, 0.0, 0.6)
     assert out["distance_same"]["max"] < out["best_threshold"] < out["distance_different"]["min"]
+
+
+def test_every_labelled_pair_is_decided_right_at_the_configured_threshold() -> None:
+    engine, policy = FaceEngine(), DecisionPolicy(DEFAULT_THRESHOLD, ImageLimits(), QualityLimits())
+    pairs = read_pairs(DATA / "pairs.csv")
+    assert len(pairs) == 78 and sum(p.same for p in pairs) == 10
+    outcomes = decide_pairs(pairs, lambda d: engine.analyse_selfie(d, ImageLimits(), QualityLimits()), lambda d: engine.analyse_reference(d, ImageLimits()), policy)
+    assert [(o.pair.a.name, o.pair.b.name) for o in outcomes if o.verdict.match != o.pair.same] == []
+    figures = report(outcomes, DEFAULT_THRESHOLD)
+    assert (figures["accuracy"], figures["tar"], figures["far"]) == (1.0, 1.0, 0.0)

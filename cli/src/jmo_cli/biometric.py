@@ -1,6 +1,6 @@
 """``jmo biometric``: the service's face decision on local files (compare two pictures, calibrate the threshold).
 
-Both commands use the biometric service's own code — engine, :func:`jmo_biometric.application.judge`
+Both commands use the biometric service's own code — engine, :func:`jmo_biometric.application.verification.judge`
 and the settings (``JMO_BIOMETRIC_THRESHOLD`` and the quality limits) — in this process; they store nothing.
 """
 
@@ -17,7 +17,7 @@ app = typer.Typer(help="Face verification on local files, with the biometric ser
 
 
 def _policy(threshold: float | None):  # type: ignore[no-untyped-def]
-    from jmo_biometric.application import DecisionPolicy
+    from jmo_biometric.application.verification import DecisionPolicy
     from jmo_biometric.settings import DecisionSettings
 
     settings = DecisionSettings()
@@ -33,9 +33,9 @@ def compare(
 ) -> None:
     """Print one JSON object {match, distance, threshold, reasons, timings, measures} for SELFIE against REFERENCE."""
     from jmo_contracts.biometric import SelfieRejectionReason
-    from jmo_biometric.application import judge
+    from jmo_biometric.application.verification import judge
     from jmo_biometric.domain.quality import Verdict
-    from jmo_biometric.engine import FaceEngine, InvalidImage
+    from jmo_biometric.adapters.engine import FaceEngine, InvalidImage
 
     policy, engine_args = _policy(threshold)
     started = time.perf_counter()
@@ -73,8 +73,8 @@ def calibrate(
     details: Annotated[bool, typer.Option("--details", help="Also print each pair's outcome, one JSON per line, before the summary.")] = False,
 ) -> None:
     """Accuracy, TAR and FAR at the configured threshold, the distance distributions, and the best threshold (JSON)."""
-    from jmo_biometric.calibration import decide_pairs, read_pairs, report
-    from jmo_biometric.engine import FaceEngine
+    from .calibration import decide_pairs, read_pairs, report
+    from jmo_biometric.adapters.engine import FaceEngine
 
     policy, engine_args = _policy(threshold)
     try:

@@ -168,7 +168,7 @@ async def upload_selfie(mongodb_uri: str, blob_database: str, data: bytes) -> di
     from pymongo import AsyncMongoClient
 
     from jmo_biometric.adapters.blobs import GridFsSelfieBlobs
-    from jmo_biometric.engine import sniff_content_type
+    from jmo_biometric.adapters.engine import sniff_content_type
 
     content_type = sniff_content_type(data)
     if content_type is None:

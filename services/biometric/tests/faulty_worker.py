@@ -13,9 +13,9 @@ import os
 import signal
 from pathlib import Path
 
-from jmo_biometric import workers
+from jmo_biometric.adapters import workers
 from jmo_biometric.domain.quality import FaceMeasures, ImageMeasures, QualityLimits
-from jmo_biometric.engine import Analysis, ImageLimits
+from jmo_biometric.adapters.engine import Analysis, ImageLimits
 
 _GOOD = Analysis("image/jpeg", (640, 480), ImageMeasures((FaceMeasures(300, 0.3, True, 0.0, 130, 300),), 120), (0.1,) * 128)
 

@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -15,7 +15,7 @@ from jmo_biometric.adapters.blobs import InMemorySelfieBlobs
 from jmo_biometric.adapters.protection import ParticipantSealer
 from jmo_biometric.adapters.references import InMemoryParticipantFaces
 from jmo_biometric.domain.quality import FaceMeasures, ImageMeasures, QualityLimits
-from jmo_biometric.engine import Analysis, ImageLimits, InvalidImage
+from jmo_biometric.adapters.engine import Analysis, ImageLimits, InvalidImage
 from jmo_biometric.entrypoint.app import build
 from jmo_biometric.settings import BiometricSettings
 from jmo_contracts import Envelope, new_id, topics
@@ -82,6 +82,16 @@ class Dukcapil:
         return JPEG_MAGIC + b"ktp" if nik == NIK else None
 
 
+class FakeClock:
+    """The service's clock: it moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 @dataclass
 class Wired:
     service: Service
@@ -90,6 +100,7 @@ class Wired:
     dukcapil: Dukcapil
     faces: InMemoryParticipantFaces
     events: list[Envelope]
+    clock: FakeClock
 
     async def registered(self, nik: str = NIK) -> str:
         pid = new_id()
@@ -117,9 +128,10 @@ class Wired:
 async def wired() -> AsyncIterator[Wired]:
     settings = BiometricSettings(topic_prefix="", database_prefix="", dukcapil_retry_seconds=0.01)
     blobs, engine, dukcapil, faces = InMemorySelfieBlobs(), ScriptedEngine(), Dukcapil(), InMemoryParticipantFaces(ParticipantSealer(InMemoryKeyRing()))
-    service = build(settings, store=InMemoryEventStore(), checkpoints=InMemoryCheckpoints(), engine=engine, blobs=blobs, faces=faces, registry=dukcapil)  # type: ignore[arg-type]
+    clock = FakeClock()
+    service = build(settings, store=InMemoryEventStore(), checkpoints=InMemoryCheckpoints(), engine=engine, blobs=blobs, faces=faces, registry=dukcapil, clock=clock)  # type: ignore[arg-type]
     async with running_in_memory(service, topics.events("biometric")) as events:
-        yield Wired(service, blobs, engine, dukcapil, faces, events)
+        yield Wired(service, blobs, engine, dukcapil, faces, events, clock)
 
 
 def outcome(events: list[Envelope]) -> tuple[str, object]:
@@ -226,3 +238,12 @@ async def test_a_ktp_photo_that_kills_the_engine_every_time_leaves_no_reference_
     assert wired.engine.references == 2 and wired.blobs.blobs == {}
     assert outcome(await wired.send(await wired.selfie(pid, new_id(), b"same"))) == ("SelfieRejected", "REFERENCE_UNAVAILABLE")
     assert wired.engine.references == 2
+
+
+async def test_the_sweep_deletes_an_upload_whose_selfie_never_came_once_it_is_older_than_the_limit_and_keeps_a_recent_one(wired: Wired) -> None:
+    old, recent = await wired.blobs.put(JPEG_MAGIC + b"same", content_type="image/jpeg"), await wired.blobs.put(JPEG_MAGIC + b"same", content_type="image/jpeg")
+    wired.blobs.uploaded[old] = wired.clock.now - timedelta(seconds=3601)  # the limit: JMO_BIOMETRIC_BLOB_MAX_AGE_SECONDS, 3600
+    wired.blobs.uploaded[recent] = wired.clock.now - timedelta(seconds=3599)
+    [sweep] = [job for name, _, job in wired.service._periodic if name == "abandoned-uploads"]  # noqa: SLF001 - the periodic job as the service runs it
+    await sweep()
+    assert list(wired.blobs.blobs) == [recent]

@@ -9,7 +9,7 @@ import pytest
 from jmo_contracts.biometric import SelfieContentType, SelfieMatched, SelfieRejected, SubmitSelfie
 from jmo_contracts.biometric import SelfieRejectionReason as Reason
 from jmo_biometric.domain.quality import FaceMeasures, ImageMeasures, QualityLimits, Verdict, quality_reasons, verdict
-from jmo_biometric.domain.selfie import SelfieCheck, SelfieSession, after_engine_deaths, selfie
+from jmo_biometric.domain.selfie import SelfieCheck, SelfieFacts, SelfieSession, after_engine_deaths, selfie
 from jmo_runtime import Context, Rejection
 
 pytestmark = pytest.mark.unit
@@ -33,7 +33,7 @@ def rejection(reason: Reason, distance: float | None = None) -> SelfieCheck:
 
 def decide(history: list[object], check: SelfieCheck, participant_id: str = PID, max_attempts: int = 3) -> list[object]:
     state = selfie.fold(history)  # type: ignore[arg-type]
-    context = Context(now=CONTEXT_AT, stream_id=f"biometric-{SESSION}", facts={"check": check, "max_attempts": max_attempts})
+    context = Context(now=CONTEXT_AT, stream_id=f"biometric-{SESSION}", facts=SelfieFacts(check, max_attempts))
     return list(selfie.decide(submit(participant_id), state, context))
 
 

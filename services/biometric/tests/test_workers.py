@@ -18,10 +18,10 @@ from jmo_biometric.adapters.blobs import InMemorySelfieBlobs
 from jmo_biometric.adapters.engine_deaths import EngineDeaths
 from jmo_biometric.adapters.protection import ParticipantSealer
 from jmo_biometric.adapters.references import InMemoryParticipantFaces
-from jmo_biometric.application import DecisionPolicy, SelfieVerifier
+from jmo_biometric.application.verification import DecisionPolicy, SelfieVerifier
 from jmo_biometric.domain.quality import QualityLimits
-from jmo_biometric.engine import ImageLimits, InvalidImage, nose_offset
-from jmo_biometric.workers import EnginePool
+from jmo_biometric.adapters.engine import ImageLimits, InvalidImage, nose_offset
+from jmo_biometric.adapters.workers import EnginePool
 from jmo_contracts import new_id
 from jmo_contracts.biometric import SelfieContentType, SubmitSelfie
 from jmo_contracts.biometric import SelfieRejectionReason as Reason

@@ -6,9 +6,9 @@ from pydantic import Field
 
 from jmo_runtime import ServiceSettings
 
+from .adapters.engine import ImageLimits
 from .domain.quality import QualityLimits
 from .domain.selfie import DEFAULT_MAX_ENGINE_DEATHS
-from .engine import ImageLimits
 
 #: Chosen from the distance distributions of labelled pairs (services/biometric/README.md).
 DEFAULT_THRESHOLD = 0.6

@@ -1,6 +1,6 @@
 """Selfie quality rules (seed 003 step 6) and the verification verdict: pure functions over measures.
 
-The engine (``jmo_biometric.engine``) measures; this module decides. ``jmo biometric compare`` and the
+The engine (``jmo_biometric.adapters.engine``) measures; this module decides. ``jmo biometric compare`` and the
 service call the same :func:`verdict`, so the command line shows exactly what the service would decide.
 
 Measures and their rules, each with its own reason code:

@@ -1,12 +1,13 @@
 """The selfie decider over one profile-update session's stream ``biometric-<session_id>``.
 
 The application computes the :class:`SelfieCheck` beforehand (blob, checksum, engine, reference) and
-hands it in ``facts["check"]``; the decision here is pure:
+hands it with the session's attempt limit as the decider's facts (:class:`SelfieFacts`, required for
+a ``SubmitSelfie``; any other message is ignored and needs none); the decision here is pure:
 
 * a session belongs to the participant of its first selfie; another participant's selfie is refused
   (``CommandRejected`` ``NOT_YOUR_SESSION``); after a match, further selfies are refused
   (``ALREADY_MATCHED``);
-* each session allows ``max_attempts`` (``facts["max_attempts"]``, default 3) counted attempts; once
+* each session allows ``max_attempts`` (``SelfieFacts.max_attempts``) counted attempts; once
   they are used up, every selfie gets ``TOO_MANY_ATTEMPTS`` (which itself uses nothing);
 * a counted attempt is any selfie the participant is answerable for: a match, a failed quality check,
   ``NOT_MATCHING`` and ``INVALID_IMAGE`` (also when the picture is refused because the engine died on
@@ -26,7 +27,6 @@ from jmo_runtime import Context, Decider, Rejection, require
 
 from .quality import GUIDANCE, Verdict
 
-DEFAULT_MAX_ATTEMPTS = 3
 #: Deaths of the face engine's worker process on one picture after which the picture is no longer analysed.
 DEFAULT_MAX_ENGINE_DEATHS = 2
 REFERENCE_SOURCE = "DUKCAPIL"
@@ -41,6 +41,17 @@ class SelfieCheck:
     verdict: Verdict
     engine: str | None = None
     model_version: str | None = None
+
+
+@dataclass(frozen=True)
+class SelfieFacts:
+    """What the application hands the decider with a ``SubmitSelfie``."""
+
+    #: What the blob, the engine and the reference said about the picture (:data:`~jmo_biometric.application.verification.NOT_LOOKED_AT`
+    #: when the answer cannot depend on it).
+    check: SelfieCheck
+    #: Counted attempts a session allows (``JMO_BIOMETRIC_MAX_ATTEMPTS``).
+    max_attempts: int
 
 
 @dataclass(frozen=True)
@@ -87,10 +98,12 @@ def refusal(state: SelfieSession, command: SubmitSelfie, max_attempts: int) -> E
 def decide(message: Message, state: SelfieSession, context: Context) -> list[Event]:
     if not isinstance(message, SubmitSelfie):
         return []
-    max_attempts = int(context.facts.get("max_attempts", DEFAULT_MAX_ATTEMPTS))
+    facts = context.facts
+    require(isinstance(facts, SelfieFacts), "a selfie is decided with its SelfieFacts")
+    max_attempts = facts.max_attempts
     if (early := refusal(state, message, max_attempts)) is not None:
         return [early]
-    check: SelfieCheck = context.facts["check"]
+    check = facts.check
     v = check.verdict
     attempt = state.attempts_used + 1
     if v.match:

@@ -1,4 +1,4 @@
-"""What happens to a selfie before and after the pure decision: claim check, reference, engine, clean-up.
+"""What the selfie decision needs to know about the picture: claim check, reference, engine.
 
 :func:`judge` is the one place a decision on a selfie's analysis is made; the service (through
 :class:`SelfieVerifier`) and ``jmo biometric compare`` both call it.
@@ -19,20 +19,20 @@ from jmo_contracts.biometric import SelfieRejectionReason as Reason
 from jmo_contracts.biometric import SubmitSelfie
 from jmo_registries import PopulationRegistry, RegistryError
 
-from .adapters.blobs import BlobTooLarge, SelfieBlobs
-from .adapters.engine_deaths import EngineDeaths
-from .adapters.references import ParticipantFaces
-from .domain.quality import QualityLimits, Verdict, verdict
-from .domain.selfie import DEFAULT_MAX_ENGINE_DEATHS, SelfieCheck, after_engine_deaths
-from .engine import ENGINE, Analysis, ImageLimits, InvalidImage, embedding_distance, sniff_content_type
+from ..adapters.blobs import BlobTooLarge, SelfieBlobs
+from ..adapters.engine import ENGINE, Analysis, ImageLimits, InvalidImage, embedding_distance, sniff_content_type
+from ..adapters.engine_deaths import EngineDeaths
+from ..adapters.references import ParticipantFaces
+from ..domain.quality import QualityLimits, Verdict, verdict
+from ..domain.selfie import DEFAULT_MAX_ENGINE_DEATHS, SelfieCheck, after_engine_deaths
 
 log = structlog.get_logger(__name__)
 
 
 class Engine(Protocol):
-    """The face engine as the application uses it (:class:`~jmo_biometric.workers.EnginePool`, or in process).
+    """The face engine as the application uses it (:class:`~jmo_biometric.adapters.workers.EnginePool`, or in process).
 
-    Both calls raise :class:`~jmo_biometric.engine.InvalidImage` for a picture that cannot be analysed,
+    Both calls raise :class:`~jmo_biometric.adapters.engine.InvalidImage` for a picture that cannot be analysed,
     and ``BrokenProcessPool`` when the worker process died during the call (or while it was queued).
     """
 

@@ -1,4 +1,5 @@
-"""Choosing and checking the threshold on labelled pairs (``jmo biometric calibrate``, ``make bench``).
+"""Choosing and checking the biometric service's threshold on labelled pairs (``jmo biometric calibrate``,
+``make bench``): an offline tool over the service's engine and decision code, not part of the service.
 
 A pairs file is CSV ``file_a,file_b,same`` (``Yes``/``No``; a header line is allowed); paths are
 relative to the file. ``file_a`` is taken as the selfie (quality checks apply), ``file_b`` as the
@@ -12,9 +13,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .application import DecisionPolicy, judge
-from .domain.quality import Verdict
-from .engine import Analysis, InvalidImage
+from jmo_biometric.adapters.engine import Analysis, InvalidImage
+from jmo_biometric.application.verification import DecisionPolicy, judge
+from jmo_biometric.domain.quality import Verdict
 
 
 @dataclass(frozen=True)

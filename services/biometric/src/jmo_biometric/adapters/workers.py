@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from .domain.quality import QualityLimits
+from ..domain.quality import QualityLimits
 from .engine import Analysis, FaceEngine, ImageLimits
 
 _engine: FaceEngine | None = None
@@ -48,10 +48,10 @@ def _model_version() -> str:
 class EnginePool:
     """``workers`` engines in their own processes; ``await pool.selfie(...)`` keeps the loop free.
 
-    :class:`~jmo_biometric.engine.InvalidImage` raised in a worker arrives here unchanged. A worker that
+    :class:`~jmo_biometric.adapters.engine.InvalidImage` raised in a worker arrives here unchanged. A worker that
     dies (killed, out of memory) breaks the pool: it is replaced and the call fails with
     ``BrokenProcessPool`` (as does every other call in flight), so the message is redelivered rather
-    than the service staying broken; :class:`~jmo_biometric.application.SelfieVerifier` counts the
+    than the service staying broken; :class:`~jmo_biometric.application.verification.SelfieVerifier` counts the
     deaths per picture and stops analysing one that kills workers every time.
     """
 

@@ -16,7 +16,7 @@ What it does with a picture, in order (every step timed):
 It uses dlib directly rather than ``face_recognition.api``, whose import loads four models including
 the 68-point predictor (~100 MB on disk, ~64 MB in memory) that nothing here needs. The model files come
 from the ``face_recognition_models`` package, located without importing it (its ``__init__`` imports
-``pkg_resources``). One engine uses one core: :mod:`jmo_biometric.workers` runs one per process.
+``pkg_resources``). One engine uses one core: :mod:`jmo_biometric.adapters.workers` runs one per process.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .domain.quality import FaceMeasures, ImageMeasures, QualityLimits, quality_reasons
+from ..domain.quality import FaceMeasures, ImageMeasures, QualityLimits, quality_reasons
 
 ENGINE = "face_recognition"
 DETECTOR_MODEL = "dlib_hog_frontal_face_detector"
