@@ -114,14 +114,19 @@ def ids(session_id: str, **extra: Any) -> dict[str, Any]:
     return {"participant_id": PID, "session_id": session_id, **extra}
 
 
+async def selfie_matched(w: Wired, sid: str) -> None:
+    """A session started, its participation data confirmed and its selfie matched by biometric."""
+    await w.command(StartProfileUpdate(**ids(sid)))
+    await w.command(ConfirmParticipationData(**ids(sid, confirmed=True)))
+    matched = SelfieMatched(participant_id=PID, session_id=sid, attempt=1, distance=0.4, threshold=0.6, engine="face_recognition", model_version="v1", reference_source="DUKCAPIL")
+    await w.publish(topics.events("biometric"), matched, f"biometric-{sid}")
+
+
 async def test_a_whole_session_updates_the_read_model(wired: Wired) -> None:
     await registered_and_active(wired)
     assert (await wired.profiles.get(PID))["status"] == "ACTIVE"
     sid = new_id()
-    await wired.command(StartProfileUpdate(**ids(sid)))
-    await wired.command(ConfirmParticipationData(**ids(sid, confirmed=True)))
-    matched = SelfieMatched(participant_id=PID, session_id=sid, attempt=1, distance=0.4, threshold=0.6, engine="face_recognition", model_version="v1", reference_source="DUKCAPIL")
-    await wired.publish(topics.events("biometric"), matched, f"biometric-{sid}")
+    await selfie_matched(wired, sid)
     await wired.command(SubmitContactData(**ids(sid, **CONTACT)))
     await wired.command(SubmitPopulationData(**ids(sid, **POPULATION)))
     await wired.command(SubmitAdditionalData(**ids(sid, **ADDITIONAL)))
@@ -212,10 +217,7 @@ async def test_a_command_for_another_service_s_stream_is_refused(wired: Wired) -
 async def test_a_changed_email_blocks_the_confirmation_until_identity_s_otp_verified_for_the_session_arrives(wired: Wired) -> None:
     await registered_and_active(wired)
     sid = new_id()
-    await wired.command(StartProfileUpdate(**ids(sid)))
-    await wired.command(ConfirmParticipationData(**ids(sid, confirmed=True)))
-    matched = SelfieMatched(participant_id=PID, session_id=sid, attempt=1, distance=0.4, threshold=0.6, engine="face_recognition", model_version="v1", reference_source="DUKCAPIL")
-    await wired.publish(topics.events("biometric"), matched, f"biometric-{sid}")
+    await selfie_matched(wired, sid)
     await wired.command(SubmitContactData(**ids(sid, **(CONTACT | {"email": "siti.baru@example.com"}))))
     await wired.command(SubmitPopulationData(**ids(sid, **POPULATION)))
     await wired.command(SubmitAdditionalData(**ids(sid, **ADDITIONAL)))
