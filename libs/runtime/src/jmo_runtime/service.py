@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -132,11 +132,12 @@ class Service:
         await self.store.append(answer.stream_id, 0, [answer], cause_id=ref)
         self._wake_relay.set()
 
-    def commands(self, decider: Decider[Any]) -> CommandHandler:
-        """The command handler for ``decider`` over this service's store (available once started)."""
+    def commands(self, decider: Decider[Any], *, clock: Callable[[], datetime] | None = None) -> CommandHandler:
+        """The command handler for ``decider`` over this service's store (available once started);
+        ``clock`` (UTC now by default) dates its decisions, given on the first call."""
         key = id(decider)
         if key not in self._handlers:
-            self._handlers[key] = CommandHandler(self.name, self.store, decider)
+            self._handlers[key] = CommandHandler(self.name, self.store, decider, clock=clock)
         return self._handlers[key]
 
     def every(self, seconds: float, job: Callable[[], Awaitable[None]], *, name: str) -> None:
