@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -164,17 +164,6 @@ class Expiry:
     registration_timeout: timedelta
 
 
-F = TypeVar("F")
-
-
-def facts(context: Context, kind: type[F]) -> F:
-    """The facts of ``kind`` the application looked up for this decision (refused if it did not)."""
-    found = context.facts
-    if not isinstance(found, kind):
-        raise Rejection("INVALID_FACTS", f"this decision needs {kind.__name__} facts, and was given {type(found).__name__}")
-    return found
-
-
 # --- decide ----------------------------------------------------------------------------------
 
 
@@ -212,7 +201,7 @@ def register(command: RegisterParticipant, state: Registration, context: Context
         birth_date=nik.birth_date,
         gender=nik.gender,
     )
-    applicant = facts(context, Applicant)
+    applicant = context.facts_as(Applicant)
     if applicant.too_many_attempts:  # before telling whether the NIK has an account
         raise Rejection("TOO_MANY_ATTEMPTS", "too many registrations for this NIK or contact in the last hour; try again later")
     if applicant.nik_has_active_account:
@@ -286,7 +275,7 @@ def employment_details(command: ProvideEmploymentDetails, state: Registration, c
     events: list[Event] = [] if recorded == state.employment else [recorded]
     if category is Category.PU:
         return events + _membership_check(state, context)
-    assessment = assess(category, recorded.monthly_income, recorded.join_jht, recorded.jht_monthly_amount, facts(context, Rates).rate_tables, context.now.date())
+    assessment = assess(category, recorded.monthly_income, recorded.join_jht, recorded.jht_monthly_amount, context.facts_as(Rates).rate_tables, context.now.date())
     return [
         *events,
         ContributionAssessed(
@@ -355,7 +344,7 @@ def _membership_check(state: Registration, context: Context) -> list[Event]:
     """PU: the employer registry's answer (in the facts) decides activation, rejection or waiting."""
     require(state.participant is not None and state.participant_id is not None, "a membership check follows a registration")
     pid = state.participant_id
-    check = facts(context, MembershipCheck)
+    check = context.facts_as(MembershipCheck)
     answer = check.employer_membership
     if isinstance(answer, str):
         if answer != UNAVAILABLE:
@@ -465,7 +454,7 @@ def payment(command: RecordContributionPayment, state: Registration, context: Co
         return refuse(PaymentRejectionReason.ALREADY_PAID, "The first contribution was paid already; the payment is to be refunded")
     if command.amount != state.assessment.amount_due:
         return refuse(PaymentRejectionReason.AMOUNT_MISMATCH, f"Paid Rp {command.amount:,} but Rp {state.assessment.amount_due:,} is due")
-    activation = facts(context, Activation)
+    activation = context.facts_as(Activation)
     if activation.nik_claimed_elsewhere:
         text = "Akun JMO untuk NIK ini sudah aktif melalui pendaftaran lain; pembayaran akan dikembalikan"
         return [*refuse(PaymentRejectionReason.ALREADY_REGISTERED, text), _already_registered(state)]
@@ -489,7 +478,7 @@ def expire(command: ExpireRegistration, state: Registration, context: Context) -
     stage = WAITING_FOR.get(state.status)
     if stage is None or state.participant_id is None:
         return []  # nothing started, already active, or closed
-    timeout = facts(context, Expiry).registration_timeout
+    timeout = context.facts_as(Expiry).registration_timeout
     if not isinstance(timeout, timedelta) or timeout <= timedelta(0):
         raise Rejection("INVALID_FACTS", "registration_timeout must be a positive duration")
     if context.now - command.registered_at < timeout:
