@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
@@ -29,8 +29,8 @@ from jmo_contracts.registration import ExpireRegistration, ProvideEmploymentDeta
 from jmo_eventstore import EventStore
 from jmo_registries import EmployerRegistry, RegistryError, RegistryUnavailable
 from jmo_runtime import Handled, Unprocessable
-from jmo_runtime.handler import Facts
-from jmo_runtime.quota import quota_key
+from jmo_runtime.handler import Decisions, Facts
+from jmo_runtime.quota import Quota, quota_key
 from jmo_runtime.schedule import Due, Schedule
 
 from ..adapters.accounts import KpjReservations, NikIndex
@@ -46,18 +46,6 @@ FINISHED = frozenset({"AccountActivated", "RegistrationRejected", "RegistrationE
 ACTIVATING = frozenset({Status.PAYMENT, Status.EMPLOYMENT_DETAILS, Status.EMPLOYER_MEMBERSHIP})
 #: After these the employer registry has answered (or the registration ended): no retry is planned.
 MEMBERSHIP_SETTLED = FINISHED | {"EmployerMembershipFound", "EmployerMembershipNotFound"}
-
-
-class Decisions(Protocol):
-    """The command handler over registration's log (:class:`jmo_runtime.CommandHandler`)."""
-
-    async def handle(self, command: Envelope, *, stream_id: str | None = None, facts: Facts | None = None) -> Handled: ...
-
-
-class Quota(Protocol):
-    """At most so many uses of a key per window (:class:`jmo_runtime.quota.ServiceQuota`)."""
-
-    async def take(self, key: str, now: datetime) -> bool: ...
 
 
 @dataclass(frozen=True)
