@@ -21,7 +21,9 @@ import structlog
 from jmo_contracts import Envelope, new_id, reply
 from jmo_contracts.identity import OtpDeliveryRequested, OtpIssued
 
-from ..crypto import code_hmac, generate_code, seal_code
+from jmo_runtime.sealing import seal_code
+
+from ..adapters.crypto import code_hmac, generate_code
 
 log = structlog.get_logger(__name__)
 

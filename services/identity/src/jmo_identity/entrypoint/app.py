@@ -28,7 +28,7 @@ from jmo_runtime.quota import quota_key
 from ..adapters.contact_changes import ContactChange, InMemoryContactChanges, MongoContactChanges
 from ..adapters.outbox import MongoSealedCodes
 from ..application.otp_delivery import Drawn, InMemorySealedCodes, OtpCodes
-from ..crypto import codes_match
+from ..adapters.crypto import codes_match
 from ..domain.identity import UNAVAILABLE, identity, otp_destination
 from ..settings import IdentitySettings
 
