@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,19 +24,6 @@ from jmo_runtime.testing import running_in_memory
 pytestmark = pytest.mark.component
 
 NIK = "3201014508900001"
-
-
-class Clock:
-    """The service's clock, moved on by the test instead of waiting for time to pass."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 class Journey:
@@ -66,10 +53,10 @@ class Journey:
 
 
 @pytest.fixture
-async def wired(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Any, list[Envelope], InMemoryNikIndex, Clock]]:
+async def wired(request: pytest.FixtureRequest, clock: Any) -> AsyncIterator[tuple[Any, list[Envelope], InMemoryNikIndex, Any]]:
     timeout = getattr(request, "param", 86_400)
     settings = RegistrationSettings(topic_prefix="", database_prefix="", nik_index_key=base64.b64encode(bytes(32)).decode(), registration_timeout_seconds=timeout)
-    nik_index, clock = InMemoryNikIndex(), Clock()
+    nik_index = InMemoryNikIndex()
     service = build(settings, store=InMemoryEventStore(), checkpoints=InMemoryCheckpoints(), nik_index=nik_index, clock=clock)
     async with running_in_memory(service, topics.events("registration")) as events:
         yield service, events, nik_index, clock
@@ -113,9 +100,9 @@ class CrashOnFirstRelease(InMemoryNikIndex):
         await super().release(nik, stream_id)
 
 
-async def test_a_crash_while_an_expiry_releases_the_nik_claim_is_finished_by_the_next_sweep() -> None:
+async def test_a_crash_while_an_expiry_releases_the_nik_claim_is_finished_by_the_next_sweep(clock: Any) -> None:
     settings = RegistrationSettings(topic_prefix="", database_prefix="", nik_index_key=base64.b64encode(bytes(32)).decode(), registration_timeout_seconds=1)
-    nik_index, clock = CrashOnFirstRelease(), Clock()
+    nik_index = CrashOnFirstRelease()
     service = build(settings, store=InMemoryEventStore(), checkpoints=InMemoryCheckpoints(), nik_index=nik_index, clock=clock)
     async with running_in_memory(service, topics.events("registration")) as events:
         journey = Journey(service, events)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
+from typing import Any
 
 import pytest
 
@@ -28,19 +29,6 @@ TIMEOUT_SECONDS = 3_600
 MEMBERSHIP = Membership(kpj_number="19087654321", employer_npp="AB987654", employer_name="PT Maju Bersama", member_since=date(2021, 6, 1), programs=("JKK", "JKM", "JHT", "JP"), active=True)
 
 
-class Clock:
-    """The service's clock, moved on by the test."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 class EmployerRegistry:
     """Down until told otherwise; counts the questions it was asked."""
 
@@ -58,7 +46,7 @@ class EmployerRegistry:
 class Wired:
     service: Service
     events: list[Envelope]
-    clock: Clock
+    clock: Any
     registry: EmployerRegistry
     stream: str
 
@@ -87,12 +75,12 @@ class Wired:
 
 
 @pytest.fixture
-async def wired() -> AsyncIterator[Wired]:
+async def wired(clock: Any) -> AsyncIterator[Wired]:
     settings = RegistrationSettings(
         topic_prefix="", database_prefix="", nik_index_key=base64.b64encode(bytes(32)).decode(),
         registration_timeout_seconds=TIMEOUT_SECONDS, employer_retry_step_seconds=STEP_SECONDS,
     )
-    clock, registry = Clock(), EmployerRegistry()
+    registry = EmployerRegistry()
     service = build(settings, store=InMemoryEventStore(), checkpoints=InMemoryCheckpoints(), employers=registry, clock=clock)
     async with running_in_memory(service, topics.events("registration")) as events:
         yield Wired(service, events, clock, registry, stream_id("registration"))
