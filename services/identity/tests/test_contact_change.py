@@ -78,3 +78,11 @@ def test_an_unreachable_dukcapil_defers_the_check_once_and_the_later_answer_stil
     answered = Context(now=NOW, stream_id=f"identity-{PID}", facts=NikAnswer(answer="SESUAI", policy=OtpPolicy(), code=CODE))
     verified, issued = identity.decide(registered, state, answered)
     assert (verified.TYPE, issued.TYPE) == ("NikVerified", "OtpIssued")
+
+
+def test_a_code_request_given_no_facts_is_refused_rather_than_assuming_them() -> None:
+    state = identity.fold([NikVerified(participant_id=PID, registration_stream_id=f"registration-{PID}", attempts=1)])
+    command = RequestOtp.model_validate({"participant_id": PID, "channel": "sms", "purpose": "CONTACT_CHANGE", "new_contact": "0813-8880-0022", "profile_update_session_id": SESSION})
+    with pytest.raises(Rejection) as refused:
+        identity.decide(command, state, Context(now=NOW, stream_id=f"identity-{PID}", message_id="a" * 32))
+    assert refused.value.reason_code == "INVALID_FACTS"
