@@ -30,6 +30,7 @@ PID = "5b0e7c3a9d1f4e2a8c6b4d2f0e1a3c5b"
 SESSION = "c4a1e9f27b3d4c8e9a0b1c2d3e4f5a6b"
 NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 HMAC_KEY = secrets.token_bytes(32)
+OTP_ID = "e" * 32
 
 
 class Decisions:
@@ -62,7 +63,7 @@ def codes(outbox: InMemorySealedCodes) -> OtpCodes:
 
     return OtpCodes(
         code_length=6, hmac_key=HMAC_KEY, hmac_key_id="h1", delivery_key=secrets.token_bytes(32), delivery_key_id="d1",
-        outbox=outbox, publish=publish, clock=lambda: NOW,
+        outbox=outbox, publish=publish, clock=lambda: NOW, ids=lambda: OTP_ID,
     )
 
 
@@ -130,9 +131,9 @@ async def test_a_destination_whose_hourly_quota_is_spent_gets_no_code_drawn() ->
 
     first = await requests.facts(PID, state, contact_change(), drawn := Drawn())
     assert isinstance(first, CodeRequest) and (first.contact_change_allowed, first.destination_allowed) == (True, True)
-    assert first.code is not None and set(outbox.kept) == {first.code.otp_id} == set(drawn.codes)
+    assert first.code is not None and first.code.otp_id == OTP_ID and set(outbox.kept) == {OTP_ID} == set(drawn.codes)
 
     second = await requests.facts(PID, state, contact_change(), Drawn())
     assert second == CodeRequest(policy=OtpPolicy(), contact_change_allowed=True, destination_allowed=False, code=None)
-    assert set(outbox.kept) == {first.code.otp_id}
+    assert set(outbox.kept) == {OTP_ID}
 

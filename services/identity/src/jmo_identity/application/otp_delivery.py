@@ -68,14 +68,15 @@ class OtpCodes:
         publish: Callable[[Envelope], Awaitable[None]],
         clock: Callable[[], datetime],
         keep_for: timedelta = timedelta(hours=1),
+        ids: Callable[[], str] = new_id,
     ) -> None:
         self.code_length, self.hmac_key, self.hmac_key_id = code_length, hmac_key, hmac_key_id
         self.delivery_key, self.delivery_key_id = delivery_key, delivery_key_id
-        self.outbox, self.publish, self.clock, self.keep_for = outbox, publish, clock, keep_for
+        self.outbox, self.publish, self.clock, self.keep_for, self.ids = outbox, publish, clock, keep_for, ids
 
     async def draw(self, participant_id: str, drawn: Drawn) -> NewCode:
         """A new code: kept sealed in the outbox and in ``drawn``; returns what the decision knows of it."""
-        otp_id, code = new_id(), generate_code(self.code_length)
+        otp_id, code = self.ids(), generate_code(self.code_length)
         ciphertext, key_id = seal_code(self.delivery_key, self.delivery_key_id, otp_id, code)
         sealed = SealedCode(otp_id, ciphertext, key_id)
         await self.outbox.keep(sealed, self.clock() + self.keep_for)
