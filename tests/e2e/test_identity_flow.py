@@ -11,8 +11,8 @@ from aiokafka import AIOKafkaConsumer
 
 from jmo_cli.gateway import Gateway, command_envelope
 from jmo_contracts import Envelope, topics
-from jmo_identity.crypto import decode_key, open_code
 from jmo_registries import identities
+from jmo_runtime.sealing import decode_key, open_code
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("topics")]
 OUTCOMES = {"OtpIssued", "NikRejected", "CommandRejected"}

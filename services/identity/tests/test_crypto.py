@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 
 from jmo_contracts.identity import OtpDeliveryRequested
-from jmo_identity.crypto import SealedCodeError, code_hmac, codes_match, decode_key, generate_code, open_code, seal_code
+from jmo_identity.adapters.crypto import code_hmac, codes_match, generate_code
+from jmo_runtime.sealing import SealedCodeError, decode_key, open_code, seal_code
 
 pytestmark = pytest.mark.unit
 

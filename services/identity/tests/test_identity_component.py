@@ -18,7 +18,7 @@ from jmo_contracts.identity import OtpPurpose, RequestOtp
 from jmo_contracts.profile_update import ContactDataSubmitted, ProfileUpdateCancelled
 from jmo_contracts.registration import ParticipantRegistered
 from jmo_eventstore import AppendResult, InMemoryEventStore
-from jmo_identity.crypto import codes_match
+from jmo_identity.adapters.crypto import codes_match
 from jmo_identity.entrypoint.app import build
 from jmo_identity.settings import IdentitySettings
 from jmo_registries import identities

@@ -9,9 +9,9 @@ import pytest
 
 from jmo_contracts.common import OtpChannel
 from jmo_contracts.identity import NikVerified, OtpIssued, OtpPurpose, OtpRejected, OtpRejectionReason, OtpVerified
-from jmo_identity import crypto
+from jmo_identity.adapters import crypto
 from jmo_identity.domain.otp import CodeStatus, OtpPolicy, OtpRefusal, OtpState, evolve, initial_state, issue, verify
-from jmo_runtime import Rejection
+from jmo_runtime import Rejection, sealing
 
 pytestmark = pytest.mark.unit
 
@@ -326,11 +326,11 @@ def test_the_application_round_trip_with_real_keys_verifies_the_delivered_code_a
         initial_state, POLICY, T0, participant_id=PARTICIPANT, otp_id=new_otp, code_hmac=crypto.code_hmac(hmac_key, PARTICIPANT, new_otp, code),
         key_id="otp-hmac-2026-11", channel=OtpChannel.EMAIL, destination=EMAIL, purpose=REG,
     )
-    sealed, _ = crypto.seal_code(notification_key, "notif-otp-2026-11", new_otp, code)
+    sealed, _ = sealing.seal_code(notification_key, "notif-otp-2026-11", new_otp, code)
     assert code not in issued.model_dump_json() and code not in sealed
     state = fold(issued)
     # Notification opens it; the participant types it; SubmitOtp compares the HMAC in constant time.
-    typed = crypto.open_code(notification_key, new_otp, sealed)
+    typed = sealing.open_code(notification_key, new_otp, sealed)
     target = state.target(REG)
     assert target is not None
     wrong = f"{(int(typed) + 1) % 10**6:06d}"

@@ -4,7 +4,6 @@ payment reaching a registration that already ended claims nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -54,17 +53,17 @@ class Journey:
 
 
 @pytest.fixture
-async def wired(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Any, list[Envelope], InMemoryNikIndex]]:
+async def wired(request: pytest.FixtureRequest, clock: Any) -> AsyncIterator[tuple[Any, list[Envelope], InMemoryNikIndex, Any]]:
     timeout = getattr(request, "param", 86_400)
     settings = RegistrationSettings(topic_prefix="", database_prefix="", nik_index_key=base64.b64encode(bytes(32)).decode(), registration_timeout_seconds=timeout)
     nik_index = InMemoryNikIndex()
-    service = build(settings, store=InMemoryEventStore(), checkpoints=InMemoryCheckpoints(), nik_index=nik_index)
+    service = build(settings, store=InMemoryEventStore(), checkpoints=InMemoryCheckpoints(), nik_index=nik_index, clock=clock)
     async with running_in_memory(service, topics.events("registration")) as events:
-        yield service, events, nik_index
+        yield service, events, nik_index, clock
 
 
 async def test_of_two_registrations_of_one_nik_paying_side_by_side_only_the_first_is_activated(wired: Any) -> None:
-    service, events, nik_index = wired
+    service, events, nik_index, _ = wired
     first, second = Journey(service, events), Journey(service, events)
     first_bill, second_bill = await first.until_payment(), await second.until_payment()
     assert await first.pay(first_bill) == ["ContributionPaid", "AccountActivated"]
@@ -74,10 +73,10 @@ async def test_of_two_registrations_of_one_nik_paying_side_by_side_only_the_firs
 
 @pytest.mark.parametrize("wired", [1], indirect=True)
 async def test_a_payment_reaching_an_expired_registration_claims_nothing(wired: Any) -> None:
-    service, events, nik_index = wired
+    service, events, nik_index, clock = wired
     late = Journey(service, events)
     bill = await late.until_payment()
-    await asyncio.sleep(1.1)  # the registration timeout (1 s) passes; expiry is the scheduler's, never a message
+    clock.advance(1)  # the registration timeout (1 s) passes; expiry is the scheduler's, never a message
     [expire] = [job for name, _, job in service._periodic if name == "expiry"]
     await expire()
     while await service.relay_once():
@@ -101,10 +100,10 @@ class CrashOnFirstRelease(InMemoryNikIndex):
         await super().release(nik, stream_id)
 
 
-async def test_a_crash_while_an_expiry_releases_the_nik_claim_is_finished_by_the_next_sweep() -> None:
+async def test_a_crash_while_an_expiry_releases_the_nik_claim_is_finished_by_the_next_sweep(clock: Any) -> None:
     settings = RegistrationSettings(topic_prefix="", database_prefix="", nik_index_key=base64.b64encode(bytes(32)).decode(), registration_timeout_seconds=1)
     nik_index = CrashOnFirstRelease()
-    service = build(settings, store=InMemoryEventStore(), checkpoints=InMemoryCheckpoints(), nik_index=nik_index)
+    service = build(settings, store=InMemoryEventStore(), checkpoints=InMemoryCheckpoints(), nik_index=nik_index, clock=clock)
     async with running_in_memory(service, topics.events("registration")) as events:
         journey = Journey(service, events)
         bill = await journey.until_payment()
@@ -112,7 +111,7 @@ async def test_a_crash_while_an_expiry_releases_the_nik_claim_is_finished_by_the
         short = RecordContributionPayment(payment_reference=p["payment_reference"], amount=p["amount_due"] - 1, paid_at=datetime.now(UTC), channel="QRIS", provider="BRI", provider_transaction_id=new_id())
         assert [e.type for e in await journey.publish(topics.PAYMENTS, short)] == ["ContributionPaymentRejected"]
         assert nik_index.active == {NIK: journey.stream}  # claimed at the activating step
-        await asyncio.sleep(1.1)
+        clock.advance(1)  # the registration timeout (1 s) passes
         [expire] = [job for name, _, job in service._periodic if name == "expiry"]
         with pytest.raises(ConnectionResetError):
             await expire()  # decided and logged, then the crash: the claim is still held

@@ -36,7 +36,19 @@ from jmo_contracts.registration import (
 )
 from jmo_registration.domain.contributions import RateTables
 from jmo_registration.domain.kpj import kpj_candidates
-from jmo_registration.domain.registration import Registration, Status, digital_card_id, payment_reference, registration
+from jmo_registration.domain.registration import (
+    UNAVAILABLE,
+    Activation,
+    Applicant,
+    Expiry,
+    MembershipCheck,
+    Rates,
+    Registration,
+    Status,
+    digital_card_id,
+    payment_reference,
+    registration,
+)
 from jmo_runtime import Context, Rejection
 
 pytestmark = pytest.mark.unit
@@ -46,7 +58,7 @@ STREAM = "registration-" + PID
 NOW = datetime(2026, 11, 21, 8, 30, tzinfo=UTC)
 SOURCE_ID = "cd" * 16
 KPJ = next(kpj_candidates(PID))
-CONTEXT = Context(now=NOW, stream_id=STREAM)
+CONTEXT = Context(now=NOW, stream_id=STREAM, facts=Applicant(nik_has_active_account=False, too_many_attempts=False))
 MEMBERSHIP = {
     "kpj_number": "24012345678",
     "employer_npp": "NN012345",
@@ -61,12 +73,26 @@ PLACEMENT = {"destination_country": "MY", "placement_start": "2027-01-15", "plac
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def context(now: datetime = NOW, **facts: Any) -> Context:
-    return Context(now=now, stream_id=STREAM, facts=facts, message_id=SOURCE_ID)
+def facts_for(message: Message, state: Registration, **given: Any) -> object:
+    """The facts the application would look up for ``message``, as ``given`` (the rest: nothing found)."""
+    claimed = given.get("nik_claimed_elsewhere", False)
+    pu = state.participant is not None and state.participant.category is Category.PU
+    match message:
+        case RegisterParticipant():
+            return Applicant(nik_has_active_account=given.get("nik_has_active_account", False), too_many_attempts=given.get("too_many_attempts", False))
+        case RetryEmployerMembershipCheck() | ProvideEmploymentDetails() if pu:
+            return MembershipCheck(given.get("employer_membership", UNAVAILABLE), claimed, given.get("membership_retry_step", timedelta(minutes=1)))
+        case ProvideEmploymentDetails():
+            return Rates(given.get("rate_tables", RateTables.packaged()))
+        case RecordContributionPayment():
+            return Activation(kpj_number=given.get("kpj_number"), nik_claimed_elsewhere=claimed)
+        case ExpireRegistration():
+            return Expiry(given.get("registration_timeout", timedelta(hours=24)))
+    return None
 
 
 def decide(message: Message, state: Registration, *, now: datetime = NOW, **facts: Any) -> Sequence[Event]:
-    return registration.decide(message, state, context(now, **facts))
+    return registration.decide(message, state, Context(now=now, stream_id=STREAM, facts=facts_for(message, state, **facts), message_id=SOURCE_ID))
 
 
 def fold(state: Registration, events: Sequence[Message]) -> Registration:
@@ -617,3 +643,14 @@ def test_a_payment_for_a_nik_another_registration_activated_first_is_refunded_an
 def test_a_pu_employee_whose_nik_another_registration_activated_first_is_not_activated_twice() -> None:
     recorded, found, rejected = decide(pu_details(), contact_confirmed("PU"), employer_membership=MEMBERSHIP, nik_claimed_elsewhere=True)
     assert (found.TYPE, rejected.TYPE, rejected.reason_code) == ("EmployerMembershipFound", "RegistrationRejected", "ALREADY_REGISTERED")
+
+
+@pytest.mark.parametrize(
+    ("message", "state"),
+    [(a_command(), lambda: registration.initial_state), (details(), contact_confirmed), (a_payment(), assessed), (expiry(), registered)],
+    ids=["register", "details", "payment", "expiry"],
+)
+def test_a_decision_given_no_facts_is_refused_rather_than_assuming_them(message: Message, state: Any) -> None:
+    with pytest.raises(Rejection) as info:
+        registration.decide(message, state(), Context(now=NOW + timedelta(days=2), stream_id=STREAM, message_id=SOURCE_ID))
+    assert info.value.reason_code == "INVALID_FACTS"

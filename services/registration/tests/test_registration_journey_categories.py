@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -19,7 +18,8 @@ from jmo_contracts.registration import (
     RetryEmployerMembershipCheck,
 )
 from jmo_registration.domain.kpj import is_valid_kpj, kpj_candidates
-from jmo_registration.domain.registration import Registration, Status, registration
+from jmo_registration.domain.contributions import RateTables
+from jmo_registration.domain.registration import UNAVAILABLE, Activation, Applicant, MembershipCheck, Rates, Registration, Status, registration
 from jmo_runtime import Context
 
 pytestmark = pytest.mark.unit
@@ -43,7 +43,8 @@ class Journey:
     def state(self) -> Registration:
         return registration.fold(self.log)
 
-    def send(self, message: Message, **facts: Any) -> list[Event]:
+    def send(self, message: Message, facts: object = None) -> list[Event]:
+        """Decide ``message`` with ``facts`` (None for identity's events, which need none)."""
         self.now += timedelta(minutes=1)
         context = Context(now=self.now, stream_id=self.stream_id, facts=facts, message_id="9" * 32)
         events = list(registration.decide(message, self.state, context))
@@ -58,7 +59,7 @@ class Journey:
             RegisterParticipant.model_validate(
                 {"category": category, "nik": "3201011208850002", "full_name": "Budi  santoso", "email": "budi@example.com", "phone": "+62 812-3456-7890", "otp_channel": otp_channel}
             ),
-            nik_has_active_account=False,
+            Applicant(nik_has_active_account=False, too_many_attempts=False),
         )
         assert self.state.status is Status.NIK_VERIFICATION
         self.send(NikVerified(participant_id=self.participant_id, registration_stream_id=self.stream_id, attempts=2))
@@ -66,6 +67,17 @@ class Journey:
         destination = "budi@example.com" if otp_channel == "email" else "+6281234567890"
         self.send(OtpVerified.model_validate({"participant_id": self.participant_id, "otp_id": "1" * 32, "purpose": "REGISTRATION", "channel": otp_channel, "destination": destination, "attempts": 1}))
         assert self.state.status is Status.EMPLOYMENT_DETAILS
+
+
+RATES = Rates(RateTables.packaged())
+
+
+def paid(kpj: str) -> Activation:
+    return Activation(kpj_number=kpj, nik_claimed_elsewhere=False)
+
+
+def employer(membership: object) -> MembershipCheck:
+    return MembershipCheck(membership, nik_claimed_elsewhere=False, retry_step=timedelta(minutes=1))
 
 
 def activated(journey: Journey) -> AccountActivated:
@@ -77,13 +89,13 @@ def activated(journey: Journey) -> AccountActivated:
 def test_a_self_employed_worker_registers_pays_the_first_contribution_and_gets_a_new_kpj_number() -> None:
     journey = Journey("a1" * 16)
     journey.register_and_verify("BPU", otp_channel="sms")
-    [_, assessed] = journey.send(ProvideEmploymentDetails(occupation="Ojek daring", work_location="Kota Bandung", monthly_income=3_200_000, join_jht=True))
+    [_, assessed] = journey.send(ProvideEmploymentDetails(occupation="Ojek daring", work_location="Kota Bandung", monthly_income=3_200_000, join_jht=True), RATES)
     assert journey.state.status is Status.PAYMENT
     reference = assessed.payment_reference  # type: ignore[attr-defined]
     assert assessed.amount_due == 30_000 + 6_800 + 60_000  # type: ignore[attr-defined]  # bracket Rp 3,000,000
 
     kpj = next(kpj_candidates(journey.participant_id))
-    journey.send(RecordContributionPayment(payment_reference=reference, amount=96_800, paid_at=journey.now, channel="E_WALLET", provider="OVO", provider_transaction_id="OVO-1"), kpj_number=kpj)
+    journey.send(RecordContributionPayment(payment_reference=reference, amount=96_800, paid_at=journey.now, channel="E_WALLET", provider="OVO", provider_transaction_id="OVO-1"), paid(kpj))
 
     assert journey.types() == [
         "ParticipantRegistered",
@@ -103,13 +115,13 @@ def test_a_self_employed_worker_registers_pays_the_first_contribution_and_gets_a
 def test_a_self_employed_worker_who_underpays_is_activated_only_by_the_full_payment() -> None:
     journey = Journey("a2" * 16)
     journey.register_and_verify("BPU")
-    [_, assessed] = journey.send(ProvideEmploymentDetails(occupation="Penjahit", monthly_income=1_000_000))
+    [_, assessed] = journey.send(ProvideEmploymentDetails(occupation="Penjahit", monthly_income=1_000_000), RATES)
     reference = assessed.payment_reference  # type: ignore[attr-defined]
     kpj = next(kpj_candidates(journey.participant_id))
 
-    journey.send(RecordContributionPayment(payment_reference=reference, amount=10_000, paid_at=journey.now, channel="QRIS", provider="BRI", provider_transaction_id="Q-1"), kpj_number=kpj)
+    journey.send(RecordContributionPayment(payment_reference=reference, amount=10_000, paid_at=journey.now, channel="QRIS", provider="BRI", provider_transaction_id="Q-1"), paid(kpj))
     assert journey.state.status is Status.PAYMENT
-    journey.send(RecordContributionPayment(payment_reference=reference, amount=16_800, paid_at=journey.now, channel="QRIS", provider="BRI", provider_transaction_id="Q-2"), kpj_number=kpj)
+    journey.send(RecordContributionPayment(payment_reference=reference, amount=16_800, paid_at=journey.now, channel="QRIS", provider="BRI", provider_transaction_id="Q-2"), paid(kpj))
 
     assert journey.types()[-3:] == ["ContributionPaymentRejected", "ContributionPaid", "AccountActivated"]
     assert activated(journey).programs == ["JKK", "JKM"]
@@ -119,14 +131,14 @@ def test_a_migrant_worker_records_the_placement_pays_the_package_and_gets_a_new_
     journey = Journey("b1" * 16)
     journey.register_and_verify("PMI")
     placement = {"destination_country": "TW", "placement_start": "2027-02-01", "placement_end": "2030-01-31", "overseas_employer": "Example Co., Ltd."}
-    [recorded, assessed] = journey.send(ProvideEmploymentDetails.model_validate({"occupation": "Operator pabrik", "monthly_income": 12_000_000, "join_jht": True, "jht_monthly_amount": 50_000, "placement": placement}))
+    [recorded, assessed] = journey.send(ProvideEmploymentDetails.model_validate({"occupation": "Operator pabrik", "monthly_income": 12_000_000, "join_jht": True, "jht_monthly_amount": 50_000, "placement": placement}), RATES)
     assert recorded.placement.placement_end == date(2030, 1, 31)  # type: ignore[attr-defined]
     assert assessed.amount_due == 370_000 + 50_000  # type: ignore[attr-defined]
 
     kpj = next(kpj_candidates(journey.participant_id))
     journey.send(
         RecordContributionPayment(payment_reference=assessed.payment_reference, amount=420_000, paid_at=journey.now, channel="VIRTUAL_ACCOUNT", provider="BNI", provider_transaction_id="VA-9"),  # type: ignore[attr-defined]
-        kpj_number=kpj,
+        paid(kpj),
     )
 
     card = activated(journey)
@@ -140,7 +152,7 @@ MEMBERSHIP = {"kpj_number": "19087654321", "employer_npp": "AB987654", "employer
 def test_a_wage_earner_is_activated_with_the_kpj_number_the_employer_enrolled() -> None:
     journey = Journey("c1" * 16)
     journey.register_and_verify("PU")
-    journey.send(ProvideEmploymentDetails(occupation="Staf administrasi", employer_name="PT Maju", monthly_income=6_000_000), employer_membership=MEMBERSHIP)
+    journey.send(ProvideEmploymentDetails(occupation="Staf administrasi", employer_name="PT Maju", monthly_income=6_000_000), employer(MEMBERSHIP))
 
     assert journey.types()[3:] == ["EmploymentDetailsRecorded", "EmployerMembershipFound", "AccountActivated"]
     card = activated(journey)
@@ -151,10 +163,10 @@ def test_a_wage_earner_is_activated_with_the_kpj_number_the_employer_enrolled() 
 def test_a_wage_earner_waits_while_the_employer_registry_is_down_and_is_activated_by_a_retry() -> None:
     journey = Journey("c2" * 16)
     journey.register_and_verify("PU")
-    journey.send(ProvideEmploymentDetails(occupation="Teknisi", monthly_income=7_000_000), employer_membership="UNAVAILABLE")
-    journey.send(RetryEmployerMembershipCheck(attempt=1), employer_membership="UNAVAILABLE")
+    journey.send(ProvideEmploymentDetails(occupation="Teknisi", monthly_income=7_000_000), employer(UNAVAILABLE))
+    journey.send(RetryEmployerMembershipCheck(attempt=1), employer(UNAVAILABLE))
     assert journey.state.status is Status.EMPLOYER_MEMBERSHIP
-    journey.send(RetryEmployerMembershipCheck(attempt=2), employer_membership=MEMBERSHIP)
+    journey.send(RetryEmployerMembershipCheck(attempt=2), employer(MEMBERSHIP))
 
     assert journey.types()[3:] == ["EmploymentDetailsRecorded", "EmployerMembershipCheckDeferred", "EmployerMembershipCheckDeferred", "EmployerMembershipFound", "AccountActivated"]
     assert journey.state.status is Status.ACTIVE
@@ -163,7 +175,7 @@ def test_a_wage_earner_waits_while_the_employer_registry_is_down_and_is_activate
 def test_a_wage_earner_the_employer_never_enrolled_is_rejected_and_told_to_ask_hrd() -> None:
     journey = Journey("c3" * 16)
     journey.register_and_verify("PU")
-    journey.send(ProvideEmploymentDetails(occupation="Kasir", monthly_income=4_000_000), employer_membership=None)
+    journey.send(ProvideEmploymentDetails(occupation="Kasir", monthly_income=4_000_000), employer(None))
 
     assert journey.types()[3:] == ["EmploymentDetailsRecorded", "EmployerMembershipNotFound", "RegistrationRejected"]
     assert "HRD" in journey.log[-1].reason  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ from jmo_contracts import Event, Message
 from jmo_contracts.common import CommandRejected
 
 S = TypeVar("S")
+F = TypeVar("F")
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,13 @@ class Context:
     #: The id of the message being decided (a command, or another service's event): recorded as the
     #: ``command_id`` of a rejection, or the ``source_message_id`` of what an event caused.
     message_id: str | None = None
+
+    def facts_as(self, kind: type[F]) -> F:
+        """The facts, which this decision needs to be its decider's ``kind``: refused
+        ``INVALID_FACTS`` when the application looked up none (or others), never assumed."""
+        if not isinstance(self.facts, kind):
+            raise Rejection("INVALID_FACTS", f"this decision needs {kind.__name__} facts, and was given {type(self.facts).__name__}")
+        return self.facts
 
 
 @dataclass(frozen=True)

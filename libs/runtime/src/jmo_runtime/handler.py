@@ -8,7 +8,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
@@ -36,6 +36,12 @@ class Handled:
     @property
     def rejected(self) -> bool:
         return any(e.type == "CommandRejected" for e in self.events)
+
+
+class Decisions(Protocol):
+    """What a use case needs of a :class:`CommandHandler`: decide a message on a stream and log it."""
+
+    async def handle(self, command: Envelope, *, stream_id: str | None = None, facts: Facts | None = None) -> Handled: ...
 
 
 def command_digest(command: Envelope) -> str:

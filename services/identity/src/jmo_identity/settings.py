@@ -7,8 +7,8 @@ from datetime import timedelta
 from pydantic import Field, SecretStr
 
 from jmo_runtime import ServiceSettings
+from jmo_runtime.sealing import decode_key
 
-from .crypto import decode_key
 from .domain.otp import OtpPolicy
 
 

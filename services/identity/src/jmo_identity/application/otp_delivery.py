@@ -21,7 +21,10 @@ import structlog
 from jmo_contracts import Envelope, new_id, reply
 from jmo_contracts.identity import OtpDeliveryRequested, OtpIssued
 
-from ..crypto import code_hmac, generate_code, seal_code
+from jmo_runtime.sealing import seal_code
+
+from ..adapters.crypto import code_hmac, generate_code
+from ..domain.identity import NewCode
 
 log = structlog.get_logger(__name__)
 
@@ -65,20 +68,20 @@ class OtpCodes:
         publish: Callable[[Envelope], Awaitable[None]],
         clock: Callable[[], datetime],
         keep_for: timedelta = timedelta(hours=1),
+        ids: Callable[[], str] = new_id,
     ) -> None:
         self.code_length, self.hmac_key, self.hmac_key_id = code_length, hmac_key, hmac_key_id
         self.delivery_key, self.delivery_key_id = delivery_key, delivery_key_id
-        self.outbox, self.publish, self.clock, self.keep_for = outbox, publish, clock, keep_for
+        self.outbox, self.publish, self.clock, self.keep_for, self.ids = outbox, publish, clock, keep_for, ids
 
-    async def draw(self, participant_id: str, drawn: Drawn) -> dict[str, str]:
-        """A new code: kept sealed in the outbox and in ``drawn``; returns the decision's fact
-        (``otp_id``, ``code_hmac``, ``key_id``)."""
-        otp_id, code = new_id(), generate_code(self.code_length)
+    async def draw(self, participant_id: str, drawn: Drawn) -> NewCode:
+        """A new code: kept sealed in the outbox and in ``drawn``; returns what the decision knows of it."""
+        otp_id, code = self.ids(), generate_code(self.code_length)
         ciphertext, key_id = seal_code(self.delivery_key, self.delivery_key_id, otp_id, code)
         sealed = SealedCode(otp_id, ciphertext, key_id)
         await self.outbox.keep(sealed, self.clock() + self.keep_for)
         drawn.codes[otp_id] = sealed
-        return {"otp_id": otp_id, "code_hmac": code_hmac(self.hmac_key, participant_id, otp_id, code), "key_id": self.hmac_key_id}
+        return NewCode(otp_id=otp_id, code_hmac=code_hmac(self.hmac_key, participant_id, otp_id, code), key_id=self.hmac_key_id)
 
     async def deliver(self, events: tuple[Envelope, ...], drawn: Drawn) -> None:
         """Publish a delivery request for every ``OtpIssued`` among ``events`` (new or replayed),

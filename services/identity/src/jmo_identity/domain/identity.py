@@ -1,7 +1,10 @@
 """The identity decider: NIK verification against Dukcapil, then contact verification by OTP.
 
 Stream ``identity-<participant_id>``. Registration's ``ParticipantRegistered`` starts it; what
-Dukcapil answered and the new code's keyed hash arrive as facts, so the decision stays pure.
+Dukcapil answered and the new code's keyed hash arrive as facts, so the decision stays pure. The
+facts are the frozen dataclasses below, one per message: :class:`NikAnswer` or
+:class:`NikUnanswered` (``ParticipantRegistered``), :class:`CodeRequest` (``RequestOtp``),
+:class:`CodeSubmission` (``SubmitOtp``). A decision given none is refused ``INVALID_FACTS``.
 """
 
 from __future__ import annotations
@@ -40,9 +43,56 @@ class NikStatus(StrEnum):
     REJECTED = "REJECTED"
 
 
-#: Dukcapil's three answers, as facts["nik_check"], and UNAVAILABLE when it could not be asked
-#: (then facts["deferral_reason"] is a NikDeferralReason and facts["retry_in"] a timedelta).
-SESUAI, TIDAK_SESUAI, NOT_FOUND, UNAVAILABLE = "SESUAI", "TIDAK_SESUAI", "NOT_FOUND", "UNAVAILABLE"
+#: Dukcapil's three answers (:attr:`NikAnswer.answer`).
+SESUAI, TIDAK_SESUAI, NOT_FOUND = "SESUAI", "TIDAK_SESUAI", "NOT_FOUND"
+
+
+@dataclass(frozen=True)
+class NewCode:
+    """A code drawn for a decision, as the log may know it: its id, its keyed hash, the hash key's id."""
+
+    otp_id: str
+    code_hmac: str
+    key_id: str
+
+
+@dataclass(frozen=True)
+class NikAnswer:
+    """For ``ParticipantRegistered``: Dukcapil's answer (:data:`SESUAI`, :data:`TIDAK_SESUAI` or
+    :data:`NOT_FOUND`), and the policy and code of the first OTP (issued only on ``SESUAI``)."""
+
+    answer: str
+    policy: otp.OtpPolicy
+    code: NewCode
+
+
+@dataclass(frozen=True)
+class NikUnanswered:
+    """For ``ParticipantRegistered`` while Dukcapil cannot be asked: why, and when it is tried again."""
+
+    reason: NikDeferralReason
+    retry_in: timedelta
+
+
+@dataclass(frozen=True)
+class CodeRequest:
+    """For ``RequestOtp``. ``contact_change_allowed``: a ``CONTACT_CHANGE`` code's contact was
+    submitted in a live session of this participant (``None`` for other purposes).
+    ``destination_allowed``: the destination's hourly quota let one more code through (``None``
+    when not asked: no destination, or refused before). ``code``: the code drawn for it (``None``
+    when the request was refused before one was drawn)."""
+
+    policy: otp.OtpPolicy
+    contact_change_allowed: bool | None
+    destination_allowed: bool | None
+    code: NewCode | None
+
+
+@dataclass(frozen=True)
+class CodeSubmission:
+    """For ``SubmitOtp``: the submitted code is the one whose keyed hash the log holds."""
+
+    matches: bool
 
 
 @dataclass(frozen=True)
@@ -70,48 +120,50 @@ def verify_nik(registered: ParticipantRegistered, state: Identity, context: Cont
         return []  # this participant was checked already
     pid = registered.participant_id
     registration_stream = f"registration-{pid}"
-    answer = context.facts["nik_check"]
-    if answer == UNAVAILABLE:
-        reason = NikDeferralReason(context.facts.get("deferral_reason", NikDeferralReason.UNAVAILABLE))
+    if isinstance(context.facts, NikUnanswered):
         return [
             NikVerificationDeferred(
-                participant_id=pid, registration_stream_id=registration_stream, reason_code=reason,
+                participant_id=pid, registration_stream_id=registration_stream, reason_code=context.facts.reason,
                 reason="Dukcapil belum dapat dihubungi; pemeriksaan NIK dicoba lagi otomatis", attempt=state.deferrals + 1,
-                retry_at=context.now + context.facts.get("retry_in", timedelta(seconds=2)),
+                retry_at=context.now + context.facts.retry_in,
             )
         ]
+    checked = context.facts_as(NikAnswer)
+    answer = checked.answer
     if answer != SESUAI:
         reason = NikRejectionReason.DUKCAPIL_MISMATCH if answer == TIDAK_SESUAI else NikRejectionReason.NOT_FOUND
         text = "Data tidak sesuai dengan data Dukcapil" if answer == TIDAK_SESUAI else "Data tidak ditemukan di Dukcapil"
         return [NikRejected(participant_id=pid, registration_stream_id=registration_stream, reason_code=reason, reason=text)]
     destination = registered.email if registered.otp_channel is OtpChannel.EMAIL else registered.phone
-    code = context.facts["otp"]
+    code = checked.code
     issued = otp.issue(
-        state.codes, context.facts["policy"], context.now, participant_id=pid, otp_id=code["otp_id"], code_hmac=code["code_hmac"],
-        key_id=code["key_id"], channel=registered.otp_channel, destination=destination, purpose=OtpPurpose.REGISTRATION,
+        state.codes, checked.policy, context.now, participant_id=pid, otp_id=code.otp_id, code_hmac=code.code_hmac,
+        key_id=code.key_id, channel=registered.otp_channel, destination=destination, purpose=OtpPurpose.REGISTRATION,
     )
-    return [NikVerified(participant_id=pid, registration_stream_id=registration_stream, attempts=context.facts.get("attempts", 1)), issued]
+    return [NikVerified(participant_id=pid, registration_stream_id=registration_stream, attempts=1), issued]
 
 
 def request_code(command: RequestOtp, state: Identity, context: Context) -> Sequence[Event]:
     pid = _participant(state, command.participant_id)
+    request = context.facts_as(CodeRequest)
     session_id = None
     if command.purpose is OtpPurpose.CONTACT_CHANGE:
         destination, session_id = _new_contact(command)
-        if context.facts.get("contact_change_allowed") is not True:
+        if request.contact_change_allowed is not True:
             raise Rejection("NO_LIVE_SESSION", "a contact-change code goes only to the contact submitted in a live pengkinian-data session of this participant")
     else:
         destination = state.contacts.get(command.channel)
         if destination is None:
             raise Rejection("CONTACT_REQUIRED", f"no {command.channel} contact was given at registration")
-    if context.facts.get("destination_allowed") is False:  # across participants: one email or phone is not flooded
+    if request.destination_allowed is False:  # across participants: one email or phone is not flooded
         refusal = otp.OtpRefusal(OtpRejectionReason.HOURLY_LIMIT, "Batas permintaan kode OTP ke tujuan ini tercapai; coba lagi nanti")
         return [refusal.as_event(participant_id=pid, purpose=command.purpose, command_id=_message_id(context))]
-    code = context.facts["otp"]
+    code = request.code
+    require(code is not None, "a code is drawn for every request not refused before")
     try:
         return [otp.issue(
-            state.codes, context.facts["policy"], context.now, participant_id=pid, otp_id=code["otp_id"], code_hmac=code["code_hmac"],
-            key_id=code["key_id"], channel=command.channel, destination=destination, purpose=command.purpose, profile_update_session_id=session_id,
+            state.codes, request.policy, context.now, participant_id=pid, otp_id=code.otp_id, code_hmac=code.code_hmac,  # type: ignore[union-attr]
+            key_id=code.key_id, channel=command.channel, destination=destination, purpose=command.purpose, profile_update_session_id=session_id,
         )]
     except otp.OtpRefusal as refusal:
         return [refusal.as_event(participant_id=pid, purpose=command.purpose, command_id=_message_id(context))]
@@ -146,7 +198,7 @@ def submit_code(command: SubmitOtp, state: Identity, context: Context) -> OtpVer
     pid = _participant(state, command.participant_id)
     return otp.verify(
         state.codes, context.now, participant_id=pid, purpose=command.purpose, otp_id=command.otp_id,
-        matches=context.facts["matches"], command_id=_message_id(context),
+        matches=context.facts_as(CodeSubmission).matches, command_id=_message_id(context),
     )
 
 

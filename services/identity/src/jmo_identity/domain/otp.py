@@ -2,7 +2,7 @@
 
 Nothing here draws random numbers, reads the clock or touches a key. The application layer:
 
-1. on ``RequestOtp``: draws ``otp_id`` and the code (``jmo_identity.crypto.generate_code``), computes
+1. on ``RequestOtp``: draws ``otp_id`` and the code (``jmo_identity.adapters.crypto.generate_code``), computes
    ``code_hmac``, and calls :func:`issue` with ``now``. Only if an :class:`OtpIssued` comes back does it
    seal the code for the notification service and publish ``OtpDeliveryRequested``; an
    :class:`OtpRefusal` (cooldown, hourly limit) means the code is thrown away unsent.

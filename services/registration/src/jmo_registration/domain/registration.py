@@ -17,21 +17,13 @@ REJECTED and EXPIRED are closed: every later command is refused with ``REGISTRAT
 (a payment gets ``ContributionPaymentRejected`` instead, because money was taken) and identity
 events are ignored.
 
-What the application looks up before deciding arrives in ``context.facts``:
-
-* ``nik_has_active_account`` (bool) and ``too_many_attempts`` (bool: the NIK or the OTP destination
-  was registered with too often lately) for ``RegisterParticipant``;
-* ``employer_membership`` for a PU's ``ProvideEmploymentDetails`` / ``RetryEmployerMembershipCheck``:
-  ``None`` (not found), the membership (a mapping or an object with ``kpj_number``, ``employer_npp``,
-  ``employer_name``, ``member_since``, ``programs``, ``active``) or ``"UNAVAILABLE"``;
-* ``kpj_number`` (str, a reserved new number) for the payment that activates a BPU / PMI account;
-* ``nik_claimed_elsewhere`` (bool) for the activating steps (payment; PU membership check): another
-  registration of the same NIK claimed it first, so this one ends with ``ALREADY_REGISTERED``;
-* ``membership_retry_step`` (timedelta, 1 minute when absent): the n-th deferred employer check is
-  retried n steps later (at most 15 minutes);
-* ``rate_tables`` (:class:`RateTables`, the packaged table when absent);
-* ``registration_timeout`` (timedelta, 24 h when absent) for ``ExpireRegistration``;
-* ``message_id`` (32 hex) of an identity event, recorded as ``source_message_id``.
+What the application looks up before deciding arrives in ``context.facts`` as one of the frozen
+dataclasses below, the one the message needs: :class:`Applicant` (``RegisterParticipant``),
+:class:`MembershipCheck` (a PU's ``ProvideEmploymentDetails`` / ``RetryEmployerMembershipCheck``),
+:class:`Rates` (a BPU's / PMI's ``ProvideEmploymentDetails``), :class:`Activation`
+(``RecordContributionPayment``) and :class:`Expiry` (``ExpireRegistration``). Identity's events need
+none: their message id (``context.message_id``) is recorded as ``source_message_id``. A decision
+that needs facts it was not given is refused ``INVALID_FACTS`` (nothing is assumed in their place).
 """
 
 from __future__ import annotations
@@ -41,7 +33,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import StrEnum
-from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -80,9 +71,7 @@ from .contributions import RateTables, assess
 from .identity_rules import check_email, normalise_name, parse_nik, to_e164
 from .kpj import is_valid_kpj
 
-DEFAULT_TIMEOUT = timedelta(hours=24)
-RETRY_STEP = timedelta(minutes=1)  # the n-th deferred employer check is retried n minutes later ...
-RETRY_CAP = timedelta(minutes=15)  # ... but never more than this
+RETRY_CAP = timedelta(minutes=15)  # the n-th deferred employer check is retried n steps later, but never more than this
 UNAVAILABLE = "UNAVAILABLE"
 _HEX32_LEN = 32
 
@@ -124,8 +113,55 @@ class Registration:
     rejection: RegistrationRejectionReason | None = None
 
 
-def facts(context: Context) -> Mapping[str, Any]:
-    return getattr(context, "facts", None) or {}
+# --- facts ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Applicant:
+    """For ``RegisterParticipant``: the NIK already has an active account (or a registration at its
+    activating step); the NIK or the OTP destination was registered with too often lately."""
+
+    nik_has_active_account: bool
+    too_many_attempts: bool
+
+
+@dataclass(frozen=True)
+class MembershipCheck:
+    """For a PU's ``ProvideEmploymentDetails`` / ``RetryEmployerMembershipCheck``.
+
+    ``employer_membership``: ``None`` (not found), the membership (a mapping or an object with
+    ``kpj_number``, ``employer_npp``, ``employer_name``, ``member_since``, ``programs``, ``active``)
+    or :data:`UNAVAILABLE` (the registry could not be asked). ``nik_claimed_elsewhere``: another
+    registration of the same NIK claimed it first, so this one ends ``ALREADY_REGISTERED``.
+    ``retry_step``: the n-th deferred check is retried n steps later (at most :data:`RETRY_CAP`).
+    """
+
+    employer_membership: object
+    nik_claimed_elsewhere: bool
+    retry_step: timedelta
+
+
+@dataclass(frozen=True)
+class Rates:
+    """For a BPU's / PMI's ``ProvideEmploymentDetails``: the contribution rates in force."""
+
+    rate_tables: RateTables
+
+
+@dataclass(frozen=True)
+class Activation:
+    """For ``RecordContributionPayment``: the new KPJ number reserved for this registration (``None``
+    when none could be), and whether another registration of the same NIK claimed it first."""
+
+    kpj_number: str | None
+    nik_claimed_elsewhere: bool
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """For ``ExpireRegistration``: how long an unfinished registration may stay open."""
+
+    registration_timeout: timedelta
 
 
 # --- decide ----------------------------------------------------------------------------------
@@ -165,9 +201,10 @@ def register(command: RegisterParticipant, state: Registration, context: Context
         birth_date=nik.birth_date,
         gender=nik.gender,
     )
-    if facts(context).get("too_many_attempts"):  # before telling whether the NIK has an account
+    applicant = context.facts_as(Applicant)
+    if applicant.too_many_attempts:  # before telling whether the NIK has an account
         raise Rejection("TOO_MANY_ATTEMPTS", "too many registrations for this NIK or contact in the last hour; try again later")
-    if facts(context).get("nik_has_active_account"):
+    if applicant.nik_has_active_account:
         raise Rejection("ALREADY_REGISTERED", "an active JMO account already exists for this NIK; log in instead")
     return event
 
@@ -238,7 +275,7 @@ def employment_details(command: ProvideEmploymentDetails, state: Registration, c
     events: list[Event] = [] if recorded == state.employment else [recorded]
     if category is Category.PU:
         return events + _membership_check(state, context)
-    assessment = assess(category, recorded.monthly_income, recorded.join_jht, recorded.jht_monthly_amount, _rate_tables(context), context.now.date())
+    assessment = assess(category, recorded.monthly_income, recorded.join_jht, recorded.jht_monthly_amount, context.facts_as(Rates).rate_tables, context.now.date())
     return [
         *events,
         ContributionAssessed(
@@ -296,16 +333,6 @@ def digital_card_id(participant_id: str) -> str:
     return hashlib.sha256(b"jmo-digital-card-v1\x00" + participant_id.encode()).hexdigest()[:32]
 
 
-def _rate_tables(context: Context) -> RateTables:
-    tables = facts(context).get("rate_tables")
-    return tables if isinstance(tables, RateTables) else _packaged_rates()
-
-
-@cache
-def _packaged_rates() -> RateTables:
-    return RateTables.packaged()
-
-
 def retry_membership_check(command: RetryEmployerMembershipCheck, state: Registration, context: Context) -> Sequence[Event]:
     """A scheduled retry: acted on only while waiting for the registry and for the latest deferral."""
     if state.status is not Status.EMPLOYER_MEMBERSHIP or command.attempt != state.membership_attempts:
@@ -317,7 +344,8 @@ def _membership_check(state: Registration, context: Context) -> list[Event]:
     """PU: the employer registry's answer (in the facts) decides activation, rejection or waiting."""
     require(state.participant is not None and state.participant_id is not None, "a membership check follows a registration")
     pid = state.participant_id
-    answer = facts(context).get("employer_membership", UNAVAILABLE)
+    check = context.facts_as(MembershipCheck)
+    answer = check.employer_membership
     if isinstance(answer, str):
         if answer != UNAVAILABLE:
             raise Rejection("INVALID_FACTS", "employer_membership must be a membership, None or UNAVAILABLE")
@@ -327,7 +355,7 @@ def _membership_check(state: Registration, context: Context) -> list[Event]:
                 participant_id=pid,
                 reason="Employer registry could not be reached; the check is retried",
                 attempt=attempt,
-                retry_at=context.now + min(facts(context).get("membership_retry_step", RETRY_STEP) * attempt, RETRY_CAP),
+                retry_at=context.now + min(check.retry_step * attempt, RETRY_CAP),
             )
         ]
     if answer is None or not _field(answer, "active"):
@@ -358,7 +386,7 @@ def _membership_check(state: Registration, context: Context) -> list[Event]:
         raise Rejection("EMPLOYER_REGISTRY_INVALID_ANSWER", "the employer registry's membership record is incomplete or malformed") from None
     if not found.programs:
         raise Rejection("EMPLOYER_REGISTRY_INVALID_ANSWER", "the employer registry lists no program for the membership")
-    if facts(context).get("nik_claimed_elsewhere"):
+    if check.nik_claimed_elsewhere:
         return [found, _already_registered(state)]
     return [found, _activated(state, found.kpj_number, found.programs, employer_name=found.employer_name)]
 
@@ -426,10 +454,11 @@ def payment(command: RecordContributionPayment, state: Registration, context: Co
         return refuse(PaymentRejectionReason.ALREADY_PAID, "The first contribution was paid already; the payment is to be refunded")
     if command.amount != state.assessment.amount_due:
         return refuse(PaymentRejectionReason.AMOUNT_MISMATCH, f"Paid Rp {command.amount:,} but Rp {state.assessment.amount_due:,} is due")
-    if facts(context).get("nik_claimed_elsewhere"):
+    activation = context.facts_as(Activation)
+    if activation.nik_claimed_elsewhere:
         text = "Akun JMO untuk NIK ini sudah aktif melalui pendaftaran lain; pembayaran akan dikembalikan"
         return [*refuse(PaymentRejectionReason.ALREADY_REGISTERED, text), _already_registered(state)]
-    kpj_number = facts(context).get("kpj_number")
+    kpj_number = activation.kpj_number
     if not (isinstance(kpj_number, str) and is_valid_kpj(kpj_number)):
         raise Rejection("KPJ_NUMBER_UNAVAILABLE", "no valid KPJ number was reserved for the activation; report the payment again")
     paid = ContributionPaid(
@@ -449,7 +478,7 @@ def expire(command: ExpireRegistration, state: Registration, context: Context) -
     stage = WAITING_FOR.get(state.status)
     if stage is None or state.participant_id is None:
         return []  # nothing started, already active, or closed
-    timeout = facts(context).get("registration_timeout", DEFAULT_TIMEOUT)
+    timeout = context.facts_as(Expiry).registration_timeout
     if not isinstance(timeout, timedelta) or timeout <= timedelta(0):
         raise Rejection("INVALID_FACTS", "registration_timeout must be a positive duration")
     if context.now - command.registered_at < timeout:

@@ -1,12 +1,10 @@
-"""OTP cryptography (SPEC §4, §9): CSPRNG codes, keyed hashes for the log, AES-256-GCM for delivery.
+"""OTP codes and their keyed hashes (SPEC §4, §9): CSPRNG codes, HMACs for the log.
 
-Application-level helpers of identity; sealing for delivery lives in :mod:`jmo_runtime.sealing`
-(shared with the notification service, which opens the code) and is re-exported here. The plain
-code exists only in memory: the event log gets :func:`code_hmac`, Kafka gets :func:`seal_code`.
-
-Keys are 32 random bytes supplied by the application from its environment (never from the
-repository); :func:`decode_key` turns their base64 text form into bytes. The HMAC key (identity's)
-and the sealing key (the notification service's) are different keys with different ids.
+The plain code exists only in memory: the event log gets :func:`code_hmac`; Kafka gets the code
+sealed for the notification service by :func:`jmo_runtime.sealing.seal_code` (AES-256-GCM, shared
+with the notification service, which opens it). The HMAC key (identity's, from its environment,
+decoded by :func:`jmo_runtime.sealing.decode_key`) and the sealing key (the notification
+service's) are different keys with different ids.
 """
 
 from __future__ import annotations
@@ -15,13 +13,7 @@ import hashlib
 import hmac
 import secrets
 
-# Sealing lives in the runtime so the notification service can open codes without importing identity.
-from jmo_runtime.sealing import ALGORITHM, KEY_BYTES, NONCE_BYTES, TAG_BYTES, SealedCodeError, check_key as _check_key, decode_key, open_code, seal_code
-
-__all__ = [
-    "ALGORITHM", "KEY_BYTES", "NONCE_BYTES", "TAG_BYTES", "SealedCodeError", "code_hmac", "codes_match",
-    "decode_key", "generate_code", "open_code", "seal_code",
-]
+from jmo_runtime.sealing import check_key
 
 #: Domain separation: an OTP HMAC can never collide with another use of the same key.
 _HMAC_LABEL = b"jmo-otp-code-v1"
@@ -40,7 +32,7 @@ def code_hmac(key: bytes, participant_id: str, otp_id: str, code: str) -> str:
     Binding means a hash recorded for one code cannot be replayed against another participant or
     another code of the same participant. Fields are separated by NUL so they cannot run together.
     """
-    _check_key(key)
+    check_key(key)
     message = b"\x00".join((_HMAC_LABEL, participant_id.encode(), otp_id.encode(), code.encode()))
     return hmac.new(bytes(key), message, hashlib.sha256).hexdigest()
 

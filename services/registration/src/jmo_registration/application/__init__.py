@@ -1,0 +1,1 @@
+"""Registration's use cases over Protocols, with the clock injected (see ``registrations``)."""
