@@ -10,7 +10,7 @@ import pytest
 from jmo_contracts.identity import NikDeferralReason, NikVerified, OtpPurpose, RequestOtp
 from jmo_identity.domain.identity import CodeRequest, NewCode, NikAnswer, NikUnanswered, identity
 from jmo_identity.domain.otp import OtpPolicy
-from jmo_runtime import Context, Rejection
+from jmo_runtime import Context, InvariantBroken, Rejection
 
 pytestmark = pytest.mark.unit
 
@@ -80,9 +80,8 @@ def test_an_unreachable_dukcapil_defers_the_check_once_and_the_later_answer_stil
     assert (verified.TYPE, issued.TYPE) == ("NikVerified", "OtpIssued")
 
 
-def test_a_code_request_given_no_facts_is_refused_rather_than_assuming_them() -> None:
+def test_a_code_request_given_no_facts_decides_nothing_rather_than_assuming_them() -> None:
     state = identity.fold([NikVerified(participant_id=PID, registration_stream_id=f"registration-{PID}", attempts=1)])
     command = RequestOtp.model_validate({"participant_id": PID, "channel": "sms", "purpose": "CONTACT_CHANGE", "new_contact": "0813-8880-0022", "profile_update_session_id": SESSION})
-    with pytest.raises(Rejection) as refused:
+    with pytest.raises(InvariantBroken, match="CodeRequest"):
         identity.decide(command, state, Context(now=NOW, stream_id=f"identity-{PID}", message_id="a" * 32))
-    assert refused.value.reason_code == "INVALID_FACTS"

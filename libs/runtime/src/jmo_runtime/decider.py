@@ -29,11 +29,11 @@ class Context:
     message_id: str | None = None
 
     def facts_as(self, kind: type[F]) -> F:
-        """The facts, which this decision needs to be its decider's ``kind``: refused
-        ``INVALID_FACTS`` when the application looked up none (or others), never assumed."""
-        if not isinstance(self.facts, kind):
-            raise Rejection("INVALID_FACTS", f"this decision needs {kind.__name__} facts, and was given {type(self.facts).__name__}")
-        return self.facts
+        """The facts, which this decision needs to be its decider's ``kind``. Facts the application
+        did not look up (or others) are a bug of the service, not the sender's fault, so nothing is
+        assumed and nothing rejected: :class:`InvariantBroken`, and the message is parked."""
+        require(isinstance(self.facts, kind), f"this decision needs {kind.__name__} facts, and was given {type(self.facts).__name__}")
+        return self.facts  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

@@ -98,8 +98,7 @@ def refusal(state: SelfieSession, command: SubmitSelfie, max_attempts: int) -> E
 def decide(message: Message, state: SelfieSession, context: Context) -> list[Event]:
     if not isinstance(message, SubmitSelfie):
         return []
-    facts = context.facts
-    require(isinstance(facts, SelfieFacts), "a selfie is decided with its SelfieFacts")
+    facts = context.facts_as(SelfieFacts)
     max_attempts = facts.max_attempts
     if (early := refusal(state, message, max_attempts)) is not None:
         return [early]

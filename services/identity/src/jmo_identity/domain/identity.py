@@ -4,7 +4,7 @@ Stream ``identity-<participant_id>``. Registration's ``ParticipantRegistered`` s
 Dukcapil answered and the new code's keyed hash arrive as facts, so the decision stays pure. The
 facts are the frozen dataclasses below, one per message: :class:`NikAnswer` or
 :class:`NikUnanswered` (``ParticipantRegistered``), :class:`CodeRequest` (``RequestOtp``),
-:class:`CodeSubmission` (``SubmitOtp``). A decision given none is refused ``INVALID_FACTS``.
+:class:`CodeSubmission` (``SubmitOtp``). A decision given none decides nothing (``InvariantBroken``).
 """
 
 from __future__ import annotations

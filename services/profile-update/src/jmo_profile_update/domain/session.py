@@ -127,9 +127,7 @@ class SessionFacts:
 
 
 def _facts(context: Context) -> SessionFacts:
-    facts = context.facts
-    require(isinstance(facts, SessionFacts), "a session decides this message with its SessionFacts")
-    return facts  # type: ignore[no-any-return]
+    return context.facts_as(SessionFacts)
 
 
 def _deadline(context: Context) -> datetime:

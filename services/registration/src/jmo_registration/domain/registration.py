@@ -23,7 +23,7 @@ dataclasses below, the one the message needs: :class:`Applicant` (``RegisterPart
 :class:`Rates` (a BPU's / PMI's ``ProvideEmploymentDetails``), :class:`Activation`
 (``RecordContributionPayment``) and :class:`Expiry` (``ExpireRegistration``). Identity's events need
 none: their message id (``context.message_id``) is recorded as ``source_message_id``. A decision
-that needs facts it was not given is refused ``INVALID_FACTS`` (nothing is assumed in their place).
+that needs facts it was not given decides nothing (``InvariantBroken``: nothing is assumed in their place).
 """
 
 from __future__ import annotations
@@ -348,7 +348,7 @@ def _membership_check(state: Registration, context: Context) -> list[Event]:
     answer = check.employer_membership
     if isinstance(answer, str):
         if answer != UNAVAILABLE:
-            raise Rejection("INVALID_FACTS", "employer_membership must be a membership, None or UNAVAILABLE")
+            require(False, "employer_membership must be a membership, None or UNAVAILABLE")
         attempt = state.membership_attempts + 1
         return [
             EmployerMembershipCheckDeferred(
@@ -479,8 +479,7 @@ def expire(command: ExpireRegistration, state: Registration, context: Context) -
     if stage is None or state.participant_id is None:
         return []  # nothing started, already active, or closed
     timeout = context.facts_as(Expiry).registration_timeout
-    if not isinstance(timeout, timedelta) or timeout <= timedelta(0):
-        raise Rejection("INVALID_FACTS", "registration_timeout must be a positive duration")
+    require(isinstance(timeout, timedelta) and timeout > timedelta(0), "registration_timeout must be a positive duration")
     if context.now - command.registered_at < timeout:
         return []
     return [RegistrationExpired(participant_id=state.participant_id, stage=stage, timeout_seconds=max(1, int(timeout.total_seconds())))]
