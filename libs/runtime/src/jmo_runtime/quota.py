@@ -98,9 +98,6 @@ class ServiceQuota:
         await backend.ensure_indexes()
         self._backend = backend
 
-    async def stop(self) -> None:
-        return None
-
     async def take(self, key: str, now: datetime) -> bool:
         if self._backend is None:
             raise RuntimeError("the quota exists once the service has started")

@@ -99,9 +99,6 @@ class ServiceSchedule:
         await backend.ensure_indexes()
         self._backend = backend
 
-    async def stop(self) -> None:
-        return None
-
     def _started(self) -> Schedule:
         if self._backend is None:
             raise RuntimeError("the schedule exists once the service has started")

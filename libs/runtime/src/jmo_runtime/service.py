@@ -144,23 +144,24 @@ class Service:
         """Run ``job`` every ``seconds`` while the service runs (errors are logged, not fatal)."""
         self._periodic.append((name, seconds, job))
 
-    def resource(self, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:
-        """Start something of the service's own (a worker pool...) once the store is up, before any
-        message is consumed; stop it after the relay, in reverse order of declaration."""
-        self._resources.append((start, stop))
+    def resource(self, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Start something of the service's own (its use cases, a worker pool...) once the store is
+        up, before any message is consumed; stop it (if it needs stopping) after the relay, in
+        reverse order of declaration."""
+        self._resources.append((start, stop or _nothing_to_stop))
 
     def schedule(self, collection: str) -> ServiceSchedule:
         """What this service must do later, kept in ``collection`` of its database (one document per
         key, see :mod:`jmo_runtime.schedule`) and shared by its instances; usable once started."""
         schedule = ServiceSchedule(lambda: self.database, collection)
-        self.resource(schedule.start, schedule.stop)
+        self.resource(schedule.start)
         return schedule
 
     def quota(self, collection: str, limit: int, window: timedelta) -> ServiceQuota:
         """At most ``limit`` uses of a key per ``window``, counted in ``collection`` of this service's
         database across all its instances (see :mod:`jmo_runtime.quota`); usable once started."""
         quota = ServiceQuota(lambda: self.database, collection, limit, window)
-        self.resource(quota.start, quota.stop)
+        self.resource(quota.start)
         return quota
 
     async def _run_periodic(self, name: str, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
@@ -285,3 +286,7 @@ class Service:
     def specification(self) -> AsyncAPI:
         """The AsyncAPI description of what this service consumes and publishes."""
         return AsyncAPI(self.broker, title=f"JMO {self.name} service", version="1.0.0", description=(self.__doc__ or "").strip())
+
+
+async def _nothing_to_stop() -> None:
+    return None

@@ -56,10 +56,7 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
         started.nik_checks = NikChecks(decisions=decisions, registry=dukcapil, codes=codes, policy=policy, retry_in=timedelta(seconds=settings.dukcapil_retry_seconds))
         started.otp_requests = OtpRequests(decisions=decisions, codes=codes, policy=policy, hmac_key=hmac_key, per_destination=per_destination, sessions=started.sessions, clock=now)
 
-    async def stop() -> None:
-        return None
-
-    service.resource(start, stop)
+    service.resource(start)
 
     async def on_registration_event(envelope: Envelope) -> None:
         await started.nik_checks.check(envelope)

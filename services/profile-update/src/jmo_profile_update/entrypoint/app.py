@@ -44,10 +44,7 @@ def build(
             session_timeout=settings.session_timeout(), clock=clock,
         )
 
-    async def stop() -> None:
-        return None
-
-    service.resource(start, stop)
+    service.resource(start)
 
     async def expire_inactive() -> None:
         await sessions.expire_inactive()

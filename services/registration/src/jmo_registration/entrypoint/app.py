@@ -55,10 +55,7 @@ def build(
             employers=registry, attempts=attempts, open_registrations=open_registrations, retries=retries, policy=policy, clock=now,
         )
 
-    async def stop() -> None:
-        return None
-
-    service.resource(start, stop)
+    service.resource(start)
 
     async def expire_unfinished() -> None:
         await started.registrations.expire_unfinished()
