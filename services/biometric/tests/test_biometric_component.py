@@ -24,7 +24,7 @@ from jmo_eventstore import InMemoryEventStore, InMemoryKeyRing
 from jmo_registries import RegistryError, RegistryUnavailable
 from jmo_runtime import Service
 from jmo_runtime.relay import InMemoryCheckpoints
-from jmo_runtime.testing import running_in_memory
+from jmo_runtime.testing import FakeClock, running_in_memory
 
 pytestmark = pytest.mark.component
 NIK = "3201014508900001"
@@ -80,16 +80,6 @@ class Dukcapil:
             raise RegistryError("dukcapil ktp_photo: rejected with HTTP 400")
         self.asked.append(nik)
         return JPEG_MAGIC + b"ktp" if nik == NIK else None
-
-
-class FakeClock:
-    """The service's clock: it moves only when a test moves it."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass

@@ -32,7 +32,7 @@ from jmo_profile_update.entrypoint.app import build
 from jmo_profile_update.settings import ProfileUpdateSettings
 from jmo_runtime import Service
 from jmo_runtime.relay import InMemoryCheckpoints
-from jmo_runtime.testing import running_in_memory
+from jmo_runtime.testing import FakeClock, running_in_memory
 from jmo_runtime.schedule import InMemorySchedule
 
 from .test_session_decider import ADDITIONAL, CONTACT, POPULATION
@@ -68,19 +68,6 @@ class Wired:
 
     def types(self) -> list[str]:
         return [e.type for e in self.events]
-
-
-class FakeClock:
-    """The service's clock: it moves only when a test moves it."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture

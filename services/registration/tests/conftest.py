@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
-
-class Clock:
-    """The service's clock (pass it as ``build(..., clock=clock)``), moved on by the test."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from jmo_runtime.testing import FakeClock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    """The service's clock (pass it as ``build(..., clock=clock)``), moved on by the test."""
+    return FakeClock()

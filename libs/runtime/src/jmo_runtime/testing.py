@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 
 from faststream.kafka import TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -12,6 +13,20 @@ from faststream.kafka.annotations import KafkaMessage
 from jmo_contracts import Envelope
 
 from .service import BrokerRecordPublisher, Service
+
+
+class FakeClock:
+    """A service's clock in a test (``build(..., clock=FakeClock())``): it moves only when the test
+    moves it, so an expiry is seen without waiting for time to pass."""
+
+    def __init__(self, now: datetime = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 @asynccontextmanager
