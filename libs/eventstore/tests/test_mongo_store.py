@@ -160,3 +160,22 @@ class TestMongoEventStore(EventStoreContract):
         assert set(ids) <= set(found)  # the first 70 published again (at least once), the last 30 not lost
         assert await third.relays.find_one({"_id": store.instance}) is None
         assert await store.commits.count_documents({"_id": {"$regex": f"^{SLOT_PREFIX}{store.instance}~"}}) == 0
+
+    async def test_slots_an_instance_died_before_deleting_below_its_watermark_go_with_it(self, store: MongoEventStore, second_store: MongoEventStore) -> None:
+        """An instance moves its watermark, then deletes the settled slots below it: dying in
+        between leaves them behind, below where any walk starts. The instance that finds it dead
+        deletes them when it drops it."""
+        s = stream_id("test")
+        ids = [(await store.append(s, n, [an_event(s, n + 1)], cause_id=new_id())).commit_id for n in range(5)]
+
+        async def dies(_ids: Any) -> None:
+            raise ConnectionError("killed between moving the watermark and deleting the slots")
+
+        store._delete = dies  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await store.settle(ids)
+        assert (await store.relays.find_one({"_id": store.instance}))["next"] == 5
+        await asyncio.sleep(0.05)
+        assert await second_store.pending_commits(older_than=0.01, limit=10) == []  # settled: nothing to publish again
+        assert await second_store.relays.find_one({"_id": store.instance}) is None
+        assert await second_store.commits.count_documents({"_id": {"$regex": f"^{SLOT_PREFIX}{store.instance}~"}}) == 0

@@ -315,9 +315,27 @@ class MongoEventStore:
             await self.relays.update_one({"_id": dead}, {"$set": {"next": walk["next"]}})
             await self._delete(sorted(walk["published"] | walk["void"]))
             if walk["finished"]:
+                await self._delete(await self._left_below(dead, walk["start"]))
                 await self.relays.delete_one({"_id": dead})
         finally:
             self._recovering.pop(dead, None)
+
+    async def _left_below(self, dead: str, watermark: int) -> list[str]:
+        """Slots of ``dead`` below its ``watermark``: settled, but it died between moving the
+        watermark and deleting them (in that order, see :meth:`settle`). Looked up by ``_id``
+        downwards until :data:`BULK_CHUNK` in a row are missing (it deleted them in chunks of that
+        size, lowest first), so the cost is what it left plus that many look-ups, once per dead
+        instance, whatever the size of the log."""
+        left: list[str] = []
+        seq, misses = watermark - 1, 0
+        while seq >= 0 and misses < BULK_CHUNK:
+            if await self.commits.find_one({"_id": slot_id(dead, seq)}, {"_id": 1}) is None:
+                misses += 1
+            else:
+                misses = 0
+                left.append(slot_id(dead, seq))
+            seq -= 1
+        return left
 
     async def _delete(self, ids: Sequence[str]) -> None:
         for i in range(0, len(ids), BULK_CHUNK):
@@ -357,7 +375,7 @@ class MongoEventStore:
             taken = await self.relays.find_one_and_update({"_id": dead["_id"], "heartbeat": dead["heartbeat"]}, {"$set": {"heartbeat": now}})
             if taken is None:
                 continue  # another instance took it over first
-            walk: dict[str, Any] = {"open": set(), "published": set(), "void": set(), "finished": False, "next": taken.get("next", 0)}
+            walk: dict[str, Any] = {"open": set(), "published": set(), "void": set(), "finished": False, "start": taken.get("next", 0), "next": taken.get("next", 0)}
             seq, misses = walk["next"], 0
             while misses < MAX_IN_FLIGHT and len(docs) < limit:
                 slot = await self.commits.find_one({"_id": slot_id(dead["_id"], seq)})
