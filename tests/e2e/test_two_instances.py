@@ -181,8 +181,9 @@ async def test_a_burst_survives_one_of_two_instances_of_each_service_being_kille
     assert at_kill < BURST, "the kill came after the burst was done; nothing was tested"
     survivors = [p for pair in pairs.values() for p in pair if p not in victims.values()]
     took_over = {p.name: p.read_log().count("relay publishes commits a silent instance left pending") for p in survivors}
+    claims = sum(p.read_log().count("delivery claim taken over") for p in survivors)
     print(
-        f"\nrecovery rounds of the survivors that published a dead instance's commits {took_over};"
+        f"\nrecovery rounds of the survivors that published a dead instance's commits {took_over}; delivery claims taken over {claims};"
         f"\ntwo instances, {BURST} registrations: killed at {at_kill} OTPs delivered; pending in the dead outboxes "
         f"{ {n: len(c) for n, c in left.items()} }, of which not on Kafka at the kill {unpublished_at_kill}; "
         f"SMS provider requests {sinks.requests()['sms']} for {len(sinks.messages())} messages; {time.monotonic() - started:.0f} s"
