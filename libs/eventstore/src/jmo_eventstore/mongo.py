@@ -32,7 +32,9 @@ What a command costs, whatever the size of the log:
   so, for everything published since) is one update of the instance's document and one ``delete``
   command whose statements are by ``_id``.
 * every few seconds: the heartbeat (an update by ``_id``) and a look for dead instances (the small
-  ``<name>_relays`` collection; an index on ``heartbeat`` on MongoDB). Usually none.
+  ``<name>_relays`` collection; an index on ``heartbeat`` on MongoDB). Usually none; for one that
+  died, its slots by ``_id`` from its watermark on, and (once, to drop it) by ``_id`` below it, for
+  settled slots it died before deleting.
 
 FerretDB v1 (SQLite) answers only a plain ``{_id: <string>}`` filter from an index (with the patch
 in ``jmo_devstack.install``) and scans the collection for anything else: the only query above not
