@@ -133,3 +133,49 @@ class TestMongoEventStore(EventStoreContract):
         assert await store.pending_commits(older_than=1, limit=10) == []
         assert await store.relays.find_one({"_id": "dead"}) is None
         assert await store.commits.find_one({"_id": slot_id("dead", 0)}) is None
+
+    async def test_a_recoverer_dying_while_it_settles_a_dead_instances_slots_leaves_none_of_them_behind(self, store: MongoEventStore, second_store: MongoEventStore) -> None:
+        """The dead instance's watermark moves before its slots are deleted: had 70 slots gone while
+        the watermark stayed at 0, the next walk would have met a gap of MAX_IN_FLIGHT slots, taken
+        it for the end of the outbox, and abandoned the 30 commits after it unpublished."""
+        s = stream_id("test")
+        ids = [(await store.append(s, n, [an_event(s, n + 1)], cause_id=new_id())).commit_id for n in range(100)]  # then `store` dies unsettled
+        await asyncio.sleep(0.05)
+        first = await second_store.pending_commits(older_than=0.01, limit=70)
+        assert [c.commit_id for c in first] == ids[:70]
+
+        async def dies(*_args: Any, **_kwargs: Any) -> None:
+            raise ConnectionError("the recoverer died while settling")
+
+        second_store.relays.update_one = dies  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await second_store.settle([c.commit_id for c in first])
+        third = MongoEventStore(store.commits.database, name=store.commits.name.removesuffix("_commits"))
+        found: list[str] = []
+        for _ in range(4):
+            await asyncio.sleep(0.05)
+            batch = [c.commit_id for c in await third.pending_commits(older_than=0.01, limit=70)]
+            await third.settle(batch)
+            found += batch
+        assert set(ids) <= set(found)  # the first 70 published again (at least once), the last 30 not lost
+        assert await third.relays.find_one({"_id": store.instance}) is None
+        assert await store.commits.count_documents({"_id": {"$regex": f"^{SLOT_PREFIX}{store.instance}~"}}) == 0
+
+    async def test_slots_an_instance_died_before_deleting_below_its_watermark_go_with_it(self, store: MongoEventStore, second_store: MongoEventStore) -> None:
+        """An instance moves its watermark, then deletes the settled slots below it: dying in
+        between leaves them behind, below where any walk starts. The instance that finds it dead
+        deletes them when it drops it."""
+        s = stream_id("test")
+        ids = [(await store.append(s, n, [an_event(s, n + 1)], cause_id=new_id())).commit_id for n in range(5)]
+
+        async def dies(_ids: Any) -> None:
+            raise ConnectionError("killed between moving the watermark and deleting the slots")
+
+        store._delete = dies  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await store.settle(ids)
+        assert (await store.relays.find_one({"_id": store.instance}))["next"] == 5
+        await asyncio.sleep(0.05)
+        assert await second_store.pending_commits(older_than=0.01, limit=10) == []  # settled: nothing to publish again
+        assert await second_store.relays.find_one({"_id": store.instance}) is None
+        assert await second_store.commits.count_documents({"_id": {"$regex": f"^{SLOT_PREFIX}{store.instance}~"}}) == 0

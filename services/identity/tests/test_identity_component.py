@@ -130,3 +130,27 @@ async def test_a_crash_between_logging_a_code_and_publishing_it_still_delivers_i
     [delivery] = deliveries
     code = open_code(delivery_key, delivery.payload["otp_id"], delivery.payload["code_ciphertext"])
     assert delivery.payload["otp_id"] == issued.payload["otp_id"] and codes_match(hmac_key, pid, issued.payload["otp_id"], code, issued.payload["code_hmac"])
+
+
+async def test_a_delivery_request_published_again_after_a_crash_carries_the_same_message_id() -> None:
+    """A crash after publishing the delivery request but before dropping the sealed copy: the
+    redelivered message publishes it again, under the same message id, so the notification
+    service (which derives its delivery claim from that id) sends the code once."""
+    settings = IdentitySettings(topic_prefix="", database_prefix="", otp_hmac_key=base64.b64encode(secrets.token_bytes(32)).decode(), otp_delivery_key=base64.b64encode(secrets.token_bytes(32)).decode())
+    service = build(settings, store=InMemoryEventStore(), checkpoints=InMemoryCheckpoints())
+    publish, crashed = service.publish, []
+
+    async def dies_once_after_publishing(topic: str, envelope: Envelope) -> None:
+        await publish(topic, envelope)
+        if topic == topics.OTP_DELIVERY and not crashed:
+            crashed.append(envelope)
+            raise ConnectionResetError("the process died before dropping the sealed copy")
+
+    service.publish = dies_once_after_publishing  # type: ignore[method-assign]
+    async with running_in_memory(service, topics.OTP_DELIVERY) as deliveries:
+        arrival = registered(identities("BPU", 1)[0])
+        with pytest.raises(ConnectionResetError):
+            await service.broker.publish(arrival.to_json(), topic=topics.events("registration"))
+        await service.broker.publish(arrival.to_json(), topic=topics.events("registration"))  # Kafka delivers it again
+    first, again = deliveries
+    assert first.message_id == again.message_id and first.payload == again.payload

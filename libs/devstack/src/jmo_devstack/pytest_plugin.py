@@ -11,6 +11,8 @@ Registered for the whole repository by the root ``conftest.py``. Fixtures:
   override it in a conftest to run something else.
 - ``service_runner`` (function): ``start(name, extra_env=None, *, wait_healthy=True) -> ServiceProcess``;
   each service runs as its own Kafka principal; everything it started is stopped at teardown.
+  Starting a name again starts another instance (same consumer group ``jmo-<name>``, its own free
+  health port, log ``<name>-<n>.log``); ``ServiceProcess.kill()`` SIGKILLs one of them.
 
 Clients a test creates itself authenticate with ``infra.kafka_options(principal)`` (aiokafka keyword
 arguments; empty on a cluster without security), e.g. ``infra.kafka_options("gateway")``.

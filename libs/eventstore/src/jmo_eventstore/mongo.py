@@ -32,7 +32,9 @@ What a command costs, whatever the size of the log:
   so, for everything published since) is one update of the instance's document and one ``delete``
   command whose statements are by ``_id``.
 * every few seconds: the heartbeat (an update by ``_id``) and a look for dead instances (the small
-  ``<name>_relays`` collection; an index on ``heartbeat`` on MongoDB). Usually none.
+  ``<name>_relays`` collection; an index on ``heartbeat`` on MongoDB). Usually none; for one that
+  died, its slots by ``_id`` from its watermark on, and (once, to drop it) by ``_id`` below it, for
+  settled slots it died before deleting.
 
 FerretDB v1 (SQLite) answers only a plain ``{_id: <string>}`` filter from an index (with the patch
 in ``jmo_devstack.install``) and scans the collection for anything else: the only query above not
@@ -297,17 +299,45 @@ class MongoEventStore:
         await self._delete([slot_id(self.instance, seq) for seq in below])
         self._deletable.difference_update(below)
         for dead, slots in recovered.items():
-            await self._delete(slots)
             walk = self._recovering.get(dead)
             if walk is not None:
                 walk["open"].difference_update(slots)
+                walk["published"].update(slots)
                 if not walk["open"]:
-                    await self._delete(sorted(walk["void"]))
-                    if walk["finished"]:
-                        await self.relays.delete_one({"_id": dead})
-                    else:
-                        await self.relays.update_one({"_id": dead}, {"$set": {"next": walk["next"]}})
-                    del self._recovering[dead]
+                    await self._finish_walk(dead, walk)
+
+    async def _finish_walk(self, dead: str, walk: dict[str, Any]) -> None:
+        """Everything a walk of ``dead``'s slots found is on Kafka (or void): move its watermark past
+        them, then delete them, and drop the instance once the walk reached its end. In that order:
+        slots deleted below a watermark that did not move are a gap, and a later walk that meets
+        :data:`MAX_IN_FLIGHT` of them in a row takes it for the end and abandons the slots after it.
+        If this fails the walk is forgotten: the dead instance is taken over again once its
+        (refreshed) heartbeat is old, and what this walk published is published again."""
+        try:
+            await self.relays.update_one({"_id": dead}, {"$set": {"next": walk["next"]}})
+            await self._delete(sorted(walk["published"] | walk["void"]))
+            if walk["finished"]:
+                await self._delete(await self._left_below(dead, walk["start"]))
+                await self.relays.delete_one({"_id": dead})
+        finally:
+            self._recovering.pop(dead, None)
+
+    async def _left_below(self, dead: str, watermark: int) -> list[str]:
+        """Slots of ``dead`` below its ``watermark``: settled, but it died between moving the
+        watermark and deleting them (in that order, see :meth:`settle`). Looked up by ``_id``
+        downwards until :data:`BULK_CHUNK` in a row are missing (it deleted them in chunks of that
+        size, lowest first), so the cost is what it left plus that many look-ups, once per dead
+        instance, whatever the size of the log."""
+        left: list[str] = []
+        seq, misses = watermark - 1, 0
+        while seq >= 0 and misses < BULK_CHUNK:
+            if await self.commits.find_one({"_id": slot_id(dead, seq)}, {"_id": 1}) is None:
+                misses += 1
+            else:
+                misses = 0
+                left.append(slot_id(dead, seq))
+            seq -= 1
+        return left
 
     async def _delete(self, ids: Sequence[str]) -> None:
         for i in range(0, len(ids), BULK_CHUNK):
@@ -347,7 +377,7 @@ class MongoEventStore:
             taken = await self.relays.find_one_and_update({"_id": dead["_id"], "heartbeat": dead["heartbeat"]}, {"$set": {"heartbeat": now}})
             if taken is None:
                 continue  # another instance took it over first
-            walk: dict[str, Any] = {"open": set(), "void": set(), "finished": False, "next": taken.get("next", 0)}
+            walk: dict[str, Any] = {"open": set(), "published": set(), "void": set(), "finished": False, "start": taken.get("next", 0), "next": taken.get("next", 0)}
             seq, misses = walk["next"], 0
             while misses < MAX_IN_FLIGHT and len(docs) < limit:
                 slot = await self.commits.find_one({"_id": slot_id(dead["_id"], seq)})
@@ -367,10 +397,7 @@ class MongoEventStore:
             walk["next"] = seq - misses
             self._recovering[dead["_id"]] = walk
             if not walk["open"]:
-                await self._delete(sorted(walk["void"]))
-                if walk["finished"]:
-                    await self.relays.delete_one({"_id": dead["_id"]})
-                del self._recovering[dead["_id"]]
+                await self._finish_walk(dead["_id"], walk)
         docs.sort(key=lambda d: (d["stream_id"], d["from_version"]))
         return [await self._pending_of(doc) for doc in docs]
 

@@ -227,7 +227,8 @@ class Service:
         self._stop.clear()
         self._relay_task = asyncio.create_task(self._relay.run(self._stop, self.settings.relay_idle_seconds, wake=self._wake_relay), name=f"{self.name}-relay")
         self._periodic_tasks = [asyncio.create_task(self._run_periodic(*p), name=f"{self.name}-{p[0]}") for p in self._periodic]
-        log.info("service started", events_topic=self.events_topic)
+        # which outbox is this process's: a survivor's log says which dead instance it took over
+        log.info("service started", events_topic=self.events_topic, store_instance=getattr(self.store, "instance", None))
 
     async def stop(self) -> None:
         self._stop.set()

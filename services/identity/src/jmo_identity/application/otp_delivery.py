@@ -18,7 +18,7 @@ from typing import Protocol
 
 import structlog
 
-from jmo_contracts import Envelope, new_id, reply
+from jmo_contracts import Envelope, derived_id, new_id, reply
 from jmo_contracts.identity import OtpDeliveryRequested, OtpIssued
 
 from jmo_runtime.sealing import seal_code
@@ -99,11 +99,19 @@ class OtpCodes:
                 destination=issued.destination, destination_masked=issued.destination_masked, algorithm="AES-256-GCM",
                 key_id=sealed.key_id, code_ciphertext=sealed.ciphertext, expires_at=issued.expires_at,
             )
-            await self.publish(reply(envelope, request))
+            # one message id per code, whoever publishes it and however often (a crash before the
+            # outbox entry is dropped, a second instance handling the redelivered message): the
+            # notification service derives its delivery claim from it, so the code is sent once
+            await self.publish(reply(envelope, request).model_copy(update={"message_id": delivery_request_id(issued.otp_id)}))
             issued_ids.append(issued.otp_id)
         unused = [otp_id for otp_id in drawn.codes if otp_id not in issued_ids]
         if issued_ids or unused:
             await self.outbox.drop(issued_ids + unused)
+
+
+def delivery_request_id(otp_id: str) -> str:
+    """The message id of the delivery request of code ``otp_id``: the same on every publication."""
+    return derived_id("otp-delivery", otp_id)
 
 
 class InMemorySealedCodes:
