@@ -294,11 +294,11 @@ async def stored_profile(infra: Any, database_prefix: str, collection: str, pid:
 
 
 async def opened_profile(infra: Any, database_prefix: str, collection: str, pid: str, keys: dict[str, str]) -> dict[str, Any]:
-    """A profile as the service reads it: opened with profile-update's key ring (JMO_DATA_KEY)."""
+    """A profile as the service reads it: opened with the services' shared key ring (JMO_DATA_KEY)."""
     client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri)
     try:
         db = client[f"{database_prefix}jmo_profile_update"]
-        ring = MongoKeyRing(db["data_keys"], base64.b64decode(keys["JMO_DATA_KEY"]))
+        ring = MongoKeyRing(client[f"{database_prefix}jmo_keys"]["data_keys"], base64.b64decode(keys["JMO_DATA_KEY"]))
         profile = await MongoProfileStore(db[collection], FieldEncryptionCodec(ring)).get(pid)
         assert profile is not None, f"no readable profile {pid} in {collection}"
         return profile

@@ -50,7 +50,8 @@ def build(
         headers = dlq_headers(
             source.kafka_headers(), reason="NOTIFICATION_FAILED", detail=f"{failed.reason_code}: {failed.reason}", source=settings.topic(topic), group_id=group,
         ) | {"jmo-notification-id": failed.notification_id}
-        await service.broker.publish(source.to_json(), topic=settings.topic(topics.dlq(topic)), key=source.stream_id.encode(), headers=headers)
+        parked = await service.wire_form(source)  # the handler holds it opened: its DLQ copy is sealed again
+        await service.broker.publish(parked.to_json(), topic=settings.topic(topics.dlq(topic)), key=source.stream_id.encode(), headers=headers)
 
     def notifier() -> Notifier:
         if not built:
