@@ -54,7 +54,7 @@ def gateways_seal(infra: Any, database_prefix: str, service_keys: dict[str, str]
     """Every :class:`Gateway` of the run seals the personal fields of its commands (and opens its
     events) with the services' shared key ring, as the gateway is deployed: the services refuse
     personal data in clear on Kafka. Returns the settings it seals with."""
-    sealing = ServiceSettings(mongodb_uri=infra.mongodb_uri, database_prefix=database_prefix, data_key=service_keys["JMO_DATA_KEY"])
+    sealing = ServiceSettings(**{"MONGODB_URI": infra.mongodb_uri}, database_prefix=database_prefix, data_key=service_keys["JMO_DATA_KEY"])
     original = Gateway.__aenter__
 
     async def sealing_enter(self: Gateway) -> Gateway:
