@@ -38,7 +38,6 @@ from jmo_runtime.rules import to_e164
 from jmo_runtime.wire import PARTICIPANT_ERASED, open_envelope
 
 from .test_biometric_flow import citizen_with_photo
-from .test_identity_flow import delivered_code
 from .test_profile_update_journey import ADDITIONAL, ADDRESS, POPULATION, Session, _gender, activated_participant, jmo, until_type, with_ktp_photo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("topics")]
@@ -167,12 +166,7 @@ async def test_a_kafka_ui_shows_no_personal_value_of_a_registration_and_a_profil
         await until_type(gateway, s, "SelfieVerificationRecorded")
         contact = await s.send("SubmitContactData", phone=NEW_PHONE, email=data["email"], npwp=NPWP, bank_name="BNI", bank_account_number=BANK_ACCOUNT)
         assert contact.type == "ContactDataSubmitted", contact.payload
-        otp = command_envelope("RequestOtp", {"participant_id": pid, "channel": "sms", "purpose": "CONTACT_CHANGE", "new_contact": NEW_PHONE, "profile_update_session_id": s.sid}, correlation_id=s.correlation_id)
-        issued = await s.deliver(otp)
-        assert issued.type == "OtpIssued", issued.payload
-        code = await delivered_code(infra, topic_prefix, service_keys, s.correlation_id, issued.payload["otp_id"])
-        await gateway.send(command_envelope("SubmitOtp", {"participant_id": pid, "purpose": "CONTACT_CHANGE", "code": code}, correlation_id=s.correlation_id))
-        await until_type(gateway, s, "ContactChangeVerified")
+        await s.verify_new_phone(infra, topic_prefix, service_keys, NEW_PHONE)
         assert (await s.send("SubmitPopulationData", gender=_gender(data["nik"]), **POPULATION)).type == "PopulationDataSubmitted"
         assert (await s.send("SubmitAdditionalData", **ADDITIONAL)).type == "AdditionalDataSubmitted"
         assert (await s.send("ConfirmProfileUpdate", terms_accepted=True)).type == "ProfileUpdated"

@@ -101,6 +101,15 @@ class Session:
         assert outcome is not None, [e.type for e in events]
         return outcome
 
+    async def verify_new_phone(self, infra: Any, topic_prefix: str, keys: dict[str, str], phone: str) -> None:
+        """Request a contact-change code for ``phone``, read it as the notification service would, answer it."""
+        otp = command_envelope("RequestOtp", {"participant_id": self.pid, "channel": "sms", "purpose": "CONTACT_CHANGE", "new_contact": phone, "profile_update_session_id": self.sid}, correlation_id=self.correlation_id)
+        issued = await self.deliver(otp)
+        assert issued.type == "OtpIssued", issued.payload
+        code = await delivered_code(infra, topic_prefix, keys, self.correlation_id, issued.payload["otp_id"])
+        await self.gateway.send(command_envelope("SubmitOtp", {"participant_id": self.pid, "purpose": "CONTACT_CHANGE", "code": code}, correlation_id=self.correlation_id))
+        await until_type(self.gateway, self, "ContactChangeVerified")
+
     async def selfie(self, infra: Any, database_prefix: str, image: str) -> Envelope:
         """Upload the selfie as the gateway does (claim check) and send SubmitSelfie; the biometric outcome."""
         claim = await upload_selfie(infra.mongodb_uri, f"{database_prefix}{BLOB_DATABASE}", (FACES / image).read_bytes())
@@ -166,12 +175,7 @@ async def test_an_active_participant_updates_the_profile_with_a_verified_new_pho
         # the service restarts in the middle of the session and carries on where it was
         stack["profile-update"].restart()
 
-        otp = command_envelope("RequestOtp", {"participant_id": pid, "channel": "sms", "purpose": "CONTACT_CHANGE", "new_contact": "081388800022", "profile_update_session_id": s.sid}, correlation_id=s.correlation_id)
-        issued = await s.deliver(otp)
-        assert issued.type == "OtpIssued", issued.payload
-        code = await delivered_code(infra, topic_prefix, service_keys, s.correlation_id, issued.payload["otp_id"])
-        await gateway.send(command_envelope("SubmitOtp", {"participant_id": pid, "purpose": "CONTACT_CHANGE", "code": code}, correlation_id=s.correlation_id))
-        await until_type(gateway, s, "ContactChangeVerified")
+        await s.verify_new_phone(infra, topic_prefix, service_keys, "081388800022")
 
         assert (await s.send("SubmitPopulationData", gender=_gender(data["nik"]), **POPULATION)).type == "PopulationDataSubmitted"
         assert (await s.send("SubmitAdditionalData", **ADDITIONAL)).type == "AdditionalDataSubmitted"
