@@ -361,8 +361,8 @@ def subscribe(
         headers = msg.headers or {}
         admitted = receive(raw, headers, max_bytes=max_bytes)
         if isinstance(admitted, Envelope) and opener is not None:
-            admitted = await opener(admitted)  # a key look-up may fail like the store: redelivered
-        if isinstance(admitted, Envelope):
+            admitted = await opened_then_checked(admitted, headers)
+        elif isinstance(admitted, Envelope):
             admitted = check(admitted, headers, boundary=boundary)
         if isinstance(admitted, Envelope):
             with structlog.contextvars.bound_contextvars(correlation_id=admitted.correlation_id, message_type=admitted.type, stream_id=admitted.stream_id):
@@ -377,6 +377,18 @@ def subscribe(
                 await _within_budget(lambda: on_refused(refused, reason, detail), msg, raw, where)  # answering may fail like handling
                 return
         await _to_dlq(broker, topic, group_id, msg, admitted.parked_as if admitted.parked_as is not None else raw, admitted.reason, admitted.detail)
+
+    async def opened_then_checked(received: Envelope, headers: Mapping[str, Any]) -> Envelope | Refused:
+        assert opener is not None
+        opened = await opener(received)  # a key look-up may fail like the store: redelivered
+        if isinstance(opened, Envelope):
+            return check(opened, headers, boundary=boundary)
+        if opened.parked_as is None:
+            return opened
+        # refused for what it holds (personal data in clear): any other reason to refuse it comes
+        # first, as without an opener, but its DLQ copy is still the one that withholds that data
+        other = check(received, headers, boundary=boundary)
+        return opened if isinstance(other, Envelope) else dataclasses.replace(other, envelope=opened.envelope if other.envelope else None, parked_as=opened.parked_as)
 
     async def _within_budget(call: Callable[[], Awaitable[None]], msg: Any, raw: bytes, where: tuple[str, int, int]) -> bool:
         """Run ``call``; True when it succeeded, False when the message was parked instead."""
