@@ -38,7 +38,7 @@ from jmo_runtime.rules import to_e164
 from jmo_runtime.wire import PARTICIPANT_ERASED, open_envelope
 
 from .test_biometric_flow import citizen_with_photo
-from .test_profile_update_journey import ADDITIONAL, ADDRESS, POPULATION, Session, _gender, activated_participant, jmo, until_type, with_ktp_photo
+from .test_profile_update_journey import ADDITIONAL, ADDRESS, POPULATION, _gender, jmo, session_started, until_type
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("topics")]
 NEW_PHONE, BANK_ACCOUNT, NPWP = "0813-8880-0057", "7712345678", "09.254.294.3-407.000"
@@ -158,9 +158,7 @@ async def test_a_kafka_ui_shows_no_personal_value_of_a_registration_and_a_profil
     infra: Any, topic_prefix: str, database_prefix: str, service_keys: dict[str, str], stack: dict[str, Any], gateways_seal: Any
 ) -> None:
     async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
-        pid, data = await activated_participant(gateway, 23, infra, topic_prefix, database_prefix, service_keys, data=with_ktp_photo("obama.jpg", 23))
-        s = Session(gateway, pid)
-        assert (await s.send("StartProfileUpdate")).type == "ProfileUpdateStarted"
+        pid, data, s = await session_started(gateway, 23, "obama.jpg", infra, topic_prefix, database_prefix, service_keys)
         assert (await s.send("ConfirmParticipationData", confirmed=True)).type == "ParticipationDataConfirmed"
         assert (await s.selfie(infra, database_prefix, "obama2.jpg")).type == "SelfieMatched"
         await until_type(gateway, s, "SelfieVerificationRecorded")

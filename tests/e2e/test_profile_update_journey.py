@@ -78,6 +78,15 @@ async def profile_active(infra: Any, database_prefix: str, pid: str) -> None:
     raise AssertionError("the activation never reached the profile read model")
 
 
+async def session_started(gateway: Gateway, n: int, photo: str, infra: Any, topic_prefix: str, database_prefix: str, keys: dict[str, str]) -> tuple[str, dict[str, Any], Session]:
+    """A participant whose KTP photo is ``photo``, activated, with a profile session started."""
+    pid, data = await activated_participant(gateway, n, infra, topic_prefix, database_prefix, keys, data=with_ktp_photo(photo, n))
+    s = Session(gateway, pid)
+    started = await s.send("StartProfileUpdate")
+    assert started.type == "ProfileUpdateStarted", started.payload
+    return pid, data, s
+
+
 class Session:
     """One pengkinian-data session as the gateway drives it."""
 
@@ -151,10 +160,7 @@ async def test_an_active_participant_updates_the_profile_with_a_verified_new_pho
     infra: Any, topic_prefix: str, database_prefix: str, service_keys: dict[str, str], stack: dict[str, Any], sinks: Any
 ) -> None:
     async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
-        pid, data = await activated_participant(gateway, 21, infra, topic_prefix, database_prefix, service_keys, data=with_ktp_photo("kit_harington1.jpeg", 21))
-        s = Session(gateway, pid)
-        started = await s.send("StartProfileUpdate")
-        assert started.type == "ProfileUpdateStarted", started.payload
+        pid, data, s = await session_started(gateway, 21, "kit_harington1.jpeg", infra, topic_prefix, database_prefix, service_keys)
         # someone else's session, and a step skipped, are refused
         intruder = command_envelope("ConfirmParticipationData", {"participant_id": new_id(), "session_id": s.sid, "confirmed": True}, correlation_id=s.correlation_id)
         assert (await s.deliver(intruder)).payload["reason_code"] == "NOT_YOUR_SESSION"
