@@ -55,6 +55,7 @@ from jmo_eventstore.codec import PlainCodec
 from jmo_eventstore.commits import build_commit
 from jmo_eventstore.testing import an_event
 from jmo_registries import identities
+from jmo_runtime import ServiceSettings
 
 HERE = Path(__file__).resolve().parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -81,6 +82,11 @@ class Stack:
     sinks: ServiceProcess
     services: dict[str, ServiceProcess]
     inbox: Path
+    data_key: str
+
+    def sealing(self) -> ServiceSettings:
+        """What the gateway seals commands with: the services' shared key ring (as deployed)."""
+        return ServiceSettings(**{"MONGODB_URI": self.ferretdb.uri}, data_key=self.data_key)
 
     def pids(self) -> dict[str, int]:
         out = {"kafka": _pid(self.kafka), "ferretdb": _pid(self.ferretdb), "sinks": self.sinks.pid}
@@ -115,7 +121,8 @@ def stack(keep: bool = False) -> Iterator[Stack]:
         sinks.start(wait_healthy=True, timeout=30)
         started.append(sinks)
         delivery = {"JMO_SMTP_HOST": "127.0.0.1", "JMO_SMTP_PORT": str(smtp_port), "JMO_SMTP_TLS": "none", "JMO_SMS_URL": f"http://127.0.0.1:{sms_port}/messages", "JMO_LOG_LEVEL": "WARNING"}
-        env = service_env(kafka.bootstrap, ferretdb.uri, "", {**delivery, **local_secrets(home / "secrets.json", environ={})})
+        keys = local_secrets(home / "secrets.json", environ={})
+        env = service_env(kafka.bootstrap, ferretdb.uri, "", {**delivery, **keys})
         command = python_module_command(paths.python)
         services = {name: ServiceProcess(name, command(name), env=env, health_port=free_port(), log_path=home / "logs" / f"{name}.log", cwd=paths.root, die_with_parent=True) for name in SERVICE_PORTS}
         say("starting the five services ...")
@@ -127,7 +134,7 @@ def stack(keep: bool = False) -> Iterator[Stack]:
             if time.monotonic() > deadline or not all(s.running for s in services.values()):
                 raise RuntimeError("the services did not become healthy; see " + str(home / "logs"))
             time.sleep(0.5)
-        yield Stack(home, kafka, ferretdb, sinks, services, inbox)
+        yield Stack(home, kafka, ferretdb, sinks, services, inbox, keys["JMO_DATA_KEY"])
     finally:
         say("stopping what the benchmark started ...")
         for thing in reversed(started):
@@ -301,7 +308,7 @@ async def run_rate(st: Stack, client: AsyncMongoClient, citizens: Citizens, rate
     await follower.start()
     journeys: list[Journey] = []
     sends: list[asyncio.Task[None]] = []
-    async with Gateway(st.kafka.bootstrap) as gateway:
+    async with Gateway(st.kafka.bootstrap, sealing=st.sealing()) as gateway:  # seals as the gateway does (its key-ring inserts are counted too)
         before = await sample(st, client)
         start = time.monotonic()
         for n in range(count):

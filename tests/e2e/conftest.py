@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from jmo_cli.gateway import Gateway
 from jmo_contracts import Envelope
 from jmo_devstack.services import mentions
-from jmo_runtime import Rejection
+from jmo_runtime import Rejection, ServiceSettings
 from jmo_runtime.rules import to_e164
 
 #: Shorter values (enum-like words, single letters) are not identifying and occur in logs by chance.
@@ -47,6 +47,26 @@ def personal_values(envelope: Envelope) -> set[str]:
     for name in getattr(type(message), "PERSONAL_FIELDS", ()):
         add(getattr(message, name, None))
     return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def gateways_seal(infra: Any, database_prefix: str, service_keys: dict[str, str]) -> Iterator[ServiceSettings]:
+    """Every :class:`Gateway` of the run seals the personal fields of its commands (and opens its
+    events) with the services' shared key ring, as the gateway is deployed: the services refuse
+    personal data in clear on Kafka. Returns the settings it seals with."""
+    sealing = ServiceSettings(**{"MONGODB_URI": infra.mongodb_uri}, database_prefix=database_prefix, data_key=service_keys["JMO_DATA_KEY"])
+    original = Gateway.__aenter__
+
+    async def sealing_enter(self: Gateway) -> Gateway:
+        if self.sealing is None:
+            self.sealing = sealing
+        return await original(self)
+
+    Gateway.__aenter__ = sealing_enter  # type: ignore[method-assign]
+    try:
+        yield sealing
+    finally:
+        Gateway.__aenter__ = original  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session", autouse=True)

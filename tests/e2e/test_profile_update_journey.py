@@ -78,6 +78,15 @@ async def profile_active(infra: Any, database_prefix: str, pid: str) -> None:
     raise AssertionError("the activation never reached the profile read model")
 
 
+async def session_started(gateway: Gateway, n: int, photo: str, infra: Any, topic_prefix: str, database_prefix: str, keys: dict[str, str]) -> tuple[str, dict[str, Any], Session]:
+    """A participant whose KTP photo is ``photo``, activated, with a profile session started."""
+    pid, data = await activated_participant(gateway, n, infra, topic_prefix, database_prefix, keys, data=with_ktp_photo(photo, n))
+    s = Session(gateway, pid)
+    started = await s.send("StartProfileUpdate")
+    assert started.type == "ProfileUpdateStarted", started.payload
+    return pid, data, s
+
+
 class Session:
     """One pengkinian-data session as the gateway drives it."""
 
@@ -100,6 +109,15 @@ class Session:
         [outcome] = [e for e in events if e.causation_id == command.message_id and e.type in STEP_OUTCOMES] or [None]
         assert outcome is not None, [e.type for e in events]
         return outcome
+
+    async def verify_new_phone(self, infra: Any, topic_prefix: str, keys: dict[str, str], phone: str) -> None:
+        """Request a contact-change code for ``phone``, read it as the notification service would, answer it."""
+        otp = command_envelope("RequestOtp", {"participant_id": self.pid, "channel": "sms", "purpose": "CONTACT_CHANGE", "new_contact": phone, "profile_update_session_id": self.sid}, correlation_id=self.correlation_id)
+        issued = await self.deliver(otp)
+        assert issued.type == "OtpIssued", issued.payload
+        code = await delivered_code(infra, topic_prefix, keys, self.correlation_id, issued.payload["otp_id"])
+        await self.gateway.send(command_envelope("SubmitOtp", {"participant_id": self.pid, "purpose": "CONTACT_CHANGE", "code": code}, correlation_id=self.correlation_id))
+        await until_type(self.gateway, self, "ContactChangeVerified")
 
     async def selfie(self, infra: Any, database_prefix: str, image: str) -> Envelope:
         """Upload the selfie as the gateway does (claim check) and send SubmitSelfie; the biometric outcome."""
@@ -142,10 +160,7 @@ async def test_an_active_participant_updates_the_profile_with_a_verified_new_pho
     infra: Any, topic_prefix: str, database_prefix: str, service_keys: dict[str, str], stack: dict[str, Any], sinks: Any
 ) -> None:
     async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
-        pid, data = await activated_participant(gateway, 21, infra, topic_prefix, database_prefix, service_keys, data=with_ktp_photo("kit_harington1.jpeg", 21))
-        s = Session(gateway, pid)
-        started = await s.send("StartProfileUpdate")
-        assert started.type == "ProfileUpdateStarted", started.payload
+        pid, data, s = await session_started(gateway, 21, "kit_harington1.jpeg", infra, topic_prefix, database_prefix, service_keys)
         # someone else's session, and a step skipped, are refused
         intruder = command_envelope("ConfirmParticipationData", {"participant_id": new_id(), "session_id": s.sid, "confirmed": True}, correlation_id=s.correlation_id)
         assert (await s.deliver(intruder)).payload["reason_code"] == "NOT_YOUR_SESSION"
@@ -166,12 +181,7 @@ async def test_an_active_participant_updates_the_profile_with_a_verified_new_pho
         # the service restarts in the middle of the session and carries on where it was
         stack["profile-update"].restart()
 
-        otp = command_envelope("RequestOtp", {"participant_id": pid, "channel": "sms", "purpose": "CONTACT_CHANGE", "new_contact": "081388800022", "profile_update_session_id": s.sid}, correlation_id=s.correlation_id)
-        issued = await s.deliver(otp)
-        assert issued.type == "OtpIssued", issued.payload
-        code = await delivered_code(infra, topic_prefix, service_keys, s.correlation_id, issued.payload["otp_id"])
-        await gateway.send(command_envelope("SubmitOtp", {"participant_id": pid, "purpose": "CONTACT_CHANGE", "code": code}, correlation_id=s.correlation_id))
-        await until_type(gateway, s, "ContactChangeVerified")
+        await s.verify_new_phone(infra, topic_prefix, service_keys, "081388800022")
 
         assert (await s.send("SubmitPopulationData", gender=_gender(data["nik"]), **POPULATION)).type == "PopulationDataSubmitted"
         assert (await s.send("SubmitAdditionalData", **ADDITIONAL)).type == "AdditionalDataSubmitted"
@@ -294,11 +304,11 @@ async def stored_profile(infra: Any, database_prefix: str, collection: str, pid:
 
 
 async def opened_profile(infra: Any, database_prefix: str, collection: str, pid: str, keys: dict[str, str]) -> dict[str, Any]:
-    """A profile as the service reads it: opened with profile-update's key ring (JMO_DATA_KEY)."""
+    """A profile as the service reads it: opened with the services' shared key ring (JMO_DATA_KEY)."""
     client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri)
     try:
         db = client[f"{database_prefix}jmo_profile_update"]
-        ring = MongoKeyRing(db["data_keys"], base64.b64decode(keys["JMO_DATA_KEY"]))
+        ring = MongoKeyRing(client[f"{database_prefix}jmo_keys"]["data_keys"], base64.b64decode(keys["JMO_DATA_KEY"]))
         profile = await MongoProfileStore(db[collection], FieldEncryptionCodec(ring)).get(pid)
         assert profile is not None, f"no readable profile {pid} in {collection}"
         return profile

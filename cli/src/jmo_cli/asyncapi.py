@@ -52,7 +52,8 @@ def generate() -> dict[str, Any]:
         version="1.0.0",
         description="Commands the mobile gateway sends and events the services publish. Every message is a JSON envelope "
         "(see contracts/schemas/Envelope.json); the Kafka key is the stream id and the headers jmo-type, jmo-schema-version "
-        "and jmo-correlation-id carry no personal data. What cannot be parsed goes to <topic>.dlq.",
+        "and jmo-correlation-id carry no personal data. Personal fields (x-jmo-personal-fields; each marked x-jmo-sealed) travel sealed "
+        "under the participant's key (SealedValue). What cannot be parsed goes to <topic>.dlq.",
     )
     doc: dict[str, Any] = spec.to_specification().to_jsonable()
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
@@ -66,7 +67,40 @@ def generate() -> dict[str, Any]:
                 message["payload"] = union
                 schemas.update(defs)
     schemas.pop("EmptyPayload", None)
+    mark_sealed_fields(schemas)
     return doc
+
+
+SEALED_VALUE = {
+    "type": "object",
+    "title": "SealedValue",
+    "description": "A personal field as it travels on Kafka (and is stored): the field's JSON value encrypted with AES-256-GCM under the "
+    "participant's data key from the shared key ring, associated data `<stream_id>|<type>|<field>`. `_enc` is base64 of the 12-byte nonce "
+    "followed by the ciphertext and tag. Consumers with the key open it before validating the payload; once the participant is erased it "
+    "never opens again (refused as PARTICIPANT_ERASED). A personal field in clear is refused (PERSONAL_DATA_IN_CLEAR).",
+    "properties": {"_enc": {"type": "string", "contentEncoding": "base64"}},
+    "required": ["_enc"],
+    "additionalProperties": False,
+}
+
+
+def mark_sealed_fields(schemas: dict[str, Any]) -> None:
+    """Say, on every payload schema, which fields travel sealed (``x-jmo-sealed``, the ``SealedValue``
+    form) and list them (``x-jmo-personal-fields``): the schema of such a field is its value once opened."""
+    from jmo_contracts.messages import registered
+
+    by_name = {cls.__name__: cls for cls in registered().values()}
+    for name, schema in schemas.items():
+        cls = by_name.get(name)
+        if cls is None or not cls.PERSONAL_FIELDS:
+            continue
+        schema["x-jmo-personal-fields"] = sorted(cls.PERSONAL_FIELDS)
+        for field in cls.PERSONAL_FIELDS:
+            prop = schema.get("properties", {}).get(field)
+            if prop is not None:
+                prop["x-jmo-sealed"] = {"$ref": "#/components/schemas/SealedValue"}
+                prop["description"] = (prop.get("description", "") + " Personal: on Kafka sealed as a SealedValue; this schema is its value once opened.").strip()
+    schemas["SealedValue"] = SEALED_VALUE
 
 
 def render() -> str:

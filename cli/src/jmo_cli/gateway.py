@@ -1,4 +1,4 @@
-"""The mobile gateway's side of Kafka: publish a command, then follow its journey by correlation id."""
+"""The mobile gateway's side of Kafka: publish a command (its personal fields sealed), then follow its journey by correlation id."""
 
 from __future__ import annotations
 
@@ -9,8 +9,14 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from pymongo import AsyncMongoClient
+
 from jmo_contracts import Envelope, message_class, new_id, stream_id, topics
 from jmo_contracts.catalog import service_of, topic_of
+from jmo_eventstore import FieldEncryptionCodec
+from jmo_runtime.service import shared_key_ring
+from jmo_runtime.settings import ServiceSettings
+from jmo_runtime.wire import open_envelope, seal_envelope
 
 
 
@@ -43,6 +49,12 @@ def command_envelope(command_type: str, data: Mapping[str, Any], *, correlation_
 class Gateway:
     """A Kafka producer and a follower of the events topics, as the mobile gateway uses them.
 
+    With ``sealing`` (settings holding JMO_DATA_KEY, the store's URI and the key ring's database,
+    as the services have them) the gateway seals the personal fields of every command it sends
+    under the participant's key in the shared key ring, as the services' logs and relays do, and
+    opens those of the events it follows: nothing personal crosses Kafka in clear. Services with
+    a master key refuse a command whose personal fields arrive in clear (``PERSONAL_DATA_IN_CLEAR``).
+
     ``kafka_options(principal)`` gives the aiokafka options (``security_protocol``, ``sasl_*``) that
     authenticate as ``principal``; without it (or on a cluster without security) everything is
     PLAINTEXT. Commands go out as the ``gateway`` principal, which reads the events topics too. A
@@ -58,22 +70,35 @@ class Gateway:
         *,
         topic_prefix: str = "",
         kafka_options: Callable[[str], Mapping[str, Any]] | None = None,
+        sealing: ServiceSettings | None = None,
     ) -> None:
         self.bootstrap = bootstrap_servers
         self.prefix = topic_prefix
+        self.sealing = sealing
         self._options_for = kafka_options or (lambda _principal: {})
         self._producers: dict[str, AIOKafkaProducer] = {}
         self._starting = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
+        self._mongo: AsyncMongoClient | None = None
+        self._codec: FieldEncryptionCodec | None = None
 
     @classmethod
     def from_env(cls, bootstrap_servers: str, *, topic_prefix: str = "") -> Gateway:
-        """Each principal's password from JMO_KAFKA_PASSWORD_<PRINCIPAL> (see jmo_runtime.kafka_security)."""
+        """Each principal's password from JMO_KAFKA_PASSWORD_<PRINCIPAL> (see jmo_runtime.kafka_security);
+        sealing with the key ring of MONGODB_URI / JMO_KEYRING_DATABASE under JMO_DATA_KEY when that is set."""
         from jmo_runtime.kafka_security import client_options, credentials_from_env
 
-        return cls(bootstrap_servers, topic_prefix=topic_prefix, kafka_options=lambda p: client_options(credentials_from_env(p)))
+        settings = ServiceSettings()
+        return cls(
+            bootstrap_servers, topic_prefix=topic_prefix, kafka_options=lambda p: client_options(credentials_from_env(p)),
+            sealing=settings if settings.data_key is not None else None,
+        )
 
     async def __aenter__(self) -> Gateway:
+        if self.sealing is not None and self.sealing.data_key is not None:
+            self._mongo = AsyncMongoClient(self.sealing.mongodb_uri, serverSelectionTimeoutMS=self.sealing.store_timeout_ms, appname="jmo-gateway")
+            ring = shared_key_ring(self._mongo, self.sealing)
+            self._codec = FieldEncryptionCodec(ring) if ring is not None else None
         await self._producer(topics.GATEWAY)
         await self._follow([topics.events(s) for s in topics.SERVICES])
         return self
@@ -84,6 +109,21 @@ class Gateway:
         self._producers.clear()
         if self._consumer is not None:
             await self._consumer.stop()
+        if self._mongo is not None:
+            await self._mongo.close()
+            self._mongo, self._codec = None, None
+
+    async def sealed(self, envelope: Envelope) -> Envelope:
+        """``envelope`` as the gateway puts it on Kafka: personal fields sealed (when sealing)."""
+        return envelope if self._codec is None else await seal_envelope(self._codec, envelope)
+
+    async def opened(self, envelope: Envelope) -> Envelope:
+        """``envelope`` read from Kafka with its personal fields opened (when sealing; as it is if
+        they do not open, e.g. the participant was erased)."""
+        if self._codec is None:
+            return envelope
+        opened = await open_envelope(self._codec, envelope)
+        return opened if isinstance(opened, Envelope) else envelope
 
     async def _producer(self, principal: str) -> AIOKafkaProducer:
         async with self._starting:
@@ -121,7 +161,8 @@ class Gateway:
         the payment channel's topic): key = stream id, headers = type / schema version / correlation id."""
         name = topic or topic_of(message_class(envelope.type)) or topics.commands(service_for(envelope.type))
         headers = [(k, v.encode()) for k, v in envelope.kafka_headers().items()]
-        await (await self._producer_for(name)).send_and_wait(self.prefix + name, envelope.to_json(), key=envelope.stream_id.encode(), headers=headers)
+        wire = await self.sealed(envelope)
+        await (await self._producer_for(name)).send_and_wait(self.prefix + name, wire.to_json(), key=envelope.stream_id.encode(), headers=headers)
 
     async def send_raw(self, topic: str, value: bytes, key: bytes | None = None, headers: list[tuple[str, bytes | None]] | None = None) -> tuple[int, int]:
         """Publish bytes as they are, as the topic's producer (tests of what consumers make of bad
@@ -139,7 +180,7 @@ class Gateway:
                 for record in records:
                     envelope = Envelope.from_json(record.value)
                     if envelope.correlation_id == correlation_id:
-                        yield envelope
+                        yield await self.opened(envelope)
 
     async def until(self, correlation_id: str, types: set[str], *, timeout: float) -> list[Envelope]:
         """Collect the journey's events until one of ``types`` arrives (or ``timeout``)."""

@@ -2,10 +2,12 @@
 and the erasure itself recorded.
 
 Every service keeps a participant's personal data sealed under one data key per participant (the
-subject ``participant-<id>`` in the service's ``data_keys``): their log's personal fields, the
-participant profile, biometric's NIK and reference embedding. Erasing replaces that key by a
-tombstone in every service's ring, so all of it reads as ``[erased]`` from then on, and nothing
-personal is stored about the participant again. The logs themselves stay whole (every hash chain
+subject ``participant-<id>`` in ``data_keys`` of the key ring all services and the gateway share,
+JMO_KEYRING_DATABASE): their logs' personal fields, the participant profile, biometric's NIK and
+reference embedding, and every message about them on Kafka (events, commands, DLQ copies), which
+carry those fields sealed under the same key. Erasing replaces that key by a tombstone, so all of
+it reads as ``[erased]`` (a consumer refuses such a message as ``PARTICIPANT_ERASED``) from then
+on, and nothing personal is stored about the participant again. The logs themselves stay whole (every hash chain
 still verifies): the audit trail of what happened remains, without whom it happened to.
 
 What is kept beside the logs about the participant is cleared too, found by key (no scans):
@@ -89,8 +91,8 @@ async def erase(settings: ServiceSettings, participant_id: str, *, reason: str, 
         identity_events = await stores["identity"].read_stream(f"identity-{participant_id}")
         sessions = await asof.known_sessions(stores, participant_id, identity_events)
 
-        for service, d in db.items():
-            await erase_key(d["data_keys"], participant_subject(participant_id))
+        # the one key ring every service and the gateway share: at rest, in read models and on Kafka
+        await erase_key(client[settings.keyring_database_name()]["data_keys"], participant_subject(participant_id))
         for service, names in KEPT_BY_PARTICIPANT.items():
             for name in names:
                 cleared[f"{service}/{name}"] = (await db[service][name].delete_one({"_id": participant_id})).deleted_count

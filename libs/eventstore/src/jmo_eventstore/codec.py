@@ -120,12 +120,50 @@ def participant_subject(participant_id: str) -> str:
     return f"participant-{participant_id}"
 
 
+#: Stream kinds whose id is the participant's own (``registration-<participant id>``,
+#: ``identity-<participant id>``): a command to one of them without a ``participant_id`` field
+#: (``RegisterParticipant``) is still sealed under the participant's key.
+PARTICIPANT_STREAM_KINDS = frozenset({"registration", "identity"})
+
+
 def subject_of(stream_id: str, payload: Payload) -> str:
     """Whose key protects a payload: its participant (so erasing one key erases a participant's
-    data in every stream: registration, identity, sessions), else the stream. ``participant_id``
-    is a reference, not personal data, so it is stored in clear and known when decoding."""
+    data in every stream: registration, identity, sessions, and on Kafka), else the stream.
+    ``participant_id`` is a reference, not personal data, so it is stored in clear and known when
+    decoding; without one, a stream named after its participant (:data:`PARTICIPANT_STREAM_KINDS`)
+    names them."""
     participant = payload.get("participant_id")
-    return participant_subject(participant) if isinstance(participant, str) and participant else stream_id
+    if isinstance(participant, str) and participant:
+        return participant_subject(participant)
+    kind, _, ref = stream_id.rpartition("-")
+    return participant_subject(ref) if kind in PARTICIPANT_STREAM_KINDS and ref else stream_id
+
+
+class SealedFieldUnreadable(ValueError):
+    """A sealed personal field of a received message does not open: ``reason`` is
+    ``PARTICIPANT_ERASED`` (no key for its subject: erased, or never issued) or
+    ``SEALED_VALUE_INVALID`` (not sealed under that key, for that stream, type and field)."""
+
+    def __init__(self, reason: str, field_name: str) -> None:
+        super().__init__(f"{reason}: {field_name}")
+        self.reason = reason
+        self.field_name = field_name
+
+
+def personal_fields_of(type_name: str) -> frozenset[str]:
+    """The personal fields the contract of ``type_name`` declares (none for an unknown type)."""
+    return _personal_fields(type_name)
+
+
+def is_sealed(value: Any) -> bool:
+    """Whether ``value`` is a sealed field (``{"_enc": ...}``)."""
+    return _is_sealed(value)
+
+
+def clear_personal_fields(type_name: str, payload: Payload) -> list[str]:
+    """Personal fields of ``payload`` that hold a value in clear (not sealed, not null, not
+    :data:`ERASED`), sorted: what must not travel on Kafka."""
+    return sorted(n for n in _personal_fields(type_name) & payload.keys() if payload[n] is not None and payload[n] != ERASED and not _is_sealed(payload[n]))
 
 
 class FieldEncryptionCodec:
@@ -165,6 +203,29 @@ class FieldEncryptionCodec:
         out = dict(stored)
         for name in sealed_fields:
             out[name] = ERASED if key is None else _open_or_erased(key, stored[name], _aad(stream_id, type_name, name))
+        return out
+
+    def has_key(self, stream_id: str, payload: Payload) -> bool:
+        """Whether the subject of ``payload`` has a key loaded (after :meth:`prepare`): not erased, not unknown."""
+        return self._keys.key_for(subject_of(stream_id, payload), create=False) is not None
+
+    def open_received(self, stream_id: str, type_name: str, payload: Payload) -> Payload:
+        """``payload`` of a message received from Kafka with its sealed personal fields opened
+        (after :meth:`prepare` with ``writing=False``). Unlike :meth:`decode`, which reads an
+        erased field as ``[erased]``, a field that does not open raises :class:`SealedFieldUnreadable`:
+        a consumer must not act on a message it cannot read. Fields in clear are left as they are."""
+        sealed_fields = sorted(n for n in _personal_fields(type_name) & payload.keys() if _is_sealed(payload[n]))
+        if not sealed_fields:
+            return payload
+        key = self._keys.key_for(subject_of(stream_id, payload), create=False)
+        if key is None:
+            raise SealedFieldUnreadable("PARTICIPANT_ERASED", sealed_fields[0])
+        out = dict(payload)
+        for name in sealed_fields:
+            try:
+                out[name] = _open(key, payload[name], _aad(stream_id, type_name, name))
+            except Exception:  # noqa: BLE001 (forged, tampered, moved, or sealed under a key erased since)
+                raise SealedFieldUnreadable("SEALED_VALUE_INVALID", name) from None
         return out
 
     async def seal(self, subject: str, value: Any, *, context: str, create: bool) -> Any | None:

@@ -93,8 +93,17 @@ def recorded_events(doc: Doc, codec: PayloadCodec, *, after_position: int | None
             continue
         payload = codec.decode(doc["stream_id"], stored["type"], stored["payload"])
         envelope = Envelope.model_validate({**stored, "stream_id": doc["stream_id"], "payload": payload})
-        out.append(RecordedEvent(envelope=envelope, stream_version=version, position=position, commit_id=doc["_id"]))
+        out.append(RecordedEvent(envelope=envelope, stream_version=version, position=position, commit_id=doc["_id"], stored_payload=stored["payload"]))
     return out
+
+
+def appended_events(doc: Doc, events: Sequence[Envelope]) -> tuple[RecordedEvent, ...]:
+    """The events just appended as ``doc``, for the relay: the envelopes as given, with the stored
+    (sealed) payloads of ``doc`` beside them."""
+    return tuple(
+        RecordedEvent(envelope=e, stream_version=doc["from_version"] + i, position=None, commit_id=doc["_id"], stored_payload=doc["events"][i]["payload"])
+        for i, e in enumerate(events)
+    )
 
 
 def verify_chain(stream_id: str, commits: Iterable[Doc]) -> list[IntegrityProblem]:

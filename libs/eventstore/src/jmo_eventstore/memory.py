@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from jmo_contracts import Envelope
 
 from .codec import PayloadCodec, PlainCodec
-from .commits import Doc, build_commit, new_items, recorded_events, result_of, stored_items, verify_chain
+from .commits import Doc, appended_events, build_commit, new_items, recorded_events, result_of, stored_items, verify_chain
 from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, PendingCommit, RecordedEvent
 
 
@@ -49,8 +49,7 @@ class InMemoryEventStore:
             self._causes[cause_id] = doc["_id"]
             self._pending.append(doc["_id"])
             self.outbox[doc["_id"]] = time.monotonic()
-            recorded = tuple(RecordedEvent(envelope=e, stream_version=doc["from_version"] + i, position=None, commit_id=doc["_id"]) for i, e in enumerate(events))
-            self._queue.append(PendingCommit(doc["_id"], stream_id, doc["prev_commit"], recorded))
+            self._queue.append(PendingCommit(doc["_id"], stream_id, doc["prev_commit"], appended_events(doc, events)))
             self.appended.set()
             return result_of(doc, already=False)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from jmo_contracts import Envelope
 
@@ -28,6 +29,14 @@ class RecordedEvent:
     stream_version: int
     position: int | None
     commit_id: str
+    #: The payload as the log stores it (personal fields sealed by the store's codec): what the
+    #: relay publishes, so personal data is on Kafka only in the form it has at rest.
+    stored_payload: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def wire_envelope(self) -> Envelope:
+        """The envelope as it travels on Kafka: :attr:`stored_payload` in place of the decoded payload."""
+        return self.envelope if self.stored_payload is None else self.envelope.model_copy(update={"payload": self.stored_payload})
 
     @property
     def stream_id(self) -> str:

@@ -61,7 +61,7 @@ from pymongo.errors import DuplicateKeyError
 from jmo_contracts import Envelope
 
 from .codec import PayloadCodec, PlainCodec
-from .commits import Doc, build_commit, commit_id, new_items, recorded_events, result_of, stored_items, verify_chain
+from .commits import Doc, appended_events, build_commit, commit_id, new_items, recorded_events, result_of, stored_items, verify_chain
 from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, PendingCommit, RecordedEvent
 
 # Cursors are always bounded by limit() and read to the end, never abandoned: FerretDB v1 keeps
@@ -261,8 +261,7 @@ class MongoEventStore:
 
     def _enqueue(self, doc: Doc, events: Sequence[Envelope] | None) -> None:
         if events is not None and len(self._queue) < self._queue_limit:
-            recorded = tuple(RecordedEvent(envelope=e, stream_version=doc["from_version"] + i, position=None, commit_id=doc["_id"]) for i, e in enumerate(events))
-            self._queue.append(PendingCommit(doc["_id"], doc["stream_id"], doc["prev_commit"], recorded))
+            self._queue.append(PendingCommit(doc["_id"], doc["stream_id"], doc["prev_commit"], appended_events(doc, events)))
         else:
             self._queue.append(doc["_id"])  # only its id: the relay reads it back
         self.appended.set()

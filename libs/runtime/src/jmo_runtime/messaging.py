@@ -75,12 +75,24 @@ def parse(raw: bytes) -> Envelope:
     or upcasting (a nesting too deep, a date that overflows, an upcaster meeting a payload it cannot
     read) is a reason to refuse the message, not to retry it.
     """
+    envelope = parse_envelope(raw)
+    check_payload(envelope)
+    return envelope
+
+
+def parse_envelope(raw: bytes) -> Envelope:
+    """The envelope of ``raw``, its payload not yet validated (it may hold sealed personal fields),
+    or :class:`Unparseable`."""
     try:
-        envelope = Envelope.from_json(raw)
+        return Envelope.from_json(raw)
     except ValidationError as e:
         raise Unparseable("INVALID_ENVELOPE", _short(e)) from None
     except Exception as e:  # noqa: BLE001 (anything the bytes can provoke is the message's fault)
         raise Unparseable("INVALID_ENVELOPE", type(e).__name__) from None
+
+
+def check_payload(envelope: Envelope) -> None:
+    """Raise :class:`Unparseable` unless the payload validates against its type (upcast if older)."""
     try:
         envelope.open()
     except UnknownMessageType as e:
@@ -89,7 +101,6 @@ def parse(raw: bytes) -> Envelope:
         raise Unparseable("INVALID_PAYLOAD", _short(e)) from None
     except Exception as e:  # noqa: BLE001 (an upcaster that cannot read this payload)
         raise Unparseable("UPCAST_FAILED", type(e).__name__) from None
-    return envelope
 
 
 @dataclass(frozen=True)
@@ -125,20 +136,45 @@ class Refused:
     reason: str
     detail: str
     envelope: Envelope | None = None
+    #: What its DLQ entry keeps instead of the bytes received (personal data in clear withheld).
+    parked_as: bytes | None = None
+
+
+#: Opens what a received envelope carries sealed (see :mod:`jmo_runtime.wire`): the envelope with
+#: its personal fields readable, or why it cannot be acted on.
+Opener = Callable[[Envelope], Awaitable["Envelope | Refused"]]
 
 
 def admit(raw: bytes, headers: Mapping[str, Any], *, boundary: Boundary | None = None, max_bytes: int = MAX_MESSAGE_BYTES) -> Envelope | Refused:
     """The envelope a handler may act on, or why not. Pure; never raises, whatever the input.
 
     In order: the size, the headers (readable; ``jmo-type`` when present naming the envelope's
-    type), the envelope and its payload (:func:`parse`), then the topic's ``boundary``.
+    type), the envelope and its payload (:func:`parse`), then the topic's ``boundary``. It is
+    :func:`receive` then :func:`check`; a consumer whose messages carry sealed fields opens them
+    between the two.
     """
+    received = receive(raw, headers, max_bytes=max_bytes)
+    return received if isinstance(received, Refused) else check(received, headers, boundary=boundary)
+
+
+def receive(raw: bytes, headers: Mapping[str, Any], *, max_bytes: int = MAX_MESSAGE_BYTES) -> Envelope | Refused:
+    """The first half of :func:`admit`: the size, readable headers and the envelope (its payload
+    unchecked). Pure; never raises."""
     if len(raw) > max_bytes:
         return Refused(TOO_LARGE, f"{len(raw)} bytes, at most {max_bytes}")
     if _BAD_HEADERS in headers:
         return Refused(INVALID_HEADERS, "headers that are not UTF-8 text")
     try:
-        envelope = parse(raw)
+        return parse_envelope(raw)
+    except Unparseable as bad:
+        return Refused(bad.reason, bad.detail)
+
+
+def check(envelope: Envelope, headers: Mapping[str, Any], *, boundary: Boundary | None = None) -> Envelope | Refused:
+    """The second half of :func:`admit`: the payload validates, the ``jmo-type`` header agrees, the
+    topic's ``boundary`` accepts it. Pure; never raises."""
+    try:
+        check_payload(envelope)
     except Unparseable as bad:
         return Refused(bad.reason, bad.detail)
     declared = headers.get(HEADER_TYPE)
@@ -279,6 +315,7 @@ def subscribe(
     watch: ConsumerWatch | None = None,
     max_bytes: int = MAX_MESSAGE_BYTES,
     workers: int = 1,
+    opener: Opener | None = None,
 ) -> None:
     """Consume ``topic`` as ``group_id``: admit, hand valid envelopes to ``handler``, park the rest.
 
@@ -292,6 +329,8 @@ def subscribe(
     to the DLQ. Headers are decoded leniently and the body never by faststream, so nothing about a
     message can fail before this code sees it. With ``workers`` > 1, that many consumers of the
     group share the topic's partitions, each partition still handled one message at a time, in order.
+    ``opener`` opens sealed personal fields after the envelope is read and before its payload is
+    validated (:func:`receive`, ``opener``, :func:`check`); what it refuses is refused like the rest.
     """
     budget = budget or FailureBudget()
     watch = watch or ConsumerWatch()
@@ -319,7 +358,12 @@ def subscribe(
         watch.finished(topic, partition)
 
     async def admit_and_handle(raw: bytes, msg: Any, where: tuple[str, int, int]) -> None:
-        admitted = admit(raw, msg.headers or {}, boundary=boundary, max_bytes=max_bytes)
+        headers = msg.headers or {}
+        admitted = receive(raw, headers, max_bytes=max_bytes)
+        if isinstance(admitted, Envelope) and opener is not None:
+            admitted = await opened_then_checked(admitted, headers)
+        elif isinstance(admitted, Envelope):
+            admitted = check(admitted, headers, boundary=boundary)
         if isinstance(admitted, Envelope):
             with structlog.contextvars.bound_contextvars(correlation_id=admitted.correlation_id, message_type=admitted.type, stream_id=admitted.stream_id):
                 if await _within_budget(lambda: handler(admitted), msg, raw, where):
@@ -332,7 +376,19 @@ def subscribe(
                 refused, reason, detail = admitted.envelope, admitted.reason, admitted.detail
                 await _within_budget(lambda: on_refused(refused, reason, detail), msg, raw, where)  # answering may fail like handling
                 return
-        await _to_dlq(broker, topic, group_id, msg, raw, admitted.reason, admitted.detail)
+        await _to_dlq(broker, topic, group_id, msg, admitted.parked_as if admitted.parked_as is not None else raw, admitted.reason, admitted.detail)
+
+    async def opened_then_checked(received: Envelope, headers: Mapping[str, Any]) -> Envelope | Refused:
+        assert opener is not None
+        opened = await opener(received)  # a key look-up may fail like the store: redelivered
+        if isinstance(opened, Envelope):
+            return check(opened, headers, boundary=boundary)
+        if opened.parked_as is None:
+            return opened
+        # refused for what it holds (personal data in clear): any other reason to refuse it comes
+        # first, as without an opener, but its DLQ copy is still the one that withholds that data
+        other = check(received, headers, boundary=boundary)
+        return opened if isinstance(other, Envelope) else dataclasses.replace(other, envelope=opened.envelope if other.envelope else None, parked_as=opened.parked_as)
 
     async def _within_budget(call: Callable[[], Awaitable[None]], msg: Any, raw: bytes, where: tuple[str, int, int]) -> bool:
         """Run ``call``; True when it succeeded, False when the message was parked instead."""

@@ -67,7 +67,10 @@ class InMemoryCheckpoints:
 
 
 def to_record(event: RecordedEvent, topic: str) -> OutgoingRecord:
-    env = event.envelope
+    """The Kafka record of an event: its envelope with the payload as stored, personal fields
+    sealed under the participant's key (:attr:`~jmo_eventstore.RecordedEvent.wire_envelope`), so
+    nothing is encrypted again on the way out and Kafka holds no more than the log does."""
+    env = event.wire_envelope
     headers = [(k, v.encode()) for k, v in env.kafka_headers().items()]
     headers.append(("correlation_id", env.correlation_id.encode()))  # what faststream consumers read
     return OutgoingRecord(topic=topic, key=env.stream_id.encode(), value=env.to_json(), headers=headers)

@@ -26,11 +26,12 @@ from jmo_eventstore import EventStore, FieldEncryptionCodec, MongoEventStore, Mo
 from .decider import Decider, rejected
 from .handler import CommandHandler
 from .health import health_route
-from .messaging import Boundary, ConsumerWatch, EnvelopeHandler, FailureBudget, publish, subscribe
+from .messaging import Boundary, ConsumerWatch, EnvelopeHandler, FailureBudget, Refused, publish, subscribe
 from .quota import ServiceQuota
 from .relay import KafkaRecordPublisher, OutgoingRecord, RecordPublisher, Relay
 from .schedule import ServiceSchedule
 from .settings import ServiceSettings
+from .wire import open_envelope, seal_envelope
 
 log = structlog.get_logger(__name__)
 
@@ -46,11 +47,21 @@ class BrokerRecordPublisher:
             await self._broker.publish(r.value, topic=r.topic, key=r.key, headers={k: v.decode() for k, v in r.headers})
 
 
-def personal_data_codec(database: AsyncDatabase, settings: ServiceSettings) -> PayloadCodec:
-    """Personal fields encrypted under per-participant keys kept in ``data_keys`` (wrapped by
-    JMO_DATA_KEY); payloads as they are when no master key is configured."""
+def shared_key_ring(client: AsyncMongoClient, settings: ServiceSettings) -> MongoKeyRing | None:
+    """The per-participant data keys every service and the gateway share (``data_keys`` in the
+    database JMO_KEYRING_DATABASE, each key wrapped by JMO_DATA_KEY): one key per participant seals
+    their data at rest, in read models and on Kafka, so erasing it erases every copy. ``None``
+    without a master key."""
     master = settings.master_data_key()
-    return PlainCodec() if master is None else FieldEncryptionCodec(MongoKeyRing(database["data_keys"], master))
+    return None if master is None else MongoKeyRing(client[settings.keyring_database_name()]["data_keys"], master)
+
+
+def personal_data_codec(database: AsyncDatabase, settings: ServiceSettings) -> PayloadCodec:
+    """Personal fields encrypted under the participants' keys of the shared key ring (see
+    :func:`shared_key_ring`, on ``database``'s client); payloads as they are when no master key
+    is configured."""
+    ring = shared_key_ring(database.client, settings)
+    return PlainCodec() if ring is None else FieldEncryptionCodec(ring)
 
 
 class Service:
@@ -119,8 +130,24 @@ class Service:
         subscribe(
             self.broker, self.settings.topic(topic), group_id=f"jmo-{self.name}", handler=handle_then_wake_relay, description=description,
             budget=budget, boundary=boundary, on_refused=self.refuse if answers else None, watch=self.watch, max_bytes=self.settings.max_message_bytes,
-            workers=self.settings.consumer_workers,
+            workers=self.settings.consumer_workers, opener=self._open_received if self.settings.data_key is not None else None,
         )
+
+    async def _open_received(self, envelope: Envelope) -> Envelope | Refused:
+        """Open the sealed personal fields of a received message with the store's codec (one key
+        ring per service, cached), refusing one in clear (see :mod:`jmo_runtime.wire`)."""
+        codec = self.store.codec
+        if not isinstance(codec, FieldEncryptionCodec):
+            return envelope
+        return await open_envelope(codec, envelope)
+
+    async def wire_form(self, envelope: Envelope) -> Envelope:
+        """``envelope`` as it may travel on Kafka: its personal fields sealed under the participant's
+        key (``[erased]`` once erased). For what a service publishes itself rather than through the
+        relay (a DLQ copy of a message it received, now opened)."""
+        if self.settings.data_key is None:
+            return envelope
+        return await seal_envelope(self.store.codec, envelope, create=False)
 
     async def refuse(self, envelope: Envelope, reason_code: str, reason: str) -> None:
         """Answer a command this service must not act on with a ``CommandRejected`` (the sender
@@ -178,7 +205,8 @@ class Service:
                 pass
 
     async def publish(self, topic: str, envelope: Envelope) -> None:
-        await publish(self.broker, self.settings.topic(topic), envelope)
+        """Publish ``envelope`` on ``topic`` now (not through the log), personal fields sealed (:meth:`wire_form`)."""
+        await publish(self.broker, self.settings.topic(topic), await self.wire_form(envelope))
 
     @property
     def database(self) -> AsyncDatabase | None:

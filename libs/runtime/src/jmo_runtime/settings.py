@@ -55,6 +55,12 @@ class ServiceSettings(BaseSettings):
         "Without it the log stores payloads as they are (tests of the store only).",
     )
 
+    keyring_database: str = Field(
+        default="jmo_keys",
+        description="JMO_KEYRING_DATABASE: the database (after JMO_DATABASE_PREFIX) whose ``data_keys`` hold the per-participant keys "
+        "every service and the gateway share: one key per participant seals their data at rest and on Kafka, and erasing it erases both.",
+    )
+
     def master_data_key(self) -> bytes | None:
         if self.data_key is None:
             return None
@@ -76,6 +82,10 @@ class ServiceSettings(BaseSettings):
 
     def database_for(self, service: str) -> str:
         return f"{self.database_prefix}jmo_{service.replace('-', '_')}"
+
+    def keyring_database_name(self) -> str:
+        """The shared key ring's database (see ``keyring_database``)."""
+        return f"{self.database_prefix}{self.keyring_database}"
 
     def blob_database(self) -> str:
         """Where claim-checked blobs (selfies) wait next to the event store, shared by gateway and services."""

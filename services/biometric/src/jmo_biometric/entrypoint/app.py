@@ -20,6 +20,7 @@ from jmo_contracts import Envelope, topics
 from jmo_eventstore import MongoKeyRing
 from jmo_registries import PopulationRegistry, population_registry
 from jmo_runtime import Service
+from jmo_runtime.service import shared_key_ring
 
 from ..adapters.blobs import GridFsSelfieBlobs, SelfieBlobs
 from ..adapters.decided import InMemoryDecidedCommands, MongoDecidedCommands
@@ -92,8 +93,8 @@ def build(
 
 
 def _keyring(database: Any, settings: BiometricSettings) -> MongoKeyRing:
-    """The participants' data keys of this service's database, the same ring its log's personal fields use."""
-    master = settings.master_data_key()
-    if master is None:
+    """The participants' data keys shared by every service (:func:`~jmo_runtime.service.shared_key_ring`), the ring its log's personal fields use."""
+    ring = shared_key_ring(database.client, settings)
+    if ring is None:
         raise RuntimeError("biometric: JMO_DATA_KEY is required, NIKs and face embeddings are only kept encrypted")
-    return MongoKeyRing(database["data_keys"], master)
+    return ring

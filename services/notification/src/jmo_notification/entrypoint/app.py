@@ -31,7 +31,7 @@ def build(
 ) -> Service:
     """The notification service; ``channels`` replaces the SMTP / SMS adapters, ``clock`` the UTC clock (tests)."""
     service = Service(NAME, settings, **overrides)  # type: ignore[arg-type]
-    dead_letters = DeadLetters(service.broker, settings.topic, group_id=f"jmo-{NAME}")
+    dead_letters = DeadLetters(service.broker, settings.topic, group_id=f"jmo-{NAME}", wire_form=service.wire_form)
     owner = new_id()  # this process, as the owner of its delivery claims
     notifier: Notifier  # built once the store is up, before any message is consumed
 

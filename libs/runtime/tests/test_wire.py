@@ -1,0 +1,96 @@
+"""Personal data on the wire: the relay publishes the sealed stored form, a consumer opens it with
+the shared key ring, refuses it in clear, and cannot open it once the participant is erased."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pytest
+
+from jmo_contracts import Envelope, new_id
+from jmo_contracts.export import example_envelope
+from jmo_contracts.messages import registered
+from jmo_eventstore import FieldEncryptionCodec, InMemoryEventStore, InMemoryKeyRing, participant_subject
+from jmo_runtime.messaging import Refused, admit
+from jmo_runtime.relay import OutgoingRecord, Relay
+from jmo_runtime.wire import PARTICIPANT_ERASED, PERSONAL_DATA_IN_CLEAR, SEALED_VALUE_INVALID, WITHHELD, open_envelope, seal_envelope
+
+pytestmark = pytest.mark.unit
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.records: list[OutgoingRecord] = []
+
+    async def publish(self, records: Sequence[OutgoingRecord]) -> None:
+        self.records.extend(records)
+
+
+def example(type_name: str, stream: str, **payload: object) -> Envelope:
+    envelope = example_envelope(registered()[type_name])
+    return envelope.model_copy(update={"stream_id": stream, "message_id": new_id(), "payload": envelope.payload | payload})
+
+
+def registered_event(pid: str) -> Envelope:
+    return example("ParticipantRegistered", f"registration-{pid}", participant_id=pid, nik="3201014508900001", full_name="SITI NURHALIZA", email="siti.uji@example.com")
+
+
+def clear_values(envelope: Envelope) -> list[str]:
+    return [envelope.payload[f] for f in ("nik", "full_name", "email")]
+
+
+async def test_the_relay_publishes_personal_fields_as_the_log_stores_them_and_a_consumer_with_the_key_opens_them() -> None:
+    keys = InMemoryKeyRing()
+    codec = FieldEncryptionCodec(keys)
+    store, out, pid = InMemoryEventStore(codec), Recorder(), new_id()
+    event = registered_event(pid)
+    await store.append(event.stream_id, 0, [event], cause_id=new_id())
+    relay = Relay("test", store, out, lambda _t: "jmo.registration.events", recover_every=0, recover_after=0)
+    await relay.run_once()
+    [record] = out.records
+    assert not [v for v in clear_values(event) if v.encode() in record.value]
+    on_wire = Envelope.from_json(record.value)
+    assert all(set(on_wire.payload[f]) == {"_enc"} for f in ("nik", "full_name", "email"))
+    assert on_wire.payload == store.commits[f"{event.stream_id}@0"]["events"][0]["payload"]  # the stored form, not sealed again
+    opened = await open_envelope(FieldEncryptionCodec(keys), on_wire)
+    assert isinstance(opened, Envelope) and opened.payload == event.payload
+
+    # what recovery publishes (read back from the log) is sealed the same way
+    [pending] = await store.pending_commits(older_than=0, limit=10)
+    assert pending.events[0].wire_envelope.payload == on_wire.payload
+
+
+async def test_personal_fields_in_clear_are_refused_and_the_dlq_copy_withholds_them() -> None:
+    event = registered_event(new_id())
+    refused = await open_envelope(FieldEncryptionCodec(InMemoryKeyRing()), event)
+    assert isinstance(refused, Refused) and refused.reason == PERSONAL_DATA_IN_CLEAR
+    assert refused.parked_as is not None and not [v for v in clear_values(event) if v.encode() in refused.parked_as]
+    assert json.loads(refused.parked_as)["payload"]["nik"] == WITHHELD and "nik" in refused.detail
+
+
+async def test_a_command_sealed_by_the_gateway_opens_for_the_service_and_not_once_the_participant_is_erased() -> None:
+    keys = InMemoryKeyRing()
+    pid = new_id()
+    command = example("RegisterParticipant", f"registration-{pid}", nik="3201014508900002", full_name="BUDI UJI", email="budi.uji@example.com")
+    sealed = await seal_envelope(FieldEncryptionCodec(keys), command)  # no participant_id: the stream names the participant
+    assert not [v for v in clear_values(command) if v.encode() in sealed.to_json()]
+    service = FieldEncryptionCodec(keys)
+    opened = await open_envelope(service, sealed)
+    assert isinstance(opened, Envelope) and opened.payload == command.payload
+    assert admit(opened.to_json(), {}) == opened  # the opened payload validates against its contract
+
+    await keys.erase(participant_subject(pid))
+    after = await open_envelope(service, sealed)
+    assert isinstance(after, Refused) and after.reason == PARTICIPANT_ERASED and after.envelope is not None
+
+
+async def test_a_sealed_value_moved_to_another_participants_message_does_not_open() -> None:
+    keys = InMemoryKeyRing()
+    codec = FieldEncryptionCodec(keys)
+    mine, theirs = await seal_envelope(codec, registered_event(new_id())), await seal_envelope(codec, registered_event(new_id()))
+    forged = theirs.model_copy(update={"payload": theirs.payload | {"nik": mine.payload["nik"]}})
+    refused = await open_envelope(codec, forged)
+    assert isinstance(refused, Refused) and refused.reason == SEALED_VALUE_INVALID and "nik" in refused.detail
+    garbage = theirs.model_copy(update={"payload": theirs.payload | {"email": {"_enc": "not base64!"}}})
+    assert (await open_envelope(codec, garbage)).reason == SEALED_VALUE_INVALID  # type: ignore[union-attr]
