@@ -178,6 +178,11 @@ class FieldEncryptionCodec:
     def __init__(self, keys: KeyRing) -> None:
         self._keys = keys
 
+    @property
+    def keys(self) -> KeyRing:
+        """The key ring it seals with (one instance, and one cache, per process is enough)."""
+        return self._keys
+
     async def prepare(self, items: Iterable[Item], *, writing: bool) -> None:
         subjects = {subject_of(stream_id, payload) for stream_id, type_name, payload in items if _personal_fields(type_name)}
         if subjects:

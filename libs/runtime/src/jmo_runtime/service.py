@@ -21,7 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from jmo_contracts import Envelope, derived_id, reply, topics
 from jmo_contracts.catalog import accepted_on, envelope_union, stream_kind_of
-from jmo_eventstore import EventStore, FieldEncryptionCodec, MongoEventStore, MongoKeyRing, PayloadCodec, PlainCodec
+from jmo_eventstore import EventStore, FieldEncryptionCodec, KeyRing, MongoEventStore, MongoKeyRing, PayloadCodec, PlainCodec
 
 from .decider import Decider, rejected
 from .handler import CommandHandler
@@ -140,6 +140,14 @@ class Service:
         if not isinstance(codec, FieldEncryptionCodec):
             return envelope
         return await open_envelope(codec, envelope)
+
+    @property
+    def key_ring(self) -> KeyRing | None:
+        """The participants' data keys its log seals with (the shared ring), once started; ``None``
+        when personal data is kept in clear. What else the service seals should use this one
+        instance: its cache then serves the log, the wire and the service's own stores alike."""
+        codec = self.store.codec if self._store is not None else None
+        return codec.keys if isinstance(codec, FieldEncryptionCodec) else None
 
     async def wire_form(self, envelope: Envelope) -> Envelope:
         """``envelope`` as it may travel on Kafka: its personal fields sealed under the participant's

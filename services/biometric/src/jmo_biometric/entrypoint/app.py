@@ -12,15 +12,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 import structlog
 
 from jmo_contracts import Envelope, topics
-from jmo_eventstore import MongoKeyRing
+from jmo_eventstore import KeyRing
 from jmo_registries import PopulationRegistry, population_registry
 from jmo_runtime import Service
-from jmo_runtime.service import shared_key_ring
 
 from ..adapters.blobs import GridFsSelfieBlobs, SelfieBlobs
 from ..adapters.decided import InMemoryDecidedCommands, MongoDecidedCommands
@@ -58,7 +56,7 @@ def build(
         version = await pool.warm_up() if pool is not None else model_version()
         blob_db, own_db = service.database_named(settings.blob_database()), service.database
         the_blobs = blobs or (GridFsSelfieBlobs(blob_db) if blob_db is not None else None)
-        the_faces = faces or (MongoParticipantFaces(own_db, ParticipantSealer(_keyring(own_db, settings))) if own_db is not None else None)
+        the_faces = faces or (MongoParticipantFaces(own_db, ParticipantSealer(_keyring(service))) if own_db is not None else None)
         if the_blobs is None or the_faces is None:
             raise RuntimeError("biometric: blob and participant stores are needed without MongoDB")
         selfies = Selfies(
@@ -92,9 +90,9 @@ def build(
     return service
 
 
-def _keyring(database: Any, settings: BiometricSettings) -> MongoKeyRing:
-    """The participants' data keys shared by every service (:func:`~jmo_runtime.service.shared_key_ring`), the ring its log's personal fields use."""
-    ring = shared_key_ring(database.client, settings)
-    if ring is None:
+def _keyring(service: Service) -> KeyRing:
+    """The participants' data keys its log seals with (the ring every service shares): erasing a
+    participant's key erases their NIK and reference embedding kept here too."""
+    if service.key_ring is None:
         raise RuntimeError("biometric: JMO_DATA_KEY is required, NIKs and face embeddings are only kept encrypted")
-    return ring
+    return service.key_ring
