@@ -42,6 +42,8 @@ from .test_profile_update_journey import ADDITIONAL, ADDRESS, POPULATION, _gende
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("topics")]
 NEW_PHONE, BANK_ACCOUNT, NPWP = "0813-8880-0057", "7712345678", "09.254.294.3-407.000"
+#: KTP photo and selfie of the citizen whose journey is shown (rose: no later test of the session registers her, and this one ends with her erased)
+PHOTO, SELFIE = "rose_leslie1.jpg", "rose_leslie2.jpg"
 
 
 @pytest.fixture
@@ -77,7 +79,7 @@ def render(topic: str, partition: int, offset: int, key: bytes | None, headers: 
     text = (value or b"").decode("utf-8", errors="replace")
     try:
         parsed: Any = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to parse (the hostile-input tests leave such records): shown as text, as a Kafka UI does
         parsed = text
     return Shown(topic, partition, offset, (key or b"").decode("utf-8", errors="replace"), {k: (v or b"").decode("utf-8", errors="replace") for k, v in headers or ()}, parsed)
 
@@ -158,9 +160,10 @@ async def test_a_kafka_ui_shows_no_personal_value_of_a_registration_and_a_profil
     infra: Any, topic_prefix: str, database_prefix: str, service_keys: dict[str, str], stack: dict[str, Any], gateways_seal: Any
 ) -> None:
     async with Gateway(infra.kafka_bootstrap, topic_prefix=topic_prefix, kafka_options=infra.kafka_options) as gateway:
-        pid, data, s = await session_started(gateway, 23, "obama.jpg", infra, topic_prefix, database_prefix, service_keys)
+        # a citizen no later test of the session registers: this one ends erased
+        pid, data, s = await session_started(gateway, 23, PHOTO, infra, topic_prefix, database_prefix, service_keys)
         assert (await s.send("ConfirmParticipationData", confirmed=True)).type == "ParticipationDataConfirmed"
-        assert (await s.selfie(infra, database_prefix, "obama2.jpg")).type == "SelfieMatched"
+        assert (await s.selfie(infra, database_prefix, SELFIE)).type == "SelfieMatched"
         await until_type(gateway, s, "SelfieVerificationRecorded")
         contact = await s.send("SubmitContactData", phone=NEW_PHONE, email=data["email"], npwp=NPWP, bank_name="BNI", bank_account_number=BANK_ACCOUNT)
         assert contact.type == "ContactDataSubmitted", contact.payload
@@ -179,7 +182,7 @@ async def test_a_kafka_ui_shows_no_personal_value_of_a_registration_and_a_profil
         "new phone": forms(NEW_PHONE), "bank account": forms(BANK_ACCOUNT), "NPWP": forms(NPWP) | {"092542943407000"}, "KPJ number": forms(kpj),
         "mother's name": forms(POPULATION["mother_maiden_name"]), "street": forms(ADDRESS["street"]),
         "emergency contact": forms(ADDITIONAL["emergency_contact_name"]) | forms(ADDITIONAL["emergency_contact_phone"]),
-        "birth date": {str(citizen_with_photo("obama.jpg")["birth_date"])},
+        "birth date": {str(citizen_with_photo(PHOTO)["birth_date"])},
     }
 
     # the check can fail: the same journey in clear (as it was before sealing) is found
