@@ -13,6 +13,7 @@ from pymongo import AsyncMongoClient, monitoring
 
 from jmo_contracts import new_id, stream_id
 from jmo_eventstore import ConcurrencyConflict, MongoEventStore
+from jmo_eventstore import mongo
 from jmo_eventstore.mongo import SLOT_PREFIX, slot_id
 from jmo_eventstore.testing import EventStoreContract, an_event, read_everything
 
@@ -133,3 +134,28 @@ class TestMongoEventStore(EventStoreContract):
         assert await store.pending_commits(older_than=1, limit=10) == []
         assert await store.relays.find_one({"_id": "dead"}) is None
         assert await store.commits.find_one({"_id": slot_id("dead", 0)}) is None
+
+
+async def test_verify_checks_a_log_read_in_many_batches(store: MongoEventStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scan is read a batch ahead of the check: every batch is checked, and a commit altered,
+    removed or moved in any of them is found."""
+    monkeypatch.setattr(mongo, "VERIFY_BATCH", 2)
+    streams = [stream_id("test") for _ in range(3)]
+    for s in streams:
+        for v in range(3):
+            await store.append(s, v, [an_event(s, v)], cause_id=new_id())
+    checked: list[int] = []
+    assert await store.verify(progress=checked.append) == []
+    assert sum(checked) == 9 and max(checked) <= 2
+    altered, removed = f"{streams[0]}@1", f"{streams[1]}@1"
+    doc = await store.commits.find_one({"_id": altered})
+    doc["events"][0]["payload"]["reason"] = "event 666"
+    await store.commits.replace_one({"_id": altered}, doc)
+    await store.commits.delete_one({"_id": removed})
+    moved = await store.commits.find_one({"_id": f"{streams[2]}@2"})
+    await store.commits.delete_one({"_id": moved["_id"]})
+    await store.commits.insert_one({**moved, "_id": f"{streams[2]}@9", "from_version": 10, "to_version": 10})
+    found = {(p.stream_id, p.commit_id) for p in await store.verify()}
+    assert (streams[0], altered) in found
+    assert (streams[1], f"{streams[1]}@2") in found  # the commit after the removed one no longer links
+    assert (streams[2], f"{streams[2]}@9") in found
