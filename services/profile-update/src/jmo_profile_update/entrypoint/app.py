@@ -69,7 +69,7 @@ def build(settings: ProfileUpdateSettings, *, profiles: ProfileStore | None = No
         for event in handled.events:
             if event.type == "ProfileUpdated":
                 await profile_store.apply(event)
-        if any(e.type in FINISHED for e in handled.events):
+        if handled.participant_erased or any(e.type in FINISHED for e in handled.events):
             await session_deadlines.clear(handled.stream_id)
         elif deadlines_set := [e for e in handled.events if e.payload.get("expires_at")]:
             last = deadlines_set[-1]
@@ -107,7 +107,7 @@ def build(settings: ProfileUpdateSettings, *, profiles: ProfileStore | None = No
             handled = await service.commands(session).handle(expire, facts={"session_timeout": timeout})
             await follow_up(handled)
             if not handled.events:  # finished meanwhile, or its deadline moved and the record missed it
-                state = session.fold(e.envelope.open() for e in await service.store.read_stream(due.key))
+                state = session.fold(e.open() for e in await service.store.read_stream(due.key))
                 if state.step in CLOSED or state.expires_at is None:
                     await session_deadlines.clear(due.key)
                 elif state.expires_at != due.at:

@@ -101,6 +101,9 @@ def build(
     async def apply(envelope: Envelope, stream_id: str, facts: Any) -> Handled:
         handled = await service.commands(registration).handle(envelope, stream_id=stream_id, facts=facts)
         _, _, open_registrations = accounts()
+        if handled.participant_erased:  # nothing more is decided about them: stop watching the stream
+            await open_registrations.clear(stream_id)
+            await retries().clear(stream_id)
         for event in handled.events:
             if event.type == "ParticipantRegistered":
                 await open_registrations.set(Due(stream_id, event.occurred_at, {"correlation_id": event.correlation_id}))
@@ -118,7 +121,7 @@ def build(
         was activated, then stop watching it for expiry. In that order: a crash in between leaves it
         watched, and the next sweep settles it again (releasing is idempotent)."""
         nik_index, _, open_registrations = accounts()
-        state = registration.fold(e.envelope.open() for e in await service.store.read_stream(stream_id))
+        state = registration.fold(e.open() for e in await service.store.read_stream(stream_id))
         if state.status in CLOSED and state.participant is not None:
             await nik_index.release(state.participant.nik, stream_id)
         await open_registrations.clear(stream_id)
