@@ -50,6 +50,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import bson
+from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, DeleteOne
 from pymongo.errors import BulkWriteError
 from pymongo.asynchronous.collection import AsyncCollection
@@ -509,13 +511,17 @@ class MongoEventStore:
 
     async def verify(self, progress: Callable[[int], None] | None = None) -> list[IntegrityProblem]:
         """Every hash chain and the sequence log checked against the commits: one pass over the
-        commits (a scan), in batches of :data:`VERIFY_BATCH`, each commit hashed while the database
-        reads the next batch and then kept only as its :func:`~jmo_eventstore.commits.chain_link`.
+        commits (a scan), in batches of :data:`VERIFY_BATCH` taken as raw BSON, each batch decoded
+        and hashed while the database reads the next one, each commit then kept only as its
+        :func:`~jmo_eventstore.commits.chain_link`.
         ``progress`` is called with the number of commits checked since its last call."""
         problems: list[IntegrityProblem] = []
         by_stream: dict[str, list[Doc]] = {}
-        async for batch in _prefetched(self.commits.find({}, batch_size=VERIFY_BATCH), VERIFY_BATCH):
-            commits = [doc for doc in batch if "stream_id" in doc]  # not the outbox slots
+        options = self.commits.codec_options
+        raw = self.commits.with_options(codec_options=options.with_options(document_class=RawBSONDocument))
+        async for batch in _prefetched(raw.find({}, batch_size=VERIFY_BATCH), VERIFY_BATCH):
+            # decoded here, not as it arrives: the database reads the next batch meanwhile
+            commits = [doc for doc in (bson.decode(r.raw, options) for r in batch) if "stream_id" in doc]  # not the outbox slots
             for doc in commits:
                 by_stream.setdefault(doc["stream_id"], []).append(chain_link(doc))
             if progress is not None:
