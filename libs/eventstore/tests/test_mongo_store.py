@@ -14,7 +14,7 @@ from pymongo import AsyncMongoClient, monitoring
 from jmo_contracts import new_id, stream_id
 from jmo_eventstore import ConcurrencyConflict, MongoEventStore
 from jmo_eventstore import mongo
-from jmo_eventstore.mongo import SLOT_PREFIX, slot_id
+from jmo_eventstore.mongo import SLOT_PREFIX, _prefetched, slot_id
 from jmo_eventstore.testing import EventStoreContract, an_event, read_everything
 
 pytestmark = pytest.mark.integration
@@ -159,3 +159,37 @@ async def test_verify_checks_a_log_read_in_many_batches(store: MongoEventStore, 
     assert (streams[0], altered) in found
     assert (streams[1], f"{streams[1]}@2") in found  # the commit after the removed one no longer links
     assert (streams[2], f"{streams[2]}@9") in found
+
+
+class _Cursor:
+    """A cursor that hands out ``batches`` and then fails (or ends)."""
+
+    def __init__(self, batches: list[list[dict[str, Any]]], fail: bool) -> None:
+        self.batches, self.fail, self.closed = list(batches), fail, False
+
+    async def to_list(self, size: int) -> list[dict[str, Any]]:
+        if self.batches:
+            return self.batches.pop(0)
+        if self.fail:
+            raise ConnectionError("the database went away")
+        return []
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("fail", [False, True])
+async def test_verify_reads_ahead_and_a_failed_read_reaches_the_caller(fail: bool) -> None:
+    cursor = _Cursor([[{"n": 1}], [{"n": 2}]], fail)
+    seen: list[int] = []
+
+    async def read_all() -> None:
+        async for batch in _prefetched(cursor, 1):  # type: ignore[arg-type]
+            seen.extend(d["n"] for d in batch)
+
+    if fail:
+        with pytest.raises(ConnectionError):
+            await read_all()
+    else:
+        await read_all()
+    assert seen == [1, 2] and cursor.closed

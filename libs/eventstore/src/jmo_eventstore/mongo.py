@@ -543,17 +543,23 @@ class MongoEventStore:
 async def _prefetched(cursor: AsyncCursor, size: int) -> AsyncIterator[list[Doc]]:
     """The cursor's documents in lists of up to ``size``, the next list already being read while
     the caller works on one (the database and the caller work side by side). The cursor is read to
-    its end, or closed if the caller stops early."""
-    ahead: asyncio.Queue[list[Doc]] = asyncio.Queue(maxsize=1)
+    its end, or closed if the caller stops early; a failed read is raised to the caller."""
+    ahead: asyncio.Queue[list[Doc] | Exception] = asyncio.Queue(maxsize=1)
 
     async def read() -> None:
-        while batch := await cursor.to_list(size):
-            await ahead.put(batch)
+        try:
+            while batch := await cursor.to_list(size):
+                await ahead.put(batch)
+        except Exception as failed:  # handed over: the caller raises it
+            await ahead.put(failed)
+            return
         await ahead.put([])
 
     reader = asyncio.create_task(read())
     try:
         while batch := await ahead.get():
+            if isinstance(batch, Exception):
+                raise batch
             yield batch
         await reader
     finally:
