@@ -92,7 +92,8 @@ async def verify(stores: dict[str, MongoEventStore], bar: Progress | None = None
             return await store.verify()
         task = bar.add_task(f"verifying the {name} log", total=None)
         problems = await store.verify(progress=lambda n: bar.advance(task, n))
-        bar.update(task, total=bar.tasks[task].completed, description=f"the {name} log: {'ALTERED' if problems else 'intact'}")
+        checked = next(t.completed for t in bar.tasks if t.id == task)
+        bar.update(task, total=checked, description=f"the {name} log: {'ALTERED' if problems else 'intact'}")
         return problems
 
     found = await asyncio.gather(*(one(name, store) for name, store in stores.items()))
