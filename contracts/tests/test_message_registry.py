@@ -182,3 +182,49 @@ def test_a_payload_with_an_unknown_field_is_refused():
     payload = example_message(cls).model_dump(mode="json") | {"surprise": 1}
     with pytest.raises(ValueError):
         cls.model_validate(payload)
+
+
+def test_an_event_read_back_from_a_log_may_hold_erased_personal_fields_of_any_type() -> None:
+    """After an erasure the codec reads ``[erased]`` for every personal field: a date, an enum, a
+    number, a nested model. ``parse_stored`` accepts that (and only that) in personal fields."""
+    from datetime import date
+
+    import pydantic
+
+    from jmo_contracts import ERASED, erased_fields, parse_payload, parse_stored
+    from jmo_contracts.profile_update import ProfileUpdated, ProfileValues
+    from jmo_contracts.registration import ContributionPaid, ParticipantRegistered
+
+    registered = ParticipantRegistered(participant_id="ab" * 16, category="BPU", nik="3201014508900001", full_name="SITI", email="s@example.com",
+                                       phone="+6281234567890", otp_channel="email", birth_date=date(1990, 8, 5), gender="F")
+    updated = ProfileUpdated(participant_id="ab" * 16, session_id="cd" * 16, changed_fields=["phone"], new_values=ProfileValues(phone="+6281234567891"),
+                             contact_email="s@example.com", contact_phone="+6281234567891", notification_channel="email")
+    for event in (registered, updated):
+        stored = event.model_dump(mode="json") | dict.fromkeys(event.PERSONAL_FIELDS, ERASED)
+        with pytest.raises(pydantic.ValidationError):
+            parse_payload(event.TYPE, event.VERSION, stored)  # what is sent is parsed strictly
+        read = parse_stored(event.TYPE, event.VERSION, stored)
+        assert isinstance(read, type(event)) and read.TYPE == event.TYPE and erased_fields(read) == event.PERSONAL_FIELDS
+        assert read.model_dump(mode="json") == stored
+        assert parse_stored(event.TYPE, event.VERSION, event.model_dump(mode="json")) == event and not erased_fields(event)
+        with pytest.raises(pydantic.ValidationError):  # the other fields are checked as ever
+            parse_stored(event.TYPE, event.VERSION, stored | {"participant_id": "not a reference"})
+    assert parse_stored("ParticipantRegistered", 1, registered.model_dump(mode="json") | {"birth_date": ERASED}).category.value == "BPU"  # still the enum
+    assert "amount" in ContributionPaid.PERSONAL_FIELDS
+
+
+@pytest.mark.parametrize("cls", [c for c in registered().values() if c.PERSONAL_FIELDS], ids=lambda c: c.TYPE)
+def test_every_personal_field_of_every_message_can_read_erased(cls: type) -> None:
+    from pydantic import TypeAdapter
+
+    from jmo_contracts import ERASED
+    from jmo_contracts.messages import _erased_variant
+
+    from jmo_contracts import erased_fields, parse_stored
+
+    variant = _erased_variant(cls)
+    assert issubclass(variant, cls) and variant.TYPE == cls.TYPE and variant.model_config["extra"] == "forbid"
+    for name in cls.PERSONAL_FIELDS:
+        assert TypeAdapter(variant.model_fields[name].annotation).validate_python(ERASED) == ERASED
+    stored = example_message(cls).model_dump(mode="json") | dict.fromkeys(cls.PERSONAL_FIELDS, ERASED)
+    assert erased_fields(parse_stored(cls.TYPE, cls.VERSION, stored)) == cls.PERSONAL_FIELDS

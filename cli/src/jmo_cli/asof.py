@@ -28,10 +28,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from jmo_contracts import Message, UnknownMessageType, message_class
-from jmo_contracts.messages import upcast
+from jmo_contracts import Message, UnknownMessageType
 from jmo_eventstore import EventStore, RecordedEvent
 from jmo_profile_update.adapters.profiles import COLLECTION as PROFILES_COLLECTION
 from jmo_profile_update.domain import profile as profiles
@@ -41,17 +40,12 @@ HIDDEN = frozenset({"code_hmac", "hmac_key_id"})
 
 
 def open_event(event: RecordedEvent) -> Message | None:
-    """The event as its current model, as the services fold it. An erased participant's personal
-    fields read ``[erased]``, which a typed field (a date, a pattern) refuses: then the model is
-    built without validation, so the fold still sees what happened. Unknown types are skipped."""
-    env = event.envelope
+    """The event as its current model, as the services fold it (an erased participant's personal
+    fields read ``[erased]``, see :meth:`~jmo_eventstore.RecordedEvent.open`). Unknown types are skipped."""
     try:
-        return env.open()
+        return event.open()
     except UnknownMessageType:
         return None
-    except ValidationError:
-        cls = message_class(env.type)
-        return cls.model_construct(**upcast(env.type, env.schema_version, env.payload))
 
 
 def cut(events: Sequence[RecordedEvent], at: datetime) -> list[RecordedEvent]:
@@ -74,7 +68,7 @@ def plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name not in HIDDEN}
     if isinstance(value, BaseModel):
-        return {k: plain(v) for k, v in value.model_dump(mode="json", warnings=False).items() if k not in HIDDEN}  # a model built from an erased event holds "[erased]" in typed fields
+        return {k: plain(v) for k, v in value.model_dump(mode="json").items() if k not in HIDDEN}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, datetime | date):

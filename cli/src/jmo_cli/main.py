@@ -217,8 +217,9 @@ def audit_access(participant: Annotated[str, typer.Argument(help="The participan
 
 @audit_app.command("verify")
 def audit_verify(service: Annotated[str | None, typer.Option(help=f"Only this service's log ({AUDIT!r}: only the audit log).")] = None) -> None:
-    """Check every hash chain and the global order of every service's log and of the audit log, with a
-    progress bar; exit 1 and name the streams if anything was altered."""
+    """Check every hash chain and the global order of every service's log and of the audit log, side
+    by side, with a progress bar per log (commits checked); exit 1 and name the streams if anything
+    was altered."""
     settings = ServiceSettings()
 
     async def go() -> dict[str, list[audit_ops.IntegrityProblem]]:
@@ -226,14 +227,8 @@ def audit_verify(service: Annotated[str | None, typer.Option(help=f"Only this se
             logs: dict[str, audit_ops.MongoEventStore] = {} if service == AUDIT else dict(stores)
             if service in (None, AUDIT):
                 logs[AUDIT] = log.store
-            results: dict[str, list[audit_ops.IntegrityProblem]] = {}
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True) as bar:
-                task = bar.add_task("verifying", total=len(logs))
-                for name, store in logs.items():
-                    bar.update(task, description=f"verifying the {name} log")
-                    results[name] = await store.verify()
-                    bar.advance(task)
-            return results
+            with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f} commits"), TimeElapsedColumn(), console=err, transient=True) as bar:
+                return await audit_ops.verify(logs, bar)
 
     results = asyncio.run(go())
     broken = False

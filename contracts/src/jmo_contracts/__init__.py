@@ -2,7 +2,7 @@
 
 from . import audit, biometric, common, identity, notification, profile_update, registration  # noqa: F401  (registers the message types)
 from .envelope import Envelope, derived_id, new_id, reply, stream_id
-from .messages import Command, Event, Message, UnknownMessageType, message_class, parse_payload, registered
+from .messages import ERASED, Command, Event, Message, UnknownMessageType, erased_fields, message_class, parse_payload, parse_stored, registered
 
 __all__ = [
     "Command",
@@ -14,6 +14,9 @@ __all__ = [
     "derived_id",
     "new_id",
     "parse_payload",
+    "parse_stored",
+    "erased_fields",
+    "ERASED",
     "registered",
     "reply",
     "stream_id",

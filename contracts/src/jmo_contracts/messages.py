@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, 
 from datetime import date, datetime
 
 from annotated_types import Ge, Gt, Le, Lt, MaxLen
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, create_model
 
 Kind = Literal["command", "event"]
 Payload = dict[str, Any]
@@ -210,6 +210,46 @@ def upcast(type_name: str, version: int, payload: Mapping[str, Any]) -> Payload:
 def parse_payload(type_name: str, version: int, payload: Mapping[str, Any]) -> Message:
     """Validate a payload of any known version as the current model of its type."""
     return message_class(type_name).model_validate(upcast(type_name, version, payload))
+
+
+#: What a personal field holds, read back from a log, once its participant was erased (their key
+#: deleted, so the field can no longer be decrypted). Never valid in a message that is sent.
+ERASED = "[erased]"
+_ERASED_VARIANTS: dict[type[Message], type[Message]] = {}
+
+
+def erased_fields(message: Message) -> frozenset[str]:
+    """The personal fields of ``message`` that read :data:`ERASED`: not empty only for an event of
+    an erased participant read back from a log (:func:`parse_stored`)."""
+    return frozenset(f for f in type(message).PERSONAL_FIELDS if getattr(message, f, None) == ERASED)
+
+
+def parse_stored(type_name: str, version: int, payload: Mapping[str, Any]) -> Message:
+    """Like :func:`parse_payload`, for an event read back from a log: a personal field may read
+    :data:`ERASED` (its participant was erased), whatever its type (a date, an enum, a nested
+    model). Such an event is validated as a subclass of its model whose personal fields also
+    accept the marker, so every other field is checked as usual and ``isinstance``/``match`` on
+    the model still hold. Only where events are read back from a log; what arrives from outside
+    is parsed strictly (:func:`parse_payload`)."""
+    cls = message_class(type_name)
+    data = upcast(type_name, version, payload)
+    if not any(data.get(f) == ERASED for f in cls.PERSONAL_FIELDS):
+        return cls.model_validate(data)
+    return _erased_variant(cls).model_validate(data)
+
+
+def _erased_variant(cls: type[Message]) -> type[Message]:
+    """``cls`` with each personal field widened to also accept :data:`ERASED` (its own type and
+    constraints kept for any other value). Built once per class."""
+    if (variant := _ERASED_VARIANTS.get(cls)) is None:
+        fields: dict[str, Any] = {}
+        for name in cls.PERSONAL_FIELDS:
+            field = cls.model_fields[name]
+            kept = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+            fields[name] = (Union[kept, Literal[ERASED]], ... if field.is_required() else field.default)  # noqa: UP007 (built at run time)
+        variant = create_model(f"{cls.__name__}AsErased", __base__=cls, __module__=cls.__module__, **fields)
+        _ERASED_VARIANTS[cls] = variant
+    return variant
 
 
 def registered() -> Mapping[str, type[Message]]:

@@ -13,7 +13,8 @@ from pymongo import AsyncMongoClient, monitoring
 
 from jmo_contracts import new_id, stream_id
 from jmo_eventstore import ConcurrencyConflict, MongoEventStore
-from jmo_eventstore.mongo import SLOT_PREFIX, slot_id
+from jmo_eventstore import mongo
+from jmo_eventstore.mongo import SLOT_PREFIX, _prefetched, slot_id
 from jmo_eventstore.testing import EventStoreContract, an_event, read_everything
 
 pytestmark = pytest.mark.integration
@@ -179,3 +180,61 @@ class TestMongoEventStore(EventStoreContract):
         assert await second_store.pending_commits(older_than=0.01, limit=10) == []  # settled: nothing to publish again
         assert await second_store.relays.find_one({"_id": store.instance}) is None
         assert await second_store.commits.count_documents({"_id": {"$regex": f"^{SLOT_PREFIX}{store.instance}~"}}) == 0
+
+async def test_verify_checks_a_log_read_in_many_batches(store: MongoEventStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scan is read a batch ahead of the check: every batch is checked, and a commit altered,
+    removed or moved in any of them is found."""
+    monkeypatch.setattr(mongo, "VERIFY_BATCH", 2)
+    streams = [stream_id("test") for _ in range(3)]
+    for s in streams:
+        for v in range(3):
+            await store.append(s, v, [an_event(s, v)], cause_id=new_id())
+    checked: list[int] = []
+    assert await store.verify(progress=checked.append) == []
+    assert sum(checked) == 9 and max(checked) <= 2
+    altered, removed = f"{streams[0]}@1", f"{streams[1]}@1"
+    doc = await store.commits.find_one({"_id": altered})
+    doc["events"][0]["payload"]["reason"] = "event 666"
+    await store.commits.replace_one({"_id": altered}, doc)
+    await store.commits.delete_one({"_id": removed})
+    moved = await store.commits.find_one({"_id": f"{streams[2]}@2"})
+    await store.commits.delete_one({"_id": moved["_id"]})
+    await store.commits.insert_one({**moved, "_id": f"{streams[2]}@9", "from_version": 10, "to_version": 10})
+    found = {(p.stream_id, p.commit_id) for p in await store.verify()}
+    assert (streams[0], altered) in found
+    assert (streams[1], f"{streams[1]}@2") in found  # the commit after the removed one no longer links
+    assert (streams[2], f"{streams[2]}@9") in found
+
+
+class _Cursor:
+    """A cursor that hands out ``batches`` and then fails (or ends)."""
+
+    def __init__(self, batches: list[list[dict[str, Any]]], fail: bool) -> None:
+        self.batches, self.fail, self.closed = list(batches), fail, False
+
+    async def to_list(self, size: int) -> list[dict[str, Any]]:
+        if self.batches:
+            return self.batches.pop(0)
+        if self.fail:
+            raise ConnectionError("the database went away")
+        return []
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("fail", [False, True])
+async def test_verify_reads_ahead_and_a_failed_read_reaches_the_caller(fail: bool) -> None:
+    cursor = _Cursor([[{"n": 1}], [{"n": 2}]], fail)
+    seen: list[int] = []
+
+    async def read_all() -> None:
+        async for batch in _prefetched(cursor, 1):  # type: ignore[arg-type]
+            seen.extend(d["n"] for d in batch)
+
+    if fail:
+        with pytest.raises(ConnectionError):
+            await read_all()
+    else:
+        await read_all()
+    assert seen == [1, 2] and cursor.closed

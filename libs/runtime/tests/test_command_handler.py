@@ -149,3 +149,37 @@ async def test_a_message_id_reused_for_another_command_is_refused_not_silently_d
     [answer] = refused.events
     assert (answer.type, answer.payload["reason_code"], answer.payload["command_id"], answer.correlation_id) == ("CommandRejected", "MESSAGE_ID_REUSED", original, reused.correlation_id)
     assert refused.stream_id.startswith("refusal-") and len(await store.read_stream(s)) == 1  # nothing applied to the stream
+
+
+async def test_a_command_for_an_erased_participant_is_refused_and_their_stream_still_folds() -> None:
+    from jmo_contracts.registration import AccountActivated
+    from jmo_eventstore import FieldEncryptionCodec, InMemoryKeyRing, participant_subject
+
+    keys = InMemoryKeyRing()
+    store = InMemoryEventStore(codec=FieldEncryptionCodec(keys))
+    s = stream_id("test")
+    await handler(store).handle(a_command(s))
+    await keys.erase(participant_subject("ab" * 16))
+    [registered] = [e.open() for e in await store.read_stream(s)]
+    assert isinstance(registered, ParticipantRegistered) and (registered.birth_date, registered.nik, registered.category) == ("[erased]", "[erased]", "BPU")
+
+    refused = await handler(store).handle(a_command(s, "SITI LAGI"))
+    [event] = refused.events
+    assert event.type == "CommandRejected" and event.payload["reason_code"] == "PARTICIPANT_ERASED" and refused.participant_erased
+    assert [e.envelope.type for e in await store.read_stream(s)] == ["ParticipantRegistered", "CommandRejected"]
+    # another service's event about them is not acted on: nothing is decided on erased data
+    activated = AccountActivated(participant_id="ab" * 16, category="BPU", kpj_number="26112100042", digital_card_id=new_id(), programs=["JKK", "JKM"],
+                                 full_name="SITI", email="s@example.com", phone="+6281234567890", notification_channel="email")
+    reaction = await handler(store).handle(Envelope.wrap(activated, stream_id=stream_id("other"), correlation_id=new_id()), stream_id=s)
+    assert reaction.events == () and not reaction.participant_erased
+    assert len(await store.read_stream(s)) == 2
+
+
+async def test_a_participant_whose_key_is_there_is_decided_for_as_usual() -> None:
+    from jmo_eventstore import FieldEncryptionCodec, InMemoryKeyRing
+
+    store = InMemoryEventStore(codec=FieldEncryptionCodec(InMemoryKeyRing()))
+    s = stream_id("test")
+    await handler(store).handle(a_command(s))
+    handled = await handler(store).handle(a_command(s, "SITI LAGI"))
+    assert [e.type for e in handled.events] == ["ParticipantRegistered"] and not handled.participant_erased

@@ -21,11 +21,10 @@ from typing import Any, Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from jmo_contracts.messages import UnknownMessageType, message_class
+from jmo_contracts.messages import ERASED, UnknownMessageType, message_class
 
 Payload = dict[str, Any]
 ENCRYPTED_MARK = "$enc"  # FerretDB v1 forbids keys starting with "$"; only used inside values
-ERASED = "[erased]"
 
 
 #: What a store hands to :meth:`PayloadCodec.prepare`: (stream id, type name, payload) of each event.

@@ -6,12 +6,12 @@ import asyncio
 import copy
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from jmo_contracts import Envelope
 
 from .codec import PayloadCodec, PlainCodec
-from .commits import Doc, appended_events, build_commit, new_items, recorded_events, result_of, stored_items, verify_chain
+from .commits import Doc, appended_events, build_commit, chain_link, new_items, recorded_events, result_of, stored_items, verify_chain
 from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, PendingCommit, RecordedEvent
 
 
@@ -115,13 +115,15 @@ class InMemoryEventStore:
     async def stream_ids(self) -> list[str]:
         return sorted(self._streams)
 
-    async def verify(self) -> list[IntegrityProblem]:
+    async def verify(self, progress: Callable[[int], None] | None = None) -> list[IntegrityProblem]:
         problems: list[IntegrityProblem] = []
         for stream_id, ids in sorted(self._streams.items()):
             present = [self.commits[c] for c in ids if c in self.commits]
             if len(present) != len(ids):
                 problems.extend(IntegrityProblem(stream_id, c, "commit missing") for c in ids if c not in self.commits)
-            problems.extend(verify_chain(stream_id, sorted(present, key=lambda d: d["from_version"])))
+            problems.extend(verify_chain(stream_id, [chain_link(d) for d in sorted(present, key=lambda d: d["from_version"])]))
+            if progress is not None:
+                progress(len(present))
         return problems
 
     def snapshot(self) -> dict[str, Doc]:

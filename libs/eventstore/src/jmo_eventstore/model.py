@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from jmo_contracts import Envelope
+from jmo_contracts import Envelope, Message, parse_stored
 
 
 class ConcurrencyConflict(Exception):
@@ -41,6 +41,12 @@ class RecordedEvent:
     @property
     def stream_id(self) -> str:
         return self.envelope.stream_id
+
+    def open(self) -> Message:
+        """The payload as the current model of its type, as a fold reads it: an erased participant's
+        personal fields read ``[erased]`` whatever their type (see :func:`jmo_contracts.parse_stored`)."""
+        env = self.envelope
+        return parse_stored(env.type, env.schema_version, env.payload)
 
 
 @dataclass(frozen=True)

@@ -48,20 +48,23 @@ import asyncio
 import bisect
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import bson
+from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, DeleteOne
 from pymongo.errors import BulkWriteError
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from jmo_contracts import Envelope
 
 from .codec import PayloadCodec, PlainCodec
-from .commits import Doc, appended_events, build_commit, commit_id, new_items, recorded_events, result_of, stored_items, verify_chain
+from .commits import Doc, appended_events, build_commit, chain_link, commit_id, new_items, recorded_events, result_of, stored_items, verify_chain
 from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, PendingCommit, RecordedEvent
 
 # Cursors are always bounded by limit() and read to the end, never abandoned: FerretDB v1 keeps
@@ -78,6 +81,8 @@ SLOT_PREFIX = "~outbox~"
 #: Statements per bulk command: FerretDB v1 mishandles bulk writes of 100 or more.
 BULK_CHUNK = 90
 FETCH_CONCURRENCY = 16
+#: Commits per batch of ``verify``'s scan.
+VERIFY_BATCH = 1000
 _ORDER_FIELDS = {"_id": 1, "stream_id": 1, "from_version": 1, "prev_commit": 1, "event_count": 1, "recorded_at": 1}
 
 
@@ -530,16 +535,26 @@ class MongoEventStore:
 
         return {d["_id"]: d for d in await asyncio.gather(*(one(c) for c in ids)) if d is not None}
 
-    async def verify(self) -> list[IntegrityProblem]:
-        """Every hash chain and the sequence log checked against the commits (a scan)."""
+    async def verify(self, progress: Callable[[int], None] | None = None) -> list[IntegrityProblem]:
+        """Every hash chain and the sequence log checked against the commits: one pass over the
+        commits (a scan), in batches of :data:`VERIFY_BATCH` taken as raw BSON, each batch decoded
+        and hashed while the database reads the next one, each commit then kept only as its
+        :func:`~jmo_eventstore.commits.chain_link`.
+        ``progress`` is called with the number of commits checked since its last call."""
         problems: list[IntegrityProblem] = []
         by_stream: dict[str, list[Doc]] = {}
-        async for doc in self.commits.find({}):
-            if "stream_id" in doc:  # not an outbox slot
-                by_stream.setdefault(doc["stream_id"], []).append(doc)
+        options = self.commits.codec_options
+        raw = self.commits.with_options(codec_options=options.with_options(document_class=RawBSONDocument))
+        async for batch in _prefetched(raw.find({}, batch_size=VERIFY_BATCH), VERIFY_BATCH):
+            # decoded here, not as it arrives: the database reads the next batch meanwhile
+            commits = [doc for doc in (bson.decode(r.raw, options) for r in batch) if "stream_id" in doc]  # not the outbox slots
+            for doc in commits:
+                by_stream.setdefault(doc["stream_id"], []).append(chain_link(doc))
+            if progress is not None:
+                progress(len(commits))
         for stream in sorted(by_stream):
             problems.extend(verify_chain(stream, sorted(by_stream[stream], key=lambda d: d["to_version"])))
-        present = {d["_id"] for docs in by_stream.values() for d in docs}
+        present = {d["_id"] for links in by_stream.values() for d in links}
         expected_start = 1
         async for batch in self.sequence_log.find({}).sort("_id", ASCENDING):
             if batch["_id"] != batch_id(expected_start) or batch["start"] != expected_start:
@@ -549,6 +564,35 @@ class MongoEventStore:
                     problems.append(IntegrityProblem(a["commit"].rsplit("@", 1)[0], a["commit"], "sequenced commit is missing"))
             expected_start = batch["end"] + 1
         return problems
+
+
+async def _prefetched(cursor: AsyncCursor, size: int) -> AsyncIterator[list[Doc]]:
+    """The cursor's documents in lists of up to ``size``, the next list already being read while
+    the caller works on one (the database and the caller work side by side). The cursor is read to
+    its end, or closed if the caller stops early; a failed read is raised to the caller."""
+    ahead: asyncio.Queue[list[Doc] | Exception] = asyncio.Queue(maxsize=1)
+
+    async def read() -> None:
+        try:
+            while batch := await cursor.to_list(size):
+                await ahead.put(batch)
+        except Exception as failed:  # handed over: the caller raises it
+            await ahead.put(failed)
+            return
+        await ahead.put([])
+
+    reader = asyncio.create_task(read())
+    try:
+        while batch := await ahead.get():
+            if isinstance(batch, Exception):
+                raise batch
+            yield batch
+        await reader
+    finally:
+        if not reader.done():
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        await cursor.close()
 
 
 def _cause_in(docs: Sequence[Doc], cause_id: str) -> AppendResult | None:

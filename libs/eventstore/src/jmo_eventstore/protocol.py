@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from jmo_contracts import Envelope
@@ -69,4 +69,6 @@ class EventStore(Protocol):
 
     async def stream_ids(self) -> list[str]: ...
 
-    async def verify(self) -> list[IntegrityProblem]: ...
+    async def verify(self, progress: Callable[[int], None] | None = None) -> list[IntegrityProblem]:
+        """Every hash chain (and the global order where the backend keeps one) checked;
+        ``progress`` is called with the number of commits checked since its last call."""

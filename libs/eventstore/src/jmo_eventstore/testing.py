@@ -272,6 +272,15 @@ class EventStoreContract:
         await tamper(store, second, put("events"))
         assert {p.stream_id for p in await store.verify()} == {a}
 
+    async def test_verify_reports_every_commit_it_checked(self, store: EventStore, tamper: Tamper) -> None:
+        a, _ = await _two_streams(store)
+        commit = (await store.read_stream(a))[1].commit_id
+        await tamper(store, commit, lambda d: d["events"][0]["payload"].update(reason="event 666"))
+        checked: list[int] = []
+        problems = await store.verify(progress=checked.append)
+        assert sum(checked) == 6
+        assert [(p.stream_id, p.commit_id) for p in problems] == [(a, commit)]
+
 
 async def _two_streams(store: EventStore) -> tuple[str, str]:
     a, b = stream_id("test"), stream_id("test")

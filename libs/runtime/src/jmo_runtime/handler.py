@@ -13,12 +13,15 @@ from typing import Any, Protocol
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from jmo_contracts import Envelope, Message, derived_id, reply
+from jmo_contracts import Envelope, Message, derived_id, erased_fields, reply
 from jmo_eventstore import AppendResult, ConcurrencyConflict, EventStore
 
 from .decider import Context, Decider, Rejection, rejected
 
 log = structlog.get_logger(__name__)
+
+#: The reason code of a command refused because its participant was erased.
+PARTICIPANT_ERASED = "PARTICIPANT_ERASED"
 
 #: What a decision may be given besides state and message: a mapping, or a look-up of it.
 #: The decider's facts (its frozen dataclass), or an async (state, message) -> facts that looks them up.
@@ -37,6 +40,12 @@ class Handled:
     def rejected(self) -> bool:
         return any(e.type == "CommandRejected" for e in self.events)
 
+    @property
+    def participant_erased(self) -> bool:
+        """Refused because the stream's participant was erased (:func:`erased_refusal`): whatever
+        still watches the stream (a deadline, a retry) can stop."""
+        return any(e.type == "CommandRejected" and e.payload.get("reason_code") == PARTICIPANT_ERASED for e in self.events)
+
 
 class Decisions(Protocol):
     """What a use case needs of a :class:`CommandHandler`: decide a message on a stream and log it."""
@@ -49,6 +58,15 @@ def command_digest(command: Envelope) -> str:
     digest, another message that reuses its id does not."""
     body = json.dumps({"type": command.type, "v": command.schema_version, "stream": command.stream_id, "payload": command.payload}, sort_keys=True, default=str)
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def erased_refusal(service: str, command: Envelope, message: Message) -> list[Message]:
+    """What is decided about a stream whose events read erased personal fields (its participant was
+    erased, :func:`jmo_contracts.erased_fields`): a command is refused with ``PARTICIPANT_ERASED``;
+    another service's event about them changes nothing (no decision is made on erased data)."""
+    if message.KIND != "command":
+        return []
+    return [rejected(service, command.type, command.message_id, PARTICIPANT_ERASED, "this participant's data was erased; nothing more can be done for them")]
 
 
 class CommandHandler:
@@ -88,15 +106,20 @@ class CommandHandler:
     async def _decide_and_append(self, stream: str, command: Envelope, facts: Facts | None) -> Handled:
         # what this instance last saw of the stream: a stale view makes the append a conflict
         history = await self.store.read_stream(stream, cached=True)
-        state = self.decider.fold(e.envelope.open() for e in history)
+        folded = [e.open() for e in history]
+        state = self.decider.fold(folded)
         message = command.open()
-        if callable(facts):
-            facts = await facts(state, message)
         now = self.clock()
-        try:
-            decided = list(self.decider.decide(message, state, Context(now=now, stream_id=stream, facts=facts or {}, message_id=command.message_id)))
-        except Rejection as r:
-            decided = [rejected(self.service, command.type, command.message_id, r.reason_code, r.reason)]
+        if any(erased_fields(m) for m in folded):
+            # the participant was erased: nothing more is decided about them (see erased_refusal)
+            decided = erased_refusal(self.service, command, message)
+        else:
+            if callable(facts):
+                facts = await facts(state, message)
+            try:
+                decided = list(self.decider.decide(message, state, Context(now=now, stream_id=stream, facts=facts or {}, message_id=command.message_id)))
+            except Rejection as r:
+                decided = [rejected(self.service, command.type, command.message_id, r.reason_code, r.reason)]
         if not decided:
             # nothing to append, so no append checks the view: make sure it was not stale
             latest = await self.store.read_stream(stream, from_version=len(history) + 1)

@@ -84,7 +84,7 @@ class Sessions:
             handled = await self.commands.handle(expire)  # the expiry needs no facts
             await self._follow_up(handled)
             if not handled.events:  # finished meanwhile, or its deadline moved and the record missed it
-                state = session.fold(e.envelope.open() for e in await self.commands.store.read_stream(due.key))
+                state = session.fold(e.open() for e in await self.commands.store.read_stream(due.key))
                 if state.step in CLOSED or state.expires_at is None:
                     await self.deadlines.clear(due.key)
                 elif state.expires_at != due.at:
@@ -103,7 +103,7 @@ class Sessions:
         for event in handled.events:
             if event.type == "ProfileUpdated":
                 await self.profiles.apply(event)
-        if any(e.type in FINISHED for e in handled.events):
+        if handled.participant_erased or any(e.type in FINISHED for e in handled.events):
             await self.deadlines.clear(handled.stream_id)
         elif deadlines_set := [e for e in handled.events if e.payload.get("expires_at")]:
             last = deadlines_set[-1]

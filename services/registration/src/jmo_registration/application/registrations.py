@@ -163,6 +163,10 @@ class Registrations:
     async def _apply(self, envelope: Envelope, stream_id: str, facts: Facts | None) -> Handled:
         """Decide, then keep the schedules in step with what was decided."""
         handled = await self.decisions.handle(envelope, stream_id=stream_id, facts=facts)
+        if handled.participant_erased:  # nothing more is decided about them: stop watching the stream
+            await self.open_registrations.clear(stream_id)
+            await self.retries.clear(stream_id)
+            return handled
         await self._plan(stream_id, handled.events)
         return handled
 
@@ -182,7 +186,7 @@ class Registrations:
         """A registration has ended: give up a NIK claim it made at the activating step unless it
         was activated, then stop watching it for expiry. In that order: a crash in between leaves it
         watched, and the next sweep settles it again (releasing is idempotent)."""
-        state = registration.fold(e.envelope.open() for e in await self.store.read_stream(stream_id))
+        state = registration.fold(e.open() for e in await self.store.read_stream(stream_id))
         if state.status in CLOSED and state.participant is not None:
             await self.nik_index.release(state.participant.nik, stream_id)
         await self.open_registrations.clear(stream_id)
