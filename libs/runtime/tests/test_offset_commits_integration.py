@@ -171,3 +171,42 @@ async def test_a_restart_loses_nothing_and_delivers_again_at_most_the_uncommitte
     assert committed < 20 and first == ids[:20]  # the 20th never finished: nothing past it committed
     assert second == ids[committed:]  # nothing lost; delivered again only what was not committed
     assert final == len(events)
+
+
+async def test_partitions_revoked_in_a_rebalance_are_committed_before_their_next_owner_reads(infra: Any, run_id: str, commit_calls: Counter[str]) -> None:
+    topic, group, n = f"{run_id}.revoke-{new_id()[:6]}", f"revoke-{run_id}", 20
+    await create_topics(infra.kafka_bootstrap, client_options=infra.admin_options(), specs=[TopicSpec(topic, partitions=2), TopicSpec(dlq(topic), partitions=1)])
+    first: list[str] = []
+    second: list[str] = []
+    done = asyncio.Event()
+
+    async def first_handler(envelope: Envelope) -> None:
+        first.append(envelope.message_id)
+        if len(first) == n:
+            done.set()
+
+    async def second_handler(envelope: Envelope) -> None:
+        second.append(envelope.message_id)
+
+    one, two = _broker(infra), _broker(infra)
+    never = 600.0  # the timer never commits here: only the rebalance listener can
+    subscribe(one, topic, group_id=group, handler=first_handler, description="test", commit_interval=never)
+    committer = subscribe(two, topic, group_id=group, handler=second_handler, description="test", commit_interval=never)
+    async with one:
+        await one.start()
+        for k in range(n):
+            await publish(one, topic, an_event(f"test-{new_id()}", k))  # streams spread over both partitions
+        await asyncio.wait_for(done.wait(), 60)
+        admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap, **infra.admin_options())
+        await admin.start()
+        try:
+            async with two:
+                await two.start()  # joins the group: the first consumer's partitions are revoked
+                deadline = time.monotonic() + 30
+                while (committed := sum(m.offset for m in (await admin.list_consumer_group_offsets(group)).values() if m.offset > 0)) < n and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+                await committer.close()
+        finally:
+            await admin.close()
+    assert len(first) == n and committed == n
+    assert second == []  # its next owner started after what was handled: nothing delivered twice
