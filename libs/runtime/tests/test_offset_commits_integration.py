@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
 from pymongo.errors import AutoReconnect
@@ -35,8 +36,7 @@ async def _committed(infra: Any, group: str, topic: str) -> int:
         offsets = await admin.list_consumer_group_offsets(group)
     finally:
         await admin.close()
-    meta = offsets.get(TopicPartition(topic, 0))
-    return meta.offset if meta is not None and meta.offset >= 0 else 0
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)  # over the topic's partitions
 
 
 async def _until_committed(infra: Any, group: str, topic: str, at_least: int, within: float = 30.0) -> int:
@@ -47,10 +47,23 @@ async def _until_committed(infra: Any, group: str, topic: str, at_least: int, wi
     return committed
 
 
-async def _topic(infra: Any, run_id: str, name: str) -> str:
+async def _topic(infra: Any, run_id: str, name: str, partitions: int = 1) -> str:
     topic = f"{run_id}.{name}-{new_id()[:6]}"
-    await create_topics(infra.kafka_bootstrap, client_options=infra.admin_options(), specs=[TopicSpec(topic, partitions=1), TopicSpec(dlq(topic), partitions=1)])
+    await create_topics(infra.kafka_bootstrap, client_options=infra.admin_options(), specs=[TopicSpec(topic, partitions=partitions), TopicSpec(dlq(topic), partitions=1)])
     return topic
+
+
+def _recording(until: int = -1) -> tuple[list[str], asyncio.Event, Callable[[Envelope], Awaitable[None]]]:
+    """A handler that records the ids it handles, and the event set once it has handled ``until``."""
+    handled: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(envelope: Envelope) -> None:
+        handled.append(envelope.message_id)
+        if len(handled) == until:
+            done.set()
+
+    return handled, done, handler
 
 
 def _broker(infra: Any) -> KafkaBroker:
@@ -74,14 +87,7 @@ def commit_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 async def test_the_committed_offset_follows_what_was_handled_with_far_fewer_commits_than_messages(infra: Any, run_id: str, commit_calls: Counter[str]) -> None:
     topic, group, n = await _topic(infra, run_id, "batched"), f"batched-{run_id}", 60
     stream = f"test-{new_id()}"
-    handled: list[str] = []
-    done = asyncio.Event()
-
-    async def handler(envelope: Envelope) -> None:
-        handled.append(envelope.message_id)
-        if len(handled) == n:
-            done.set()
-
+    handled, done, handler = _recording(until=n)
     broker = _broker(infra)
     committer = subscribe(broker, topic, group_id=group, handler=handler, description="test", commit_interval=INTERVAL)
     async with broker:
@@ -95,7 +101,7 @@ async def test_the_committed_offset_follows_what_was_handled_with_far_fewer_comm
     assert 0 < commit_calls["commit"] < n / 4  # one request per interval, not one per message
 
 
-async def test_a_message_failing_transiently_is_delivered_again_and_never_committed_past(infra: Any, run_id: str, commit_calls: Counter[str]) -> None:
+async def test_a_message_failing_transiently_is_delivered_again_and_never_committed_past(infra: Any, run_id: str) -> None:
     topic, group = await _topic(infra, run_id, "failing"), f"failing-{run_id}"
     stream = f"test-{new_id()}"
     events = [an_event(stream, k) for k in range(6)]
@@ -130,7 +136,7 @@ async def test_a_message_failing_transiently_is_delivered_again_and_never_commit
     assert committed == len(events)
 
 
-async def test_a_restart_loses_nothing_and_delivers_again_at_most_the_uncommitted_tail(infra: Any, run_id: str, commit_calls: Counter[str]) -> None:
+async def test_a_restart_loses_nothing_and_delivers_again_at_most_the_uncommitted_tail(infra: Any, run_id: str) -> None:
     topic, group = await _topic(infra, run_id, "restart"), f"restart-{run_id}"
     stream = f"test-{new_id()}"
     events = [an_event(stream, k) for k in range(40)]
@@ -173,21 +179,10 @@ async def test_a_restart_loses_nothing_and_delivers_again_at_most_the_uncommitte
     assert final == len(events)
 
 
-async def test_partitions_revoked_in_a_rebalance_are_committed_before_their_next_owner_reads(infra: Any, run_id: str, commit_calls: Counter[str]) -> None:
-    topic, group, n = f"{run_id}.revoke-{new_id()[:6]}", f"revoke-{run_id}", 20
-    await create_topics(infra.kafka_bootstrap, client_options=infra.admin_options(), specs=[TopicSpec(topic, partitions=2), TopicSpec(dlq(topic), partitions=1)])
-    first: list[str] = []
-    second: list[str] = []
-    done = asyncio.Event()
-
-    async def first_handler(envelope: Envelope) -> None:
-        first.append(envelope.message_id)
-        if len(first) == n:
-            done.set()
-
-    async def second_handler(envelope: Envelope) -> None:
-        second.append(envelope.message_id)
-
+async def test_partitions_revoked_in_a_rebalance_are_committed_before_their_next_owner_reads(infra: Any, run_id: str) -> None:
+    topic, group, n = await _topic(infra, run_id, "revoke", partitions=2), f"revoke-{run_id}", 20
+    first, done, first_handler = _recording(until=n)
+    second, _, second_handler = _recording()
     one, two = _broker(infra), _broker(infra)
     never = 600.0  # the timer never commits here: only the rebalance listener can
     subscribe(one, topic, group_id=group, handler=first_handler, description="test", commit_interval=never)
@@ -197,16 +192,9 @@ async def test_partitions_revoked_in_a_rebalance_are_committed_before_their_next
         for k in range(n):
             await publish(one, topic, an_event(f"test-{new_id()}", k))  # streams spread over both partitions
         await asyncio.wait_for(done.wait(), 60)
-        admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap, **infra.admin_options())
-        await admin.start()
-        try:
-            async with two:
-                await two.start()  # joins the group: the first consumer's partitions are revoked
-                deadline = time.monotonic() + 30
-                while (committed := sum(m.offset for m in (await admin.list_consumer_group_offsets(group)).values() if m.offset > 0)) < n and time.monotonic() < deadline:
-                    await asyncio.sleep(0.1)
-                await committer.close()
-        finally:
-            await admin.close()
+        async with two:
+            await two.start()  # joins the group: the first consumer's partitions are revoked
+            committed = await _until_committed(infra, group, topic, n)
+            await committer.close()
     assert len(first) == n and committed == n
     assert second == []  # its next owner started after what was handled: nothing delivered twice
