@@ -11,6 +11,7 @@ waits for one. Only failures of the infrastructure itself wait; everything else 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import socket
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from aiokafka.errors import IllegalStateError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -28,6 +30,8 @@ from pydantic import ValidationError
 from jmo_contracts import Envelope, UnknownMessageType
 from jmo_contracts.envelope import HEADER_TYPE
 from jmo_contracts.topics import dlq
+
+from .offsets import OffsetCommitter
 
 log = structlog.get_logger(__name__)
 
@@ -190,7 +194,7 @@ class ConsumerWatch:
 
     def __init__(self) -> None:
         self._busy: dict[tuple[str, int], tuple[int, float]] = {}
-        self._consumers: list[Callable[[], Any]] = []
+        self._consumers: list[tuple[Callable[[], Any], Callable[[str, int], int | None]]] = []
         self._positions: dict[tuple[str, int], tuple[int, float]] = {}
         self.handled = 0
         self.refused = 0
@@ -203,30 +207,32 @@ class ConsumerWatch:
     def finished(self, topic: str, partition: int) -> None:
         self._busy.pop((topic, partition), None)
 
-    def watch_lag(self, consumers_of: Callable[[], list[Any]]) -> None:
-        """Also watch the lag of the consumers ``consumers_of()`` returns (aiokafka consumers, once started)."""
-        self._consumers.append(consumers_of)
+    def watch_lag(self, consumers_of: Callable[[], list[Any]], done: Callable[[str, int], int | None] = lambda _t, _p: None) -> None:
+        """Also watch the lag of the consumers ``consumers_of()`` returns (aiokafka consumers, once
+        started); ``done(topic, partition)`` is the offset after their last finished message, which
+        counts as their position while its commit is on its way (see :class:`OffsetCommitter`)."""
+        self._consumers.append((consumers_of, done))
 
     async def lagging(self, longer_than: float) -> list[str]:
         """Partitions with messages waiting whose committed offset has not moved for ``longer_than``
         seconds, as ``topic/partition lag N for Ns`` (a consumer that stopped consuming, whatever the
         reason). One offset look-up per assigned partition: for the health check, not a hot path."""
         now, out = time.monotonic(), []
-        for consumers_of in self._consumers:
+        for consumers_of, done in self._consumers:
             for consumer in consumers_of():
                 if consumer is None or not hasattr(consumer, "highwater"):  # not started, or an in-memory test broker
                     continue
-                out += await self._lagging_of(consumer, now, longer_than)
+                out += await self._lagging_of(consumer, done, now, longer_than)
         return out
 
-    async def _lagging_of(self, consumer: Any, now: float, longer_than: float) -> list[str]:
+    async def _lagging_of(self, consumer: Any, done: Callable[[str, int], int | None], now: float, longer_than: float) -> list[str]:
         out = []
         for tp in sorted(consumer.assignment(), key=lambda t: (t.topic, t.partition)):
             end = consumer.highwater(tp)
             if end is None:
                 continue
             # committed, not position(): faststream fetches ahead, so the position runs past what was handled
-            position = await consumer.committed(tp) or 0
+            position = max(await consumer.committed(tp) or 0, done(tp.topic, tp.partition) or 0)
             lag = end - position
             seen = self._positions.get((tp.topic, tp.partition))
             if seen is None or seen[0] != position or lag <= 0:
@@ -316,11 +322,14 @@ def subscribe(
     max_bytes: int = MAX_MESSAGE_BYTES,
     workers: int = 1,
     opener: Opener | None = None,
-) -> None:
+    commit_interval: float = 0.2,
+) -> OffsetCommitter:
     """Consume ``topic`` as ``group_id``: admit, hand valid envelopes to ``handler``, park the rest.
 
-    Offsets are committed only after the handler returned (``AckPolicy.NACK_ON_ERROR``): an
-    exception (store or broker unavailable) leaves the message to be delivered again, which is
+    A message's offset is committed only after its handling finished (handled, refused or parked),
+    in batches every ``commit_interval`` seconds by the returned :class:`OffsetCommitter` (close it
+    before the broker stops, to commit the tail): an exception (store or broker unavailable) seeks
+    back to the message, so it is delivered again and nothing after it is committed first, which is
     safe because handlers are idempotent by message id. What is too large, has unreadable headers
     or cannot be parsed is published to ``<topic>.dlq`` with the reason in headers, and the
     consumer goes on; so is a message whose handler raised :class:`Unprocessable`, or failed
@@ -334,19 +343,21 @@ def subscribe(
     """
     budget = budget or FailureBudget()
     watch = watch or ConsumerWatch()
+    committer = OffsetCommitter(interval=commit_interval)
 
     subscriber = broker.subscriber(
         topic,
         group_id=group_id,
         auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        ack_policy=AckPolicy.MANUAL,  # no commit per message: the committer commits finished offsets in batches
+        listener=committer,
         title=f"{topic}:{group_id}",
         description=description,
         parser=_lenient_parser,
         decoder=_raw_decoder,
         max_workers=workers,
     )
-    watch.watch_lag(lambda: getattr(subscriber, "consumer_subgroup", None) or [getattr(subscriber, "consumer", None)])
+    watch.watch_lag(lambda: getattr(subscriber, "consumer_subgroup", None) or [getattr(subscriber, "consumer", None)], committer.done)
 
     @subscriber
     async def on_message(msg: KafkaMessage) -> None:
@@ -354,8 +365,14 @@ def subscribe(
         partition, offset = getattr(msg.raw_message, "partition", -1), getattr(msg.raw_message, "offset", -1)
         where = (topic, partition, offset)
         watch.started(topic, partition, offset)
-        await admit_and_handle(raw, msg, where)  # an exception leaves the partition busy: it is redelivered
+        try:
+            await admit_and_handle(raw, msg, where)
+        except Exception:
+            with contextlib.suppress(IllegalStateError):  # revoked meanwhile: its next owner starts from the committed offset
+                await msg.nack()  # seek back: the message is delivered again, and nothing after it is committed before it
+            raise  # the partition stays busy for the watch
         watch.finished(topic, partition)
+        committer.finished(getattr(msg, "consumer", None), topic, partition, offset)
 
     async def admit_and_handle(raw: bytes, msg: Any, where: tuple[str, int, int]) -> None:
         headers = msg.headers or {}
@@ -412,6 +429,8 @@ def subscribe(
             return False
         budget.forget(where)
         return True
+
+    return committer
 
 
 async def _lenient_parser(record: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:

@@ -27,6 +27,7 @@ from .decider import Decider, rejected
 from .handler import CommandHandler
 from .health import health_route
 from .messaging import Boundary, ConsumerWatch, EnvelopeHandler, FailureBudget, Refused, publish, subscribe
+from .offsets import OffsetCommitter
 from .quota import ServiceQuota
 from .relay import KafkaRecordPublisher, OutgoingRecord, RecordPublisher, Relay
 from .schedule import ServiceSchedule
@@ -103,6 +104,7 @@ class Service:
         self._periodic_tasks: list[asyncio.Task[None]] = []
         self._resources: list[tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]] = []
         self.watch = ConsumerWatch()
+        self._committers: list[OffsetCommitter] = []
         self.document_publishing(topics.events(name), f"Events of the {name} service's log, relayed in log order; key = stream id.")
 
     def document_publishing(self, topic: str, description: str) -> None:
@@ -127,11 +129,13 @@ class Service:
         budget = FailureBudget(attempts=self.settings.handler_attempts)
         accepted = ", ".join(sorted(boundary.accepts))
         description = f"{description} Written only by `{topics.producer_of(topic)}`; accepted here: {accepted}; anything else is refused."
-        subscribe(
+        committer = subscribe(
             self.broker, self.settings.topic(topic), group_id=f"jmo-{self.name}", handler=handle_then_wake_relay, description=description,
             budget=budget, boundary=boundary, on_refused=self.refuse if answers else None, watch=self.watch, max_bytes=self.settings.max_message_bytes,
             workers=self.settings.consumer_workers, opener=self._open_received if self.settings.data_key is not None else None,
+            commit_interval=self.settings.commit_interval_ms / 1000,
         )
+        self._committers.append(committer)
 
     async def _open_received(self, envelope: Envelope) -> Envelope | Refused:
         """Open the sealed personal fields of a received message with the store's codec (one key
@@ -267,6 +271,8 @@ class Service:
         log.info("service started", events_topic=self.events_topic, store_instance=getattr(self.store, "instance", None))
 
     async def stop(self) -> None:
+        for committer in self._committers:  # before the broker stops its consumers (on_shutdown runs first)
+            await committer.close()
         self._stop.set()
         if self._relay_task is not None:
             await self._relay_task

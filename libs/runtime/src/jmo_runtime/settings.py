@@ -48,6 +48,11 @@ class ServiceSettings(BaseSettings):
         default=3, ge=1, le=16,
         description="JMO_CONSUMER_WORKERS: consumers of one topic per process, sharing its partitions (each partition still one message at a time, in order); 3 = the topics' partitions.",
     )
+    commit_interval_ms: int = Field(
+        default=200, ge=1, le=60_000,
+        description="JMO_COMMIT_INTERVAL_MS: how often a consumer commits the offsets of the messages it finished (one OffsetCommit per consumer "
+        "for all its partitions, instead of one per message); a crash delivers at most that interval's messages again, to idempotent handlers.",
+    )
     max_message_bytes: int = Field(default=128 * 1024, ge=1024, le=900 * 1024, description="JMO_MAX_MESSAGE_BYTES: larger messages are parked as TOO_LARGE.")
     data_key: SecretStr | None = Field(
         default=None,
