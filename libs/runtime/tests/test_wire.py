@@ -94,3 +94,21 @@ async def test_a_sealed_value_moved_to_another_participants_message_does_not_ope
     assert isinstance(refused, Refused) and refused.reason == SEALED_VALUE_INVALID and "nik" in refused.detail
     garbage = theirs.model_copy(update={"payload": theirs.payload | {"email": {"_enc": "not base64!"}}})
     assert (await open_envelope(codec, garbage)).reason == SEALED_VALUE_INVALID  # type: ignore[union-attr]
+
+
+async def test_the_erased_marker_a_gateway_sends_for_an_erased_participant_is_refused_as_erased_and_for_anyone_else_as_clear() -> None:
+    keys = InMemoryKeyRing()
+    codec = FieldEncryptionCodec(keys)
+    erased_pid, live_pid = new_id(), new_id()
+    await seal_envelope(codec, registered_event(erased_pid))  # their key exists, then is erased
+    await keys.erase(participant_subject(erased_pid))
+    late = await seal_envelope(codec, example("ProvideEmploymentDetails", f"registration-{erased_pid}", occupation="Pedagang", work_location="Bogor"))
+    assert late.payload["occupation"] == "[erased]"  # what the gateway can still send
+    refused = await open_envelope(codec, late)
+    assert isinstance(refused, Refused) and refused.reason == PARTICIPANT_ERASED and refused.envelope is not None
+
+    await seal_envelope(codec, registered_event(live_pid))
+    sealed = await seal_envelope(codec, example("ProvideEmploymentDetails", f"registration-{live_pid}", occupation="Pedagang", work_location="Bogor"))
+    posing = sealed.model_copy(update={"payload": sealed.payload | {"occupation": "[erased]"}})
+    refused = await open_envelope(codec, posing)  # a live participant's value that only looks erased is a value in clear
+    assert isinstance(refused, Refused) and refused.reason == PERSONAL_DATA_IN_CLEAR and "occupation" in refused.detail

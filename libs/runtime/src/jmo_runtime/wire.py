@@ -13,7 +13,9 @@ payload is validated. It refuses, with a reason code, what it must not act on:
 
 * ``PERSONAL_DATA_IN_CLEAR``: a personal field arrived in clear (a sender that does not seal); its
   DLQ entry keeps the envelope with those fields withheld, never the clear bytes;
-* ``PARTICIPANT_ERASED``: the participant's key is gone (or never existed): nothing to act on;
+* ``PARTICIPANT_ERASED``: the participant's key is gone (or never existed): nothing to act on
+  (also when a sender that could no longer seal sent the ``[erased]`` marker in their place; the
+  same marker for a participant who has a key is a value in clear);
 * ``SEALED_VALUE_INVALID``: a sealed value that is not the participant's for this stream, type and field.
 
 Costs: one key look-up per participant per process, cached by the key ring
@@ -42,9 +44,16 @@ async def open_envelope(codec: FieldEncryptionCodec, envelope: Envelope) -> Enve
     if clear:
         withheld = envelope.model_copy(update={"payload": {**envelope.payload, **dict.fromkeys(clear, WITHHELD)}})
         return Refused(PERSONAL_DATA_IN_CLEAR, f"personal fields not sealed: {', '.join(clear)}", envelope=withheld, parked_as=withheld.to_json())
-    if not any(is_sealed(envelope.payload.get(n)) for n in personal_fields_of(envelope.type)):
+    personal = personal_fields_of(envelope.type)
+    marked = sorted(n for n in personal if envelope.payload.get(n) == ERASED)
+    if not marked and not any(is_sealed(envelope.payload.get(n)) for n in personal):
         return envelope
     await codec.prepare([(envelope.stream_id, envelope.type, envelope.payload)], writing=False)
+    if marked:  # what a sender writes in place of what it can no longer seal
+        if not codec.has_key(envelope.stream_id, envelope.payload):
+            return Refused(PARTICIPANT_ERASED, f"sent for an erased participant: {', '.join(marked)} read {ERASED}", envelope=envelope)
+        withheld = envelope.model_copy(update={"payload": {**envelope.payload, **dict.fromkeys(marked, WITHHELD)}})
+        return Refused(PERSONAL_DATA_IN_CLEAR, f"personal fields not sealed: {', '.join(marked)}", envelope=withheld, parked_as=withheld.to_json())
     try:
         opened = codec.open_received(envelope.stream_id, envelope.type, envelope.payload)
     except SealedFieldUnreadable as e:
