@@ -378,7 +378,7 @@ def subscribe(
         headers = msg.headers or {}
         admitted = receive(raw, headers, max_bytes=max_bytes)
         if isinstance(admitted, Envelope) and opener is not None:
-            admitted = await opened_then_checked(admitted, headers)
+            admitted = await opened_then_checked(admitted, headers, opener)
         elif isinstance(admitted, Envelope):
             admitted = check(admitted, headers, boundary=boundary)
         if isinstance(admitted, Envelope):
@@ -395,8 +395,7 @@ def subscribe(
                 return
         await _to_dlq(broker, topic, group_id, msg, admitted.parked_as if admitted.parked_as is not None else raw, admitted.reason, admitted.detail)
 
-    async def opened_then_checked(received: Envelope, headers: Mapping[str, Any]) -> Envelope | Refused:
-        assert opener is not None
+    async def opened_then_checked(received: Envelope, headers: Mapping[str, Any], opener: Opener) -> Envelope | Refused:
         opened = await opener(received)  # a key look-up may fail like the store: redelivered
         if isinstance(opened, Envelope):
             return check(opened, headers, boundary=boundary)

@@ -42,8 +42,7 @@ async def open_envelope(codec: FieldEncryptionCodec, envelope: Envelope) -> Enve
     module). Loads the participant's key (cached) only when a field is sealed."""
     clear = clear_personal_fields(envelope.type, envelope.payload)
     if clear:
-        withheld = envelope.model_copy(update={"payload": {**envelope.payload, **dict.fromkeys(clear, WITHHELD)}})
-        return Refused(PERSONAL_DATA_IN_CLEAR, f"personal fields not sealed: {', '.join(clear)}", envelope=withheld, parked_as=withheld.to_json())
+        return _in_clear(envelope, clear)
     personal = personal_fields_of(envelope.type)
     marked = sorted(n for n in personal if envelope.payload.get(n) == ERASED)
     if not marked and not any(is_sealed(envelope.payload.get(n)) for n in personal):
@@ -52,13 +51,18 @@ async def open_envelope(codec: FieldEncryptionCodec, envelope: Envelope) -> Enve
     if marked:  # what a sender writes in place of what it can no longer seal
         if not codec.has_key(envelope.stream_id, envelope.payload):
             return Refused(PARTICIPANT_ERASED, f"sent for an erased participant: {', '.join(marked)} read {ERASED}", envelope=envelope)
-        withheld = envelope.model_copy(update={"payload": {**envelope.payload, **dict.fromkeys(marked, WITHHELD)}})
-        return Refused(PERSONAL_DATA_IN_CLEAR, f"personal fields not sealed: {', '.join(marked)}", envelope=withheld, parked_as=withheld.to_json())
+        return _in_clear(envelope, marked)
     try:
         opened = codec.open_received(envelope.stream_id, envelope.type, envelope.payload)
     except SealedFieldUnreadable as e:
         return Refused(e.reason, f"sealed field {e.field_name} does not open", envelope=envelope)
     return envelope.model_copy(update={"payload": opened})
+
+
+def _in_clear(envelope: Envelope, fields: list[str]) -> Refused:
+    """Refused for personal ``fields`` not sealed; what it keeps (and a DLQ copy holds) withholds them."""
+    withheld = envelope.model_copy(update={"payload": {**envelope.payload, **dict.fromkeys(fields, WITHHELD)}})
+    return Refused(PERSONAL_DATA_IN_CLEAR, f"personal fields not sealed: {', '.join(fields)}", envelope=withheld, parked_as=withheld.to_json())
 
 
 async def seal_envelope(codec: PayloadCodec, envelope: Envelope, *, create: bool = True) -> Envelope:
