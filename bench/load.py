@@ -301,9 +301,28 @@ def percentiles(values: list[float]) -> dict[str, float] | None:
     return {"p50_ms": at(0.50), "p90_ms": at(0.90), "p99_ms": at(0.99), "max_ms": round(values[-1] * 1000, 1)}
 
 
-async def run_rate(st: Stack, client: AsyncMongoClient, citizens: Citizens, rate: float, duration: float, drain: float, idle: dict[str, Any], label: str) -> dict[str, Any]:
+def start_profiles(st: Stack, directory: Path | None, label: str, seconds: float) -> list[Any]:
+    """``py-spy record`` (collapsed stacks) on each service for ``seconds``, when ``--profile`` asks."""
+    import subprocess
+
+    if directory is None:
+        return []
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if spy is None:
+        say("--profile: py-spy is not installed (uv pip install py-spy); not profiling")
+        return []
+    directory.mkdir(parents=True, exist_ok=True)
+    tag = label.replace("/", "per").replace(" ", "_").replace(":", "")
+    return [subprocess.Popen([spy, "record", "--pid", str(svc.pid), "--duration", str(max(int(seconds), 1)), "--rate", "67", "--nonblocking",
+                              "--format", "raw", "--output", str(directory / f"{name}-{tag}.txt")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for name, svc in st.services.items() if svc.pid is not None]
+
+
+async def run_rate(st: Stack, client: AsyncMongoClient, citizens: Citizens, rate: float, duration: float, drain: float, idle: dict[str, Any], label: str,
+                   profile: Path | None = None) -> dict[str, Any]:
     """Send ``rate`` registrations per second for ``duration`` seconds and follow each to its OTP."""
     count = min(int(rate * duration), citizens.left())
+    profilers = start_profiles(st, profile, label, duration)
     follower = Follower(st.kafka.bootstrap, st.inbox)
     await follower.start()
     journeys: list[Journey] = []
@@ -328,6 +347,8 @@ async def run_rate(st: Stack, client: AsyncMongoClient, citizens: Citizens, rate
             await asyncio.sleep(0.1)
         after = await sample(st, client)
     await follower.stop()
+    for spy in profilers:
+        await asyncio.to_thread(spy.wait)
     window = after.at - before.at
     done = [j for j in journeys if "otp_delivered" in j.times]
     commands = command_delta(before, after)
@@ -442,7 +463,7 @@ async def benchmark(st: Stack, args: argparse.Namespace) -> dict[str, Any]:
         say(f"idle: {idle['commands_per_s']:.2f} store commands/s, {idle['cpu_per_s'] * 1000:.0f} ms CPU/s")
         for rate in args.rates:
             say(f"rate {rate}/s for {args.duration:g} s ...")
-            r = await run_rate(st, client, citizens, rate, args.duration, args.drain, idle, f"{rate:g}/s")
+            r = await run_rate(st, client, citizens, rate, args.duration, args.drain, idle, f"{rate:g}/s", profile=args.profile)
             r["log_commits"] = await log_sizes(client)
             results["runs"].append(r)
             say(one_line(r))
@@ -502,12 +523,13 @@ def main() -> int:
     parser.add_argument("--growth-rate", type=float, default=25.0)
     parser.add_argument("--out", default=str(HERE / "results_load.json"))
     parser.add_argument("--keep", action="store_true", help="keep the temporary state and logs")
+    parser.add_argument("--profile", type=Path, default=None, help="directory for py-spy profiles (collapsed stacks) of each service during each rate")
     args = parser.parse_args()
     args.rates = [float(r) for r in args.rates.split(",") if r.strip()]
     args.growth = sorted(int(n) for n in args.growth.split(",") if n.strip())
     with stack(keep=args.keep) as st:
         results = asyncio.run(benchmark(st, args))
-    results["environment"] = {"cpu_count": os.cpu_count(), "args": {k: v for k, v in vars(args).items()}, "at": datetime.now().astimezone().isoformat(timespec="seconds")}
+    results["environment"] = {"cpu_count": os.cpu_count(), "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "at": datetime.now().astimezone().isoformat(timespec="seconds")}
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
     print(f"\nidle: {results['idle']['commands_per_s']:.2f} store commands/s, {results['idle']['cpu_per_s'] * 1000:.0f} ms CPU/s (subtracted from 'store cmds/reg'); JSON: {args.out}")
