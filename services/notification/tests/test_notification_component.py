@@ -7,10 +7,10 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from faststream.kafka.annotations import KafkaMessage
 
 from jmo_contracts import Envelope, topics
 from jmo_eventstore import InMemoryEventStore
@@ -19,6 +19,7 @@ from jmo_notification.entrypoint.app import build
 from jmo_notification.settings import NotificationSettings
 from jmo_runtime import Service
 from jmo_runtime.relay import InMemoryCheckpoints
+from jmo_runtime.messaging import message_itself
 from jmo_runtime.testing import running_in_memory
 
 from .fixtures import EMAIL, KEY, KEY_ID, otp_request
@@ -42,7 +43,7 @@ class Wired:
     service: Service
     email: RecordingChannel
     events: list[Envelope]
-    parked: list[KafkaMessage]
+    parked: list[Any]
     now: datetime
 
     async def deliver(self, topic: str, envelope: Envelope) -> None:
@@ -59,8 +60,8 @@ async def wired() -> AsyncIterator[Wired]:
     state = Wired(None, email, [], [], NOW)  # type: ignore[arg-type]
     service = build(settings, store=InMemoryEventStore(), checkpoints=InMemoryCheckpoints(), channels={"email": email, "sms": RecordingChannel()}, clock=lambda: state.now)
 
-    @service.broker.subscriber(topics.dlq(topics.OTP_DELIVERY), group_id="test-dlq-observer")
-    async def parked(msg: KafkaMessage) -> None:
+    @service.broker.subscriber(topics.dlq(topics.OTP_DELIVERY), group_id="test-dlq-observer", decoder=message_itself)
+    async def parked(msg: Any) -> None:
         state.parked.append(msg)
 
     async with running_in_memory(service, topics.events("notification")) as events:

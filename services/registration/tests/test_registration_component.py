@@ -6,10 +6,10 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from faststream.kafka import TestKafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 
 from jmo_contracts import Envelope, new_id, stream_id, topics
 from jmo_contracts.registration import RegisterParticipant
@@ -18,6 +18,7 @@ from jmo_registration.entrypoint.app import build
 from jmo_registration.settings import RegistrationSettings
 from jmo_runtime import Service
 from jmo_runtime.relay import InMemoryCheckpoints
+from jmo_runtime.messaging import message_itself
 from jmo_runtime.service import BrokerRecordPublisher
 
 pytestmark = pytest.mark.component
@@ -46,12 +47,12 @@ async def wired() -> AsyncIterator[Wired]:
     events: list[Envelope] = []
     dead: list[tuple[bytes, dict[str, str]]] = []
 
-    @service.broker.subscriber(topics.events("registration"), group_id="test-observer")
-    async def observe(msg: KafkaMessage) -> None:
+    @service.broker.subscriber(topics.events("registration"), group_id="test-observer", decoder=message_itself)
+    async def observe(msg: Any) -> None:
         events.append(Envelope.from_json(msg.body))
 
-    @service.broker.subscriber(topics.dlq(topics.commands("registration")), group_id="test-dlq")
-    async def observe_dlq(msg: KafkaMessage) -> None:
+    @service.broker.subscriber(topics.dlq(topics.commands("registration")), group_id="test-dlq", decoder=message_itself)
+    async def observe_dlq(msg: Any) -> None:
         dead.append((msg.body, dict(msg.headers)))
 
     async with TestKafkaBroker(service.broker):

@@ -24,7 +24,6 @@ import structlog
 from aiokafka.errors import IllegalStateError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from jmo_contracts import Envelope, UnknownMessageType
@@ -354,13 +353,14 @@ def subscribe(
         title=f"{topic}:{group_id}",
         description=description,
         parser=_lenient_parser,
-        decoder=_raw_decoder,
+        decoder=message_itself,
         max_workers=workers,
     )
     watch.watch_lag(lambda: getattr(subscriber, "consumer_subgroup", None) or [getattr(subscriber, "consumer", None)], committer.done)
 
     @subscriber
-    async def on_message(msg: KafkaMessage) -> None:
+    async def on_message(msg: Any) -> None:  # the message itself (``message_itself``), not a decoded body
+        msg.clear_cache()  # it holds itself as its decoded body: let it be freed without the cycle collector
         raw = msg.body if isinstance(msg.body, bytes) else bytes(msg.body or b"")
         partition, offset = getattr(msg.raw_message, "partition", -1), getattr(msg.raw_message, "offset", -1)
         where = (topic, partition, offset)
@@ -453,10 +453,16 @@ async def _lenient_parser(record: Any, original: Callable[[Any], Awaitable[Any]]
     return await original(cleaned)
 
 
-async def _raw_decoder(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:  # noqa: ARG001
-    """The body as bytes: faststream would ``json.loads`` it (a deep nesting raises RecursionError
-    there, before any handler), and :func:`parse` reads it with limits anyway."""
-    return msg.body
+async def message_itself(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:  # noqa: ARG001
+    """A subscriber's decoder that hands it the message itself, never a decoded body.
+
+    faststream would ``json.loads`` the body (a deep nesting raises RecursionError there, before
+    any handler), and :func:`parse` reads it with limits anyway. Receiving the message as the
+    "body" also spares the per-message dependency injection a ``KafkaMessage`` parameter needs
+    (faststream resolves that context field in a worker thread, one thread hop per message);
+    the services' brokers run with ``apply_types=False``, and other brokers pass it through as is.
+    """
+    return msg
 
 
 async def publish(broker: KafkaBroker, topic: str, envelope: Envelope) -> None:

@@ -89,6 +89,7 @@ class Service:
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers, client_id=f"jmo-{name}", enable_idempotence=True, acks="all",
             security=credentials.faststream() if credentials else None,
+            apply_types=False,  # subscribers take the message itself (messaging.message_itself): no injection per message
         )
         self.events_topic = settings.topic(topics.events(name))
         self._topic_for = topic_for or (lambda _type: self.events_topic)

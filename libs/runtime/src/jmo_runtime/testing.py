@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from faststream.kafka import TestKafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 
 from jmo_contracts import Envelope
 
+from .messaging import message_itself
 from .service import BrokerRecordPublisher, Service
 
 
@@ -36,8 +37,8 @@ async def running_in_memory(service: Service, observed_topic: str) -> AsyncItera
     service._relay_publisher = BrokerRecordPublisher(service.broker)  # noqa: SLF001 - the relay goes through the test broker
     observed: list[Envelope] = []
 
-    @service.broker.subscriber(observed_topic, group_id="test-observer")
-    async def observe(msg: KafkaMessage) -> None:
+    @service.broker.subscriber(observed_topic, group_id="test-observer", decoder=message_itself)
+    async def observe(msg: Any) -> None:
         observed.append(Envelope.from_json(msg.body))
 
     async with TestKafkaBroker(service.broker):
