@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import uvicorn
+import uvloop
 
 from .logging import configure_logging
 from .service import Service
@@ -18,4 +18,4 @@ def run_service(name: str, build: Callable[[ServiceSettings], Service], *, setti
     configure_logging(name, fmt=settings.log_format, level=settings.log_level)
     app = build(settings).asgi()
     config = uvicorn.Config(app, host=settings.health_host, port=settings.health_port_for(name), log_config=None, access_log=False, lifespan="on")
-    asyncio.run(uvicorn.Server(config).serve())
+    uvloop.run(uvicorn.Server(config).serve())  # libuv's loop: the services are many small socket round trips
