@@ -62,10 +62,14 @@ def generate() -> dict[str, Any]:
         for ref in channel.get("messages", {}).values():
             name = ref["$ref"].rsplit("/", 1)[1]
             message = doc["components"]["messages"][name]
-            if message["payload"].get("$ref", "").endswith("/EmptyPayload"):
+            placeholder = message["payload"].get("$ref", "").rsplit("/", 1)[-1]
+            if placeholder == "EmptyPayload" or (name.endswith(":SubscribeMessage") and placeholder.endswith(":Message:Payload")):
+                # our subscribers take the raw message (no body parameter to derive a schema from):
+                # what they accept is the topic's envelopes
                 union, defs = envelope_schemas(address)
                 message["payload"] = union
                 schemas.update(defs)
+                schemas.pop(placeholder, None)
     schemas.pop("EmptyPayload", None)
     mark_sealed_fields(schemas)
     return doc
