@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from jmo_notification.domain.notices import contact_from, notification_id, plan, valid_recipient
+from jmo_contracts import topics
+from jmo_contracts.catalog import accepted_on
+from jmo_contracts.export import example_message
+from jmo_contracts.messages import registered as message_classes
+from jmo_notification.domain.notices import NOTIFYING, contact_from, notification_id, plan, valid_recipient
 from jmo_notification.adapters.rendering import TemplateError, render
 
 from .fixtures import EMAIL, PARTICIPANT, PHONE, activated, otp_request, profile_updated, registered, rejected
@@ -103,3 +107,16 @@ def test_templates_are_files_inside_the_package() -> None:
     folder = Path(jmo_notification.__file__).parent / "templates"
     assert {p.name.removesuffix(".txt.j2") for p in (folder / "email").iterdir()} == set(TEMPLATES)
     assert {p.name.removesuffix(".txt.j2") for p in (folder / "sms").iterdir()} == set(TEMPLATES)
+
+
+@pytest.mark.parametrize("topic", [topics.OTP_DELIVERY, topics.events("registration"), topics.events("profile-update")])
+def test_every_type_passed_over_unread_is_one_no_notice_and_no_contact_would_come_of(topic: str) -> None:
+    # the service reads only NOTIFYING of what these topics carry: anything else must be a no-op
+    acted_on = {cls.TYPE for cls in NOTIFYING}
+    for name in sorted(accepted_on(topic) - acted_on):
+        message = example_message(message_classes()[name])
+        assert plan(message, "0" * 32) == [], name
+        assert contact_from(message) is None, name
+    for cls in NOTIFYING:  # and each type read is one something comes of
+        message = example_message(cls)
+        assert plan(message, "0" * 32) or contact_from(message) is not None, cls.TYPE

@@ -117,6 +117,15 @@ class Boundary:
 
     accepts: frozenset[str]
     stream_kind: str | None = None
+    #: The accepted types this consumer acts on (None: all of them). A message whose ``jmo-type``
+    #: header names another *accepted* type is passed over unread: it would be read, opened and
+    #: validated only to be ignored. A header naming a type not accepted here, or none, gets the
+    #: whole admission as before (refused or parked), and so does every type acted on.
+    acts_on: frozenset[str] | None = None
+
+    def passes_over(self, declared_type: Any) -> bool:
+        """Whether a message declaring ``declared_type`` in its headers is of no concern here."""
+        return self.acts_on is not None and isinstance(declared_type, str) and declared_type in self.accepts and declared_type not in self.acts_on
 
     def refusal(self, envelope: Envelope) -> tuple[str, str] | None:
         """``(reason_code, reason)`` if ``envelope`` must not be acted on here, else ``None``."""
@@ -197,6 +206,7 @@ class ConsumerWatch:
         self._positions: dict[tuple[str, int], tuple[int, float]] = {}
         self.handled = 0
         self.refused = 0
+        self.passed_over = 0  # accepted types this consumer does not act on (Boundary.acts_on), not read
 
     def started(self, topic: str, partition: int, offset: int) -> None:
         busy = self._busy.get((topic, partition))
@@ -364,6 +374,11 @@ def subscribe(
         raw = msg.body if isinstance(msg.body, bytes) else bytes(msg.body or b"")
         partition, offset = getattr(msg.raw_message, "partition", -1), getattr(msg.raw_message, "offset", -1)
         where = (topic, partition, offset)
+        headers = msg.headers or {}
+        if boundary is not None and boundary.passes_over(headers.get(HEADER_TYPE)) and _BAD_HEADERS not in headers and len(raw) <= max_bytes:
+            watch.passed_over += 1
+            committer.finished(getattr(msg, "consumer", None), topic, partition, offset)
+            return
         watch.started(topic, partition, offset)
         try:
             await admit_and_handle(raw, msg, where)

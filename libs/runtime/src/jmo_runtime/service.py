@@ -8,7 +8,7 @@ AsyncAPI document) has no side effects.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,7 @@ from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from jmo_contracts import Envelope, derived_id, reply, topics
+from jmo_contracts import Envelope, Message, derived_id, reply, topics
 from jmo_contracts.catalog import accepted_on, envelope_union, stream_kind_of
 from jmo_eventstore import EventStore, FieldEncryptionCodec, KeyRing, MongoEventStore, MongoKeyRing, PayloadCodec, PlainCodec
 
@@ -114,22 +114,30 @@ class Service:
 
     # -- wiring ----------------------------------------------------------------------------
 
-    def consume(self, topic: str, handler: EnvelopeHandler, description: str) -> None:
+    def consume(self, topic: str, handler: EnvelopeHandler, description: str, *, acts_on: Collection[type[Message] | str] | None = None) -> None:
         """Subscribe to ``topic`` (a base name from :mod:`jmo_contracts.topics`) in this service's group.
 
         Only the types the contracts accept on ``topic`` reach ``handler`` (and on a commands topic
         only for this service's streams); a refused command is answered with a ``CommandRejected``
-        (see :meth:`refuse`), anything else refused is parked in the topic's DLQ.
+        (see :meth:`refuse`), anything else refused is parked in the topic's DLQ. ``acts_on``
+        (message classes or type names; those ``topic`` does not carry are ignored) narrows what
+        ``handler`` gets to the accepted types it acts on: the others are passed over by their
+        ``jmo-type`` header, before being read (an events topic carries every event of its
+        producer, and most consumers want a few of them).
         """
         async def handle_then_wake_relay(envelope: Envelope) -> None:
             await handler(envelope)
             self._wake_relay.set()
 
-        boundary = Boundary(accepted_on(topic), stream_kind_of(topic))
+        accepts = accepted_on(topic)
+        wanted = None if acts_on is None else accepts & {t if isinstance(t, str) else t.TYPE for t in acts_on}
+        boundary = Boundary(accepts, stream_kind_of(topic), acts_on=wanted)
         answers = topics.producer_of(topic) in (topics.GATEWAY, topics.PAYMENT_CHANNEL)  # senders that wait for an answer
         budget = FailureBudget(attempts=self.settings.handler_attempts)
         accepted = ", ".join(sorted(boundary.accepts))
         description = f"{description} Written only by `{topics.producer_of(topic)}`; accepted here: {accepted}; anything else is refused."
+        if wanted is not None:
+            description += f" Acted on: {', '.join(sorted(wanted))}; the other accepted types are passed over unread."
         committer = subscribe(
             self.broker, self.settings.topic(topic), group_id=f"jmo-{self.name}", handler=handle_then_wake_relay, description=description,
             budget=budget, boundary=boundary, on_refused=self.refuse if answers else None, watch=self.watch, max_bytes=self.settings.max_message_bytes,

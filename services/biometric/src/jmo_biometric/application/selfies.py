@@ -51,10 +51,13 @@ class Selfies:
         self.commands, self.verifier, self.decided, self.blobs, self.faces = commands, verifier, decided, blobs, faces
         self.max_attempts, self.registry_retry_seconds, self.sleep = max_attempts, registry_retry_seconds, sleep
 
+    #: registration's events :meth:`remember_participant` acts on (its other events are not even read)
+    REMEMBERS = (ParticipantRegistered,)
+
     async def remember_participant(self, envelope: Envelope) -> None:
         """Keep the NIK of a registered participant (sealed): the KTP photo is asked for by NIK."""
         registered = envelope.open()
-        if isinstance(registered, ParticipantRegistered):
+        if isinstance(registered, self.REMEMBERS):
             await self.faces.remember_nik(registered.participant_id, registered.nik)
 
     async def submit(self, envelope: Envelope) -> None:

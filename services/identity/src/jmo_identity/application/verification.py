@@ -49,9 +49,12 @@ class NikChecks:
     def __init__(self, *, decisions: Decisions, registry: PopulationRegistry, codes: OtpCodes, policy: OtpPolicy, retry_in: timedelta, sleep: Sleep = asyncio.sleep) -> None:
         self.decisions, self.registry, self.codes, self.policy, self.retry_in, self.sleep = decisions, registry, codes, policy, retry_in, sleep
 
+    #: registration's events :meth:`check` acts on (its other events are not even read)
+    STARTED_BY = (ParticipantRegistered,)
+
     async def check(self, envelope: Envelope) -> None:
         registered = envelope.open()
-        if not isinstance(registered, ParticipantRegistered):
+        if not isinstance(registered, self.STARTED_BY):
             return
         stream_id = f"identity-{registered.participant_id}"
         try:
@@ -88,6 +91,9 @@ class ContactChangeSessions:
 
     def __init__(self, *, changes: ContactChanges, hmac_key: bytes, wait_seconds: float, sleep: Sleep = asyncio.sleep, poll_seconds: float = 0.2) -> None:
         self.changes, self.hmac_key, self.wait_seconds, self.sleep, self.poll_seconds = changes, hmac_key, wait_seconds, sleep, poll_seconds
+
+    #: profile-update's events :meth:`follow` acts on (its other events are not even read)
+    FOLLOWS = (ContactDataSubmitted, ProfileUpdated, ProfileUpdateCancelled, ProfileUpdateExpired)
 
     async def follow(self, envelope: Envelope) -> None:
         """``ContactDataSubmitted`` opens a session's contact change; ``ProfileUpdated`` /

@@ -67,7 +67,7 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
     async def on_profile_update_event(envelope: Envelope) -> None:
         await started.sessions.follow(envelope)
 
-    service.consume(topics.events("registration"), on_registration_event, "ParticipantRegistered starts the NIK check with Dukcapil and the first OTP.")
+    service.consume(topics.events("registration"), on_registration_event, "ParticipantRegistered starts the NIK check with Dukcapil and the first OTP.", acts_on=NikChecks.STARTED_BY)
     service.consume(topics.commands(NAME), on_command, "RequestOtp (resend) and SubmitOtp from the mobile gateway.")
-    service.consume(topics.events("profile-update"), on_profile_update_event, "ContactDataSubmitted opens a session's contact change (its codes go only to the contacts submitted there); ProfileUpdated / Cancelled / Expired close it.")
+    service.consume(topics.events("profile-update"), on_profile_update_event, "ContactDataSubmitted opens a session's contact change (its codes go only to the contacts submitted there); ProfileUpdated / Cancelled / Expired close it.", acts_on=ContactChangeSessions.FOLLOWS)
     return service

@@ -64,6 +64,11 @@ class Notice:
     otp: SealedOtp | None = None
 
 
+#: The messages :func:`plan` and :func:`contact_from` act on; on the topics it follows the service
+#: passes every other type over unread.
+NOTIFYING = (OtpDeliveryRequested, ParticipantRegistered, RegistrationRejected, AccountActivated, ProfileUpdated)
+
+
 def plan(message: Message, source_message_id: str) -> list[Notice]:
     """The notices ``message`` calls for (none for messages that concern no participant directly)."""
 

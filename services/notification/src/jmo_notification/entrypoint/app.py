@@ -17,6 +17,7 @@ from ..adapters.channels import Channel, channels_from
 from ..adapters.dead_letters import DeadLetters
 from ..adapters.records import MemoryClaims, MemoryDirectory, MongoClaims, MongoDirectory
 from ..application.delivery import Notifier
+from ..domain.notices import NOTIFYING
 from ..settings import NotificationSettings
 
 NAME = "notification"
@@ -67,8 +68,8 @@ def build(
 
         return handle
 
-    service.consume(topics.OTP_DELIVERY, on(topics.OTP_DELIVERY), "Sealed OTP codes from identity: opened only to send them by email or SMS.")
+    service.consume(topics.OTP_DELIVERY, on(topics.OTP_DELIVERY), "Sealed OTP codes from identity: opened only to send them by email or SMS.", acts_on=NOTIFYING)
     service.consume(topics.events("registration"), on(topics.events("registration")),
-                    "ParticipantRegistered (contacts, 'pendaftaran diterima'), RegistrationRejected and AccountActivated (KPJ number) notices.")
-    service.consume(topics.events("profile-update"), on(topics.events("profile-update")), "ProfileUpdated: the 'pengkinian data berhasil' notice and the new contacts.")
+                    "ParticipantRegistered (contacts, 'pendaftaran diterima'), RegistrationRejected and AccountActivated (KPJ number) notices.", acts_on=NOTIFYING)
+    service.consume(topics.events("profile-update"), on(topics.events("profile-update")), "ProfileUpdated: the 'pengkinian data berhasil' notice and the new contacts.", acts_on=NOTIFYING)
     return service

@@ -58,16 +58,21 @@ class Sessions:
         command = envelope.open()
         await self._decide(envelope, session_stream(command.session_id) if hasattr(command, "session_id") else envelope.stream_id)
 
+    #: biometric's and identity's events :meth:`selfie_decided` and :meth:`contact_verified` act on
+    #: (their other events are not even read); registration's: ``profile.SOURCES``
+    VERDICTS = (SelfieMatched, SelfieRejected)
+    VERIFICATIONS = (OtpVerified,)
+
     async def selfie_decided(self, envelope: Envelope) -> None:
         """Biometric's verdict on the session's selfie (other biometric events are not for sessions)."""
         event = envelope.open()
-        if isinstance(event, SelfieMatched | SelfieRejected):
+        if isinstance(event, self.VERDICTS):
             await self._decide(envelope, session_stream(event.session_id))
 
     async def contact_verified(self, envelope: Envelope) -> None:
         """Identity's ``OtpVerified`` naming a session (a changed contact); other OTPs are not for sessions."""
         event = envelope.open()
-        if isinstance(event, OtpVerified) and event.profile_update_session_id:
+        if isinstance(event, self.VERIFICATIONS) and event.profile_update_session_id:
             await self._decide(envelope, session_stream(event.profile_update_session_id))
 
     async def learn(self, envelope: Envelope) -> None:

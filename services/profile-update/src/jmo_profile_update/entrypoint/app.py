@@ -18,6 +18,7 @@ from jmo_runtime.schedule import Schedule
 
 from ..adapters.profiles import COLLECTION, InMemoryProfileStore, MongoProfileStore, ProfileStore
 from ..application.sessions import Sessions
+from ..domain import profile
 from ..domain.session import session
 from ..settings import ProfileUpdateSettings
 
@@ -63,7 +64,7 @@ def build(
 
     service.every(settings.profile_sweep_seconds, expire_inactive, name="expiry")
     service.consume(topics.commands(NAME), on_command, "The seven pengkinian-data steps from the gateway (StartProfileUpdate … ConfirmProfileUpdate).")
-    service.consume(topics.events("registration"), on_registration_event, "ParticipantRegistered / AccountActivated / RegistrationRejected / RegistrationExpired feed the participant-profile read model.")
-    service.consume(topics.events("identity"), on_identity_event, "OtpVerified (CONTACT_CHANGE) verifies a changed phone or email of a session.")
-    service.consume(topics.events("biometric"), on_biometric_event, "SelfieMatched opens the data steps of a session; the last SelfieRejected ends it.")
+    service.consume(topics.events("registration"), on_registration_event, "ParticipantRegistered / AccountActivated / RegistrationRejected / RegistrationExpired feed the participant-profile read model.", acts_on=profile.SOURCES["registration"])
+    service.consume(topics.events("identity"), on_identity_event, "OtpVerified (CONTACT_CHANGE) verifies a changed phone or email of a session.", acts_on=Sessions.VERIFICATIONS)
+    service.consume(topics.events("biometric"), on_biometric_event, "SelfieMatched opens the data steps of a session; the last SelfieRejected ends it.", acts_on=Sessions.VERDICTS)
     return service

@@ -85,10 +85,13 @@ class Registrations:
         """A command on its own stream: its facts are looked up against the state it is decided on."""
         return await self._apply(command, command.stream_id, self._look_up(command.stream_id))
 
+    #: identity's events :meth:`follow` acts on (its other events are not even read)
+    FOLLOWS = (NikVerified, NikRejected, OtpVerified)
+
     async def follow(self, envelope: Envelope) -> None:
         """One of identity's outcomes moves the participant's registration on (or stops it)."""
         event = envelope.open()
-        if isinstance(event, NikVerified | NikRejected | OtpVerified):
+        if isinstance(event, self.FOLLOWS):
             await self._apply(envelope, f"registration-{event.participant_id}", None)
 
     # -- periodic jobs -------------------------------------------------------------------------

@@ -73,5 +73,5 @@ def build(
     service.every(settings.employer_retry_sweep_seconds, retry_membership_checks, name="employer-retry")
     service.consume(topics.commands(NAME), on_command, "RegisterParticipant and ProvideEmploymentDetails from the gateway.")
     service.consume(topics.PAYMENTS, on_command, "RecordContributionPayment from the payment channel (its own topic: the gateway cannot confirm a payment).")
-    service.consume(topics.events("identity"), on_identity_event, "NikVerified / NikRejected and OtpVerified move a registration on (or stop it).")
+    service.consume(topics.events("identity"), on_identity_event, "NikVerified / NikRejected and OtpVerified move a registration on (or stop it).", acts_on=Registrations.FOLLOWS)
     return service
