@@ -39,7 +39,7 @@ class Decisions:
     def __init__(self) -> None:
         self.asked: list[tuple[str, str | None, Any]] = []
 
-    async def handle(self, command: Envelope, *, stream_id: str | None = None, facts: Any = None) -> Handled:
+    async def handle(self, command: Envelope, *, stream_id: str | None = None, facts: Any = None, new_stream: bool = False) -> Handled:  # noqa: ARG002
         self.asked.append((command.message_id, stream_id, facts))
         return Handled(stream_id or command.stream_id, (), duplicate=False)
 

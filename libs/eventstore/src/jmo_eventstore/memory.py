@@ -81,7 +81,7 @@ class InMemoryEventStore:
         await self.codec.prepare(stored_items([doc]), writing=False)
         return PendingCommit(doc["_id"], doc["stream_id"], doc["prev_commit"], tuple(recorded_events(doc, self.codec)))
 
-    async def read_stream(self, stream_id: str, from_version: int = 1, *, cached: bool = False) -> list[RecordedEvent]:
+    async def read_stream(self, stream_id: str, from_version: int = 1, *, cached: bool = False, presume_new: bool = False) -> list[RecordedEvent]:  # noqa: ARG002 - reads here are exact and free
         docs = [d for d in (self.commits[cid] for cid in self._streams.get(stream_id, [])) if d["to_version"] >= from_version]
         await self.codec.prepare(stored_items(docs), writing=False)
         out: list[RecordedEvent] = []

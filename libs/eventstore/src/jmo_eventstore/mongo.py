@@ -228,8 +228,14 @@ class MongoEventStore:
 
     # -- reading one stream ----------------------------------------------------------------
 
-    async def read_stream(self, stream_id: str, from_version: int = 1, *, cached: bool = False) -> list[RecordedEvent]:
+    async def read_stream(self, stream_id: str, from_version: int = 1, *, cached: bool = False, presume_new: bool = False) -> list[RecordedEvent]:
+        """The stream's events from ``from_version``. ``cached``: as this instance last saw it (a
+        stale view is found out by the append after it). ``presume_new`` (with ``cached``): a
+        stream this instance has not seen is taken as empty without a read, for a message that
+        starts one; if it exists after all, appending its first commit collides and reloads it."""
         docs = self._streams.get(stream_id)
+        if docs is None and cached and presume_new:
+            return []
         if docs is None or not cached:
             docs = await self._load(stream_id, docs)
         else:

@@ -50,7 +50,7 @@ class Handled:
 class Decisions(Protocol):
     """What a use case needs of a :class:`CommandHandler`: decide a message on a stream and log it."""
 
-    async def handle(self, command: Envelope, *, stream_id: str | None = None, facts: Facts | None = None) -> Handled: ...
+    async def handle(self, command: Envelope, *, stream_id: str | None = None, facts: Facts | None = None, new_stream: bool = False) -> Handled: ...
 
 
 def command_digest(command: Envelope) -> str:
@@ -83,8 +83,13 @@ class CommandHandler:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.attempts = attempts
 
-    async def handle(self, command: Envelope, *, stream_id: str | None = None, facts: Facts | None = None) -> Handled:
+    async def handle(self, command: Envelope, *, stream_id: str | None = None, facts: Facts | None = None, new_stream: bool = False) -> Handled:
         """Apply ``command`` (or another service's event) to ``stream_id`` (default: its own stream).
+
+        ``new_stream``: the message normally starts its stream (a registration command on the id
+        the gateway drew), so a stream this instance has not seen is decided on as empty, without
+        reading it first; should it exist, the append collides and the decision is made again on
+        what it holds (facts looked up again too).
 
         ``facts`` are handed to the decider in its :class:`Context`: the decider's facts, or an async
         function of the folded state and the message that looks them up (called again if a
@@ -100,12 +105,12 @@ class CommandHandler:
             reraise=True,
         ):
             with attempt:
-                return await self._decide_and_append(stream, command, facts)
+                return await self._decide_and_append(stream, command, facts, presume_new=new_stream)
         raise AssertionError("unreachable")
 
-    async def _decide_and_append(self, stream: str, command: Envelope, facts: Facts | None) -> Handled:
+    async def _decide_and_append(self, stream: str, command: Envelope, facts: Facts | None, *, presume_new: bool = False) -> Handled:
         # what this instance last saw of the stream: a stale view makes the append a conflict
-        history = await self.store.read_stream(stream, cached=True)
+        history = await self.store.read_stream(stream, cached=True, presume_new=presume_new)
         folded = [e.open() for e in history]
         state = self.decider.fold(folded)
         message = command.open()

@@ -70,7 +70,9 @@ class NikChecks:
             raise Unprocessable("REGISTRY_REFUSED", str(refused)) from None
         drawn = Drawn()
         facts = NikAnswer(answer=answer.name, policy=self.policy, code=await self.codes.draw(registered.participant_id, drawn))
-        handled = await self.decisions.handle(envelope, stream_id=stream_id, facts=facts)
+        # the participant's identity stream starts here (unless a deferral was recorded: then it is
+        # cached, or the append collides and reloads it)
+        handled = await self.decisions.handle(envelope, stream_id=stream_id, facts=facts, new_stream=True)
         await self.codes.deliver(handled.events, drawn)
 
     async def _tell_deferral(self, envelope: Envelope, stream_id: str, unavailable: RegistryUnavailable) -> None:

@@ -83,7 +83,8 @@ class Registrations:
 
     async def decide(self, command: Envelope) -> Handled:
         """A command on its own stream: its facts are looked up against the state it is decided on."""
-        return await self._apply(command, command.stream_id, self._look_up(command.stream_id))
+        # a RegisterParticipant comes on a stream id the gateway has just drawn: decided without a read
+        return await self._apply(command, command.stream_id, self._look_up(command.stream_id), new_stream=command.type == RegisterParticipant.TYPE)
 
     #: identity's events :meth:`follow` acts on (its other events are not even read)
     FOLLOWS = (NikVerified, NikRejected, OtpVerified)
@@ -163,9 +164,9 @@ class Registrations:
         except RegistryError as refused:  # this very request is refused: asking again cannot help
             raise Unprocessable("REGISTRY_REFUSED", str(refused)) from None
 
-    async def _apply(self, envelope: Envelope, stream_id: str, facts: Facts | None) -> Handled:
+    async def _apply(self, envelope: Envelope, stream_id: str, facts: Facts | None, *, new_stream: bool = False) -> Handled:
         """Decide, then keep the schedules in step with what was decided."""
-        handled = await self.decisions.handle(envelope, stream_id=stream_id, facts=facts)
+        handled = await self.decisions.handle(envelope, stream_id=stream_id, facts=facts, new_stream=new_stream)
         if handled.participant_erased:  # nothing more is decided about them: stop watching the stream
             await self.open_registrations.clear(stream_id)
             await self.retries.clear(stream_id)
