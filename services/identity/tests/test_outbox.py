@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from jmo_contracts import Envelope, new_id
 from jmo_contracts.common import OtpChannel
 from jmo_contracts.identity import OtpIssued, OtpPurpose
 from jmo_identity.adapters.outbox import DROP_BATCH, MongoSealedCodes
+from jmo_eventstore.testing import CommandLog
 from jmo_identity.application.otp_delivery import Drawn, OtpCodes, SealedCode, delivery_request_id
 
 pytestmark = pytest.mark.integration
@@ -25,29 +26,17 @@ PID = "5b0e7c3a9d1f4e2a8c6b4d2f0e1a3c5b"
 NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 
 
-class Deletes(monitoring.CommandListener):
-    """The ``delete`` commands sent to the outbox: the filter of each statement, per command."""
-
-    def __init__(self) -> None:
-        self.commands: list[list[dict[str, Any]]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "delete" and event.command.get("delete") == "otp_outbox":
-            self.commands.append([dict(d["q"]) for d in event.command["deletes"]])
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 @pytest.fixture
-async def outbox(infra: Any, database_prefix: str) -> AsyncIterator[tuple[Any, Deletes]]:
-    deletes = Deletes()
-    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri, event_listeners=[deletes])
-    yield client[f"{database_prefix}outbox_{new_id()[:8]}"]["otp_outbox"], deletes
+async def outbox(infra: Any, database_prefix: str) -> AsyncIterator[tuple[Any, CommandLog]]:
+    commands = CommandLog()
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri, event_listeners=[commands])
+    yield client[f"{database_prefix}outbox_{new_id()[:8]}"]["otp_outbox"], commands
     await client.close()
+
+
+def deletes(commands: CommandLog) -> list[list[dict[str, Any]]]:
+    """The filter of each statement of each ``delete`` command sent to the outbox."""
+    return [[d["q"] for d in c["deletes"]] for c in commands.of("delete", "otp_outbox")]
 
 
 async def kept(codes: MongoSealedCodes, n: int) -> list[str]:
@@ -57,35 +46,35 @@ async def kept(codes: MongoSealedCodes, n: int) -> list[str]:
     return ids
 
 
-async def test_drops_are_deleted_in_one_command_once_a_batch_waits_and_the_rest_on_close(outbox: tuple[Any, Deletes]) -> None:
-    collection, deletes = outbox
+async def test_drops_are_deleted_in_one_command_once_a_batch_waits_and_the_rest_on_close(outbox: tuple[Any, CommandLog]) -> None:
+    collection, commands = outbox
     codes = MongoSealedCodes(collection, drop_interval=HOUR)
     ids = await kept(codes, DROP_BATCH + 6)
     for otp_id in ids[: DROP_BATCH - 1]:
         await codes.drop([otp_id])  # one code per handled message, as OtpCodes.deliver drops them
-    assert deletes.commands == [] and await collection.count_documents({}) == len(ids)  # noted, not deleted yet
+    assert deletes(commands) == [] and await collection.count_documents({}) == len(ids)  # noted, not deleted yet
     assert await codes.find(ids[0]) is None  # but gone for this process already
     await codes.drop([ids[DROP_BATCH - 1]])
     await codes._drops.flusher.idle()  # the batch is full: written without waiting for the timer
-    assert [len(c) for c in deletes.commands] == [DROP_BATCH]
+    assert [len(c) for c in deletes(commands)] == [DROP_BATCH]
     for otp_id in ids[DROP_BATCH:]:
         await codes.drop([otp_id])
     await codes.close()  # the tail on stop
-    assert [len(c) for c in deletes.commands] == [DROP_BATCH, 6] and await collection.count_documents({}) == 0
-    assert all(list(q) == ["_id"] and isinstance(q["_id"], str) for c in deletes.commands for q in c)  # each by _id: what FerretDB serves from its index
+    assert [len(c) for c in deletes(commands)] == [DROP_BATCH, 6] and await collection.count_documents({}) == 0
+    assert all(list(q) == ["_id"] and isinstance(q["_id"], str) for c in deletes(commands) for q in c)  # each by _id: what FerretDB serves from its index
 
 
-async def test_a_large_batch_is_deleted_in_chunks_below_a_hundred(outbox: tuple[Any, Deletes]) -> None:
-    collection, deletes = outbox
+async def test_a_large_batch_is_deleted_in_chunks_below_a_hundred(outbox: tuple[Any, CommandLog]) -> None:
+    collection, commands = outbox
     codes = MongoSealedCodes(collection, drop_interval=HOUR)
     ids = await kept(codes, 150)
     await codes.drop(ids)
     await codes.close()
     assert await collection.count_documents({}) == 0
-    assert sum(len(c) for c in deletes.commands) == 150 and all(len(c) < 100 for c in deletes.commands)
+    assert sum(len(c) for c in deletes(commands)) == 150 and all(len(c) < 100 for c in deletes(commands))
 
 
-async def test_a_code_a_crash_left_in_the_outbox_is_published_again_under_the_same_message_id(outbox: tuple[Any, Deletes]) -> None:
+async def test_a_code_a_crash_left_in_the_outbox_is_published_again_under_the_same_message_id(outbox: tuple[Any, CommandLog]) -> None:
     collection, _ = outbox
     published: list[Envelope] = []
 

@@ -8,13 +8,14 @@ import os
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from jmo_contracts import Envelope, new_id
 from jmo_contracts.common import Category, OtpChannel
 from jmo_contracts.profile_update import Address, ProfileUpdated, ProfileValues
 from jmo_contracts.registration import AccountActivated, ParticipantRegistered, Program
 from jmo_eventstore import ERASED, FieldEncryptionCodec, InMemoryKeyRing, MongoKeyRing, participant_subject
+from jmo_eventstore.testing import CommandLog
 from jmo_profile_update.adapters.profiles import PERSONAL, InMemoryProfileStore, MongoProfileStore, stored_form
 from jmo_profile_update.domain import profile as profiles
 
@@ -184,21 +185,6 @@ class CountingMemoryStore(InMemoryProfileStore):
         return await super()._load(participant_id)
 
 
-class ProfileReads(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.finds = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find" and event.command.get("find") == "participant_profiles":
-            self.finds += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 @pytest.fixture(params=["memory", pytest.param("mongo", marks=pytest.mark.integration)])
 async def both(request: Any) -> Any:
     """The same checks on the in-memory twin and on the real store (FerretDB)."""
@@ -212,8 +198,8 @@ async def both(request: Any) -> Any:
         yield Profiles(memory, ring, stored_in_memory, lambda: memory.loads)
         return
     infra, prefix = request.getfixturevalue("infra"), request.getfixturevalue("database_prefix")
-    listener = ProfileReads()
-    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri, event_listeners=[listener])  # the store's own commands, counted
+    commands = CommandLog()
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri, event_listeners=[commands])  # the store's own commands, counted
     looking: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri)  # the test's look-ups, not counted
     db = looking[f"{prefix}profiles_{new_id()[:8]}"]
     master = os.urandom(32)
@@ -223,7 +209,7 @@ async def both(request: Any) -> Any:
     async def stored_in_mongo(pid: str) -> dict[str, Any] | None:
         return await db["participant_profiles"].find_one({"_id": pid})
 
-    yield Profiles(store, ring, stored_in_mongo, lambda: listener.finds)
+    yield Profiles(store, ring, stored_in_mongo, lambda: len(commands.of("find", "participant_profiles")))
     await client.close()
     await looking.close()
 
