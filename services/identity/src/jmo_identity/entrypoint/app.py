@@ -59,8 +59,9 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
         started.otp_requests = OtpRequests(decisions=decisions, codes=codes, policy=policy, hmac_key=hmac_key, per_destination=per_destination, sessions=started.sessions, clock=now)
 
     async def stop() -> None:
-        if isinstance(started.outbox, MongoSealedCodes):
-            await started.outbox.close()  # the codes published last are deleted, not left to a redelivery
+        outbox = getattr(started, "outbox", None)  # None when the service stops before it started
+        if isinstance(outbox, MongoSealedCodes):
+            await outbox.close()  # the codes published last are deleted, not left to a redelivery
 
     service.resource(start, stop)
 
