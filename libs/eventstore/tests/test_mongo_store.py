@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from datetime import UTC, datetime, timedelta
 
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from jmo_contracts import new_id, stream_id
 from jmo_eventstore import ConcurrencyConflict, MongoEventStore
 from jmo_eventstore import mongo
 from jmo_eventstore.mongo import SLOT_PREFIX, _prefetched, slot_id
-from jmo_eventstore.testing import EventStoreContract, an_event, read_everything
+from jmo_eventstore.testing import CommandLog, EventStoreContract, an_event, read_everything
 
 pytestmark = pytest.mark.integration
 
@@ -54,25 +54,9 @@ def remove() -> Callable[..., Any]:
     return _remove
 
 
-class Counter(monitoring.CommandListener):
-    """Counts the commands a client sends, by name."""
-
-    def __init__(self) -> None:
-        self.names: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.names.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 @pytest.fixture
-async def counted(store: MongoEventStore, infra: Any) -> AsyncIterator[tuple[MongoEventStore, Counter]]:
-    counter = Counter()
+async def counted(store: MongoEventStore, infra: Any) -> AsyncIterator[tuple[MongoEventStore, CommandLog]]:
+    counter = CommandLog()
     client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri, socketTimeoutMS=20_000, event_listeners=[counter])
     yield MongoEventStore(client[store.commits.database.name], name=store.commits.name.removesuffix("_commits")), counter
     await client.close()
@@ -103,11 +87,11 @@ class TestMongoEventStore(EventStoreContract):
         await store.sequence()
         assert await store.commits.find_one({"_id": f"{s}@0"}) == before
 
-    async def test_a_command_on_a_stream_this_instance_knows_costs_one_insert_and_no_read(self, counted: tuple[MongoEventStore, Counter]) -> None:
+    async def test_a_command_on_a_stream_this_instance_knows_costs_one_insert_and_no_read(self, counted: tuple[MongoEventStore, CommandLog]) -> None:
         store, counter = counted
         s = stream_id("test")
         await store.append(s, 0, [an_event(s, 1)], cause_id=new_id())
-        counter.names.clear()
+        counter.clear()
         history = await store.read_stream(s, cached=True)
         await store.append(s, len(history), [an_event(s, 2)], cause_id=new_id())
         assert counter.names == ["insert"]  # the outbox slot and the commit, in one command

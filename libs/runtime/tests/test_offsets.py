@@ -111,6 +111,5 @@ async def test_revoked_partitions_are_committed_then_forgotten() -> None:
 async def test_the_timer_commits_without_a_close() -> None:
     committer, consumer = OffsetCommitter(interval=0.01), FakeConsumer(A)
     committer.finished(consumer, "t", 0, 0)
-    assert committer._task is not None
-    await committer._task  # ends once nothing waits
+    await committer.flusher.idle()  # ends once nothing waits
     assert consumer.commits == [{A: 1}]

@@ -5,7 +5,10 @@ The store is driven through everything it does (command path, relay path, recove
 tools) with a command listener on the client; each command's shape (collection, filter fields,
 sort) must be one of :data:`QUERIES`, and every index named there must exist after the
 ``ensure_indexes`` of its owner, with keys that start with the filter's (or sort's) fields. The
-services' own adapters are checked from their source: every filter they write is ``{"_id": ...}``.
+services' own adapters are checked from their source: every filter they write, in a call or a bulk
+statement, is ``{"_id": <value>}`` — equality, the only ``_id`` filter FerretDB v1 answers from its
+index (``{"_id": {"$in": [...]}}`` scans the collection there: many ids go as one bulk command of
+statements by ``_id``, :func:`jmo_eventstore.delete_by_id`).
 """
 
 from __future__ import annotations
@@ -159,12 +162,15 @@ async def test_every_query_is_one_an_index_serves_on_mongodb_and_ensure_indexes_
 
 def test_the_services_adapters_ask_only_by_id() -> None:
     root = Path(__file__).resolve().parents[3]
-    calls = re.compile(r"\.(find_one|find|update_one|replace_one|delete_one|find_one_and_update|delete_many|update_many|count_documents)\((\{[^)]*)")
+    calls = re.compile(
+        r"(?:\.(?:find_one|find|update_one|replace_one|delete_one|find_one_and_update|delete_many|update_many|count_documents)"
+        r"|\b(?:DeleteOne|DeleteMany|UpdateOne|UpdateMany|ReplaceOne))\((\{[^)]*)"
+    )
     offenders = []
     for path in sorted(root.glob("services/*/src/*/adapters/*.py")):
         for line_no, line in enumerate(path.read_text().splitlines(), 1):
             for m in calls.finditer(line):
-                if not m.group(2).startswith('{"_id"'):
+                if not m.group(1).startswith('{"_id"') or re.match(r'\{"_id": *\{ *"\$', m.group(1)):
                     offenders.append(f"{path.relative_to(root)}:{line_no}: {m.group(0)}")
     # the one exception: GridFS's files collection, cleaned by upload date (biometric's timer),
     # served on MongoDB by the index "uploaded_at" that the adapter creates

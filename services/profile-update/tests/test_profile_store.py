@@ -8,12 +8,14 @@ import os
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 
 from jmo_contracts import Envelope, new_id
 from jmo_contracts.common import Category, OtpChannel
 from jmo_contracts.profile_update import Address, ProfileUpdated, ProfileValues
 from jmo_contracts.registration import AccountActivated, ParticipantRegistered, Program
 from jmo_eventstore import ERASED, FieldEncryptionCodec, InMemoryKeyRing, MongoKeyRing, participant_subject
+from jmo_eventstore.testing import CommandLog
 from jmo_profile_update.adapters.profiles import PERSONAL, InMemoryProfileStore, MongoProfileStore, stored_form
 from jmo_profile_update.domain import profile as profiles
 
@@ -152,3 +154,114 @@ async def test_on_the_real_store_the_profile_is_sealed_with_the_logs_key_ring_an
     await fresh.apply(activated())
     doc = await database["participant_profiles"].find_one({"_id": PID})
     assert doc[PERSONAL] == ERASED and doc["status"] == "ACTIVE" and "wrapped" not in (await database["data_keys"].find_one({"_id": participant_subject(PID)}) or {})
+
+
+class Profiles:
+    """A profile store (in memory or on the real store) with its key ring, what it stores, and how
+    often it read a stored profile."""
+
+    def __init__(self, store: Any, ring: Any, stored: Any, reads: Any) -> None:
+        self.store, self.ring, self._stored, self._reads = store, ring, stored, reads
+
+    async def doc(self, pid: str = PID) -> dict[str, Any] | None:
+        return await self._stored(pid)
+
+    def reads(self) -> int:
+        return int(self._reads())
+
+    async def has_key(self, pid: str = PID) -> bool:
+        """Whether the ring holds a usable key for ``pid`` (read from the ring's store, not its cache)."""
+        await self.ring.load([participant_subject(pid)], create=False)
+        return self.ring.key_for(participant_subject(pid), create=False) is not None
+
+
+class CountingMemoryStore(InMemoryProfileStore):
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.loads = 0
+
+    async def _load(self, participant_id: str) -> dict[str, Any] | None:
+        self.loads += 1
+        return await super()._load(participant_id)
+
+
+@pytest.fixture(params=["memory", pytest.param("mongo", marks=pytest.mark.integration)])
+async def both(request: Any) -> Any:
+    """The same checks on the in-memory twin and on the real store (FerretDB)."""
+    if request.param == "memory":
+        ring = InMemoryKeyRing()
+        memory = CountingMemoryStore(FieldEncryptionCodec(ring))
+
+        async def stored_in_memory(pid: str) -> dict[str, Any] | None:
+            return memory.docs.get(pid)
+
+        yield Profiles(memory, ring, stored_in_memory, lambda: memory.loads)
+        return
+    infra, prefix = request.getfixturevalue("infra"), request.getfixturevalue("database_prefix")
+    commands = CommandLog()
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri, event_listeners=[commands])  # the store's own commands, counted
+    looking: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri)  # the test's look-ups, not counted
+    db = looking[f"{prefix}profiles_{new_id()[:8]}"]
+    master = os.urandom(32)
+    ring = MongoKeyRing(db["data_keys"], master, cache_seconds=0)  # every look-up asks the store
+    store = MongoProfileStore(client[db.name]["participant_profiles"], FieldEncryptionCodec(MongoKeyRing(client[db.name]["data_keys"], master, cache_seconds=0)))
+
+    async def stored_in_mongo(pid: str) -> dict[str, Any] | None:
+        return await db["participant_profiles"].find_one({"_id": pid})
+
+    yield Profiles(store, ring, stored_in_mongo, lambda: len(commands.of("find", "participant_profiles")))
+    await client.close()
+    await looking.close()
+
+
+@pytest.mark.unit
+async def test_a_registration_whose_key_exists_is_inserted_without_a_read_and_a_redelivery_is_applied_once(both: Profiles) -> None:
+    await both.ring.load([participant_subject(PID)], create=True)  # as the gateway did, sealing the registration on Kafka
+    first = registered()
+    await both.store.apply(first)
+    assert both.reads() == 0  # one insert, no read before it
+    doc = await both.doc()
+    assert doc is not None and in_clear(doc) == [] and doc["applied"] == [first.message_id]
+    assert await both.store.get(PID) == profiles.apply(None, first)
+
+    await both.store.apply(first)  # redelivered: the insert meets the profile, which knows it applied it
+    then = activated()
+    await both.store.apply(then)
+    await both.store.apply(first)
+    again = await both.doc()
+    assert again is not None and again["applied"] == sorted([first.message_id, then.message_id])
+    profile = await both.store.get(PID)
+    assert profile is not None and (profile["status"], profile["nik"], profile["kpj_number"]) == ("ACTIVE", NIK, KPJ)  # not folded from scratch again
+
+
+@pytest.mark.unit
+async def test_an_erased_participants_registration_redelivered_creates_no_key_and_stores_nothing_personal(both: Profiles) -> None:
+    await both.ring.load([participant_subject(PID)], create=True)
+    first = registered()
+    await both.store.apply(first)
+    await both.store.apply(activated())
+    await both.ring.erase(participant_subject(PID))  # jmo privacy erase: a tombstone in place of the key
+    before = await both.doc()
+
+    await both.store.apply(first)  # redelivered: recognised, nothing written (its seal no longer opens)
+    assert await both.doc() == before and not await both.has_key() and await both.store.get(PID) is None
+    await both.store.apply(registered())  # replayed under a new id: folded, without its personal values
+    doc = await both.doc()
+    assert doc is not None and doc[PERSONAL] == ERASED and in_clear(doc) == [] and doc["status"] == "ACTIVE"
+    assert not await both.has_key() and await both.store.get(PID) is None
+    assert doc["applied"].count(first.message_id) == 1 and len(doc["applied"]) == 3
+
+
+@pytest.mark.unit
+async def test_a_registration_of_a_participant_without_a_key_reads_first_and_makes_the_key_only_for_a_new_profile(both: Profiles) -> None:
+    erased_first = registered(**{f: ERASED for f in ParticipantRegistered.PERSONAL_FIELDS})  # the log could not decrypt it
+    await both.store.apply(erased_first)
+    assert not await both.has_key()
+    await both.store.apply(registered())  # a replay in clear meets a profile stored erased: no key, nothing personal
+    doc = await both.doc()
+    assert doc is not None and doc[PERSONAL] == ERASED and in_clear(doc) == [] and not await both.has_key()
+
+    other = new_id()
+    await both.store.apply(registered(other))  # no profile and no key yet: read, then a key made for the new profile
+    assert both.reads() >= 1 and await both.has_key(other)
+    assert (await both.store.get(other) or {}).get("nik") == NIK

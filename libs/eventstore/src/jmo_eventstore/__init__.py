@@ -4,7 +4,7 @@ from .codec import ERASED, FieldEncryptionCodec, InMemoryKeyRing, KeyRing, Paylo
 from .keyring import MongoKeyRing
 from .memory import InMemoryEventStore
 from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, PendingCommit, RecordedEvent
-from .mongo import MongoEventStore
+from .mongo import MongoEventStore, delete_by_id
 from .protocol import EventStore
 
 __all__ = [
@@ -26,4 +26,5 @@ __all__ = [
     "subject_of",
     "RecordedEvent",
     "ValueSealer",
+    "delete_by_id",
 ]

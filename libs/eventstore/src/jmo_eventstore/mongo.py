@@ -86,6 +86,14 @@ VERIFY_BATCH = 1000
 _ORDER_FIELDS = {"_id": 1, "stream_id": 1, "from_version": 1, "prev_commit": 1, "event_count": 1, "recorded_at": 1}
 
 
+async def delete_by_id(collection: AsyncCollection, ids: Sequence[Any]) -> None:
+    """Delete the documents of ``collection`` with these ``_id``: one command per :data:`BULK_CHUNK`,
+    each statement by ``_id``. Not ``{"_id": {"$in": ids}}``: FerretDB v1 serves only ``_id``
+    equality from an index, so ``$in`` scans the collection (see its ``explain``)."""
+    for i in range(0, len(ids), BULK_CHUNK):
+        await collection.bulk_write([DeleteOne({"_id": c}) for c in ids[i : i + BULK_CHUNK]], ordered=False)
+
+
 def slot_id(instance: str, seq: int) -> str:
     """The ``_id`` of an instance's ``seq``-th outbox slot (beside the commits)."""
     return f"{SLOT_PREFIX}{instance}~{seq:012d}"
@@ -350,8 +358,7 @@ class MongoEventStore:
         return left
 
     async def _delete(self, ids: Sequence[str]) -> None:
-        for i in range(0, len(ids), BULK_CHUNK):
-            await self.commits.bulk_write([DeleteOne({"_id": c}) for c in ids[i : i + BULK_CHUNK]], ordered=False)
+        await delete_by_id(self.commits, ids)
 
     async def _resolve_unknown(self) -> None:
         """Appends whose insert failed without an answer: did the slot (and commit) land?"""

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from pymongo import monitoring
 
 from jmo_contracts import Envelope, new_id, stream_id
 from jmo_contracts.common import CommandRejected
@@ -23,6 +24,35 @@ from .protocol import EventStore
 
 Tamper = Callable[[Any, str, Callable[[dict[str, Any]], None]], Awaitable[None]]
 Remove = Callable[[Any, str], Awaitable[None]]
+
+
+class CommandLog(monitoring.CommandListener):
+    """The commands a client sends (give it as one of the client's ``event_listeners``): for tests
+    that count a store's round trips, or check what each one asks."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, dict[str, Any]]] = []
+
+    @property
+    def names(self) -> list[str]:
+        """The name of each command sent, in order."""
+        return [name for name, _ in self.commands]
+
+    def of(self, name: str, collection: str) -> list[dict[str, Any]]:
+        """The commands ``name`` (``find``, ``delete``...) sent to ``collection``, in order."""
+        return [command for n, command in self.commands if n == name and command.get(name) == collection]
+
+    def clear(self) -> None:
+        self.commands.clear()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.commands.append((event.command_name, dict(event.command)))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
 
 
 def an_event(stream: str, n: int = 0, correlation_id: str | None = None) -> Envelope:

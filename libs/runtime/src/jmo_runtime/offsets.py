@@ -12,12 +12,14 @@ after its last finished message never passes a message that is not finished; a m
 handling raised is not recorded (the subscriber seeks back to it), so it is delivered again and
 nothing after it is committed before it finishes. What a crash loses is at most the last
 uncommitted interval, delivered again to handlers that are idempotent by message id.
+
+The timing (every interval while anything waits, at once when many wait, on close) is
+:class:`jmo_runtime.batching.Flusher`, shared with the other batched writes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,8 @@ import structlog
 from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from .batching import Flusher
 
 log = structlog.get_logger(__name__)
 
@@ -90,35 +94,21 @@ class OffsetCommitter(ConsumerRebalanceListener):  # type: ignore[misc]
     """
 
     def __init__(self, interval: float = 0.2, max_pending: int = 64) -> None:
-        self.interval = interval
-        self.max_pending = max_pending
         self.pending = PendingOffsets()
         #: OffsetCommit requests made (one per consumer per flush with something to commit).
         self.commits = 0
         self._lock = asyncio.Lock()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.flusher = Flusher(self.flush, lambda: len(self.pending), interval=interval, max_pending=max_pending, name="offset-committer")
 
     def finished(self, consumer: Any, topic: str, partition: int, offset: int) -> None:
         """The message at ``offset`` of ``topic``/``partition`` is done (handled, refused or parked)."""
         self.pending.finished(consumer, TopicPartition(topic, partition), offset)
-        if len(self.pending) >= self.max_pending:
-            self._wake.set()
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="offset-committer")
+        self.flusher.added()
 
     def done(self, topic: str, partition: int) -> int | None:
         """The offset after the last finished message of ``topic``/``partition``, committed or not:
         the position the lag watch uses, since commits may be up to one interval behind."""
         return self.pending.done(TopicPartition(topic, partition))
-
-    async def _run(self) -> None:
-        """Flush every interval (or sooner when many wait) while anything waits; then end."""
-        while len(self.pending):
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-            self._wake.clear()
-            await self.flush()
 
     async def flush(self, only: set[TopicPartition] | None = None) -> None:
         """Commit what waits (of the partitions ``only``, when given). Never raises a Kafka error:
@@ -159,12 +149,5 @@ class OffsetCommitter(ConsumerRebalanceListener):  # type: ignore[misc]
     async def close(self, timeout: float = 5.0) -> None:
         """Commit what waits now (on a clean stop, before the consumers stop); a broker that does
         not answer within ``timeout`` seconds leaves the tail to be delivered again."""
-        try:
-            await asyncio.wait_for(self.flush(), timeout)
-        except TimeoutError:
+        if not await self.flusher.close(timeout):
             log.warning("offsets not committed on stop: the broker did not answer in time", partitions=len(self.pending))
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._task = None

@@ -32,6 +32,11 @@ class IdentitySettings(ServiceSettings):
         default=3.0, ge=0, le=10,
         description="JMO_CONTACT_CHANGE_WAIT_SECONDS: how long a contact-change code request waits for its session's ContactDataSubmitted to arrive (the gateway may be faster than the events topic).",
     )
+    otp_outbox_drop_interval_ms: int = Field(
+        default=200, ge=1, le=60_000,
+        description="JMO_OTP_OUTBOX_DROP_INTERVAL_MS: how often the sealed codes already published are deleted from the outbox, in one command "
+        "(at once when 64 wait, and on stop); a crash leaves at most that interval's codes, published again only with the same message id.",
+    )
     dukcapil_url: str | None = Field(default=None, description="Dukcapil's HTTP API; the embedded synthetic registry when empty.")
     dukcapil_timeout_seconds: float = Field(default=5.0, gt=0)
     dukcapil_breaker_cooldown_seconds: float = Field(default=30.0, gt=0, description="After repeated failures, Dukcapil is not called for this long.")

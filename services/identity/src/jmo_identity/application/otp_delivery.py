@@ -7,6 +7,8 @@ code is sealed at once for the notification service (AES-256-GCM): the plain cod
 So a crash between logging ``OtpIssued`` and publishing its delivery request loses nothing: the
 redelivered message is recognised as a duplicate, its ``OtpIssued`` is replayed, and the sealed
 copy still waits in the outbox. Codes drawn for a decision that issued none are dropped at once.
+A dropped code may be deleted from the store a little later, in a batch (``adapters.outbox``): one
+a crash leaves behind is published again only under its same message id, sent once all the same.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ class SealedCodes(Protocol):
 
     async def find(self, otp_id: str) -> SealedCode | None: ...
 
-    async def drop(self, otp_ids: list[str]) -> None: ...
+    async def drop(self, otp_ids: list[str]) -> None:
+        """These codes are no longer wanted: :meth:`find` no longer finds them (in this process);
+        the store may delete them later, in a batch."""
 
 
 @dataclass

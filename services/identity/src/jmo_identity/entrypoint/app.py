@@ -44,10 +44,12 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
     async def start() -> None:
         database = service.database
         decisions = service.commands(identity, clock=now)
+        started.outbox = (
+            MongoSealedCodes(database["otp_outbox"], drop_interval=settings.otp_outbox_drop_interval_ms / 1000) if database is not None else InMemorySealedCodes()
+        )
         codes = OtpCodes(
             code_length=policy.code_length, hmac_key=hmac_key, hmac_key_id=settings.otp_hmac_key_id, delivery_key=delivery_key,
-            delivery_key_id=settings.otp_delivery_key_id, outbox=MongoSealedCodes(database["otp_outbox"]) if database is not None else InMemorySealedCodes(),
-            publish=lambda e: service.publish(topics.OTP_DELIVERY, e), clock=now,
+            delivery_key_id=settings.otp_delivery_key_id, outbox=started.outbox, publish=lambda e: service.publish(topics.OTP_DELIVERY, e), clock=now,
         )
         started.sessions = ContactChangeSessions(
             changes=MongoContactChanges(database["contact_change_sessions"]) if database is not None else InMemoryContactChanges(),
@@ -56,7 +58,12 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
         started.nik_checks = NikChecks(decisions=decisions, registry=dukcapil, codes=codes, policy=policy, retry_in=timedelta(seconds=settings.dukcapil_retry_seconds))
         started.otp_requests = OtpRequests(decisions=decisions, codes=codes, policy=policy, hmac_key=hmac_key, per_destination=per_destination, sessions=started.sessions, clock=now)
 
-    service.resource(start)
+    async def stop() -> None:
+        outbox = getattr(started, "outbox", None)  # None when the service stops before it started
+        if isinstance(outbox, MongoSealedCodes):
+            await outbox.close()  # the codes published last are deleted, not left to a redelivery
+
+    service.resource(start, stop)
 
     async def on_registration_event(envelope: Envelope) -> None:
         await started.nik_checks.check(envelope)

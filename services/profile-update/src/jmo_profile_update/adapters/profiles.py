@@ -22,6 +22,20 @@ After an erasure (the key replaced by a tombstone in every service's key ring, `
   is stored erased in the same way: that is how a rebuild, or an event relayed after the erasure,
   sees an erased participant. Erasing a participant means deleting their key in every service's ring.
 
+Folding is read, fold, write, under a per-participant lock — except for an event that starts a
+profile (``profile.STARTS``: ``ParticipantRegistered``). That one is folded into no profile and the
+result *inserted* (one store command instead of a read and a write); only when the insert meets a
+stored document (a redelivery, another instance, a replay, an erased profile…) is it read, folded
+and written as any other event. The insert keeps every promise above:
+
+* idempotency: it never overwrites, so an event already folded is still recognised by ``applied``
+  on the read that follows the collision, and a profile is never folded from scratch twice;
+* erasure: it seals only under a key the participant has already (``create=False``), so it never
+  makes a key; a participant without one (erased: a tombstone, or no key at all) takes the read
+  path, which decides from the stored profile whether a key may be made. In a deployment the key
+  exists by then: the gateway made it to seal the registration on Kafka, and opening the received
+  event loaded it into the ring's cache, so the insert path costs no key-ring command either.
+
 Without ``JMO_DATA_KEY`` the codec is plain and ``personal`` holds the fields as they are, as the
 log does. A document written before profiles were sealed (personal fields at the top level) reads
 as it is and is sealed at its next write; ``jmo audit rebuild participant-profiles`` seals them all.
@@ -36,6 +50,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
 
 from jmo_contracts import Envelope
 from jmo_eventstore import ERASED, PlainCodec, ValueSealer, participant_subject
@@ -90,13 +105,29 @@ class ProfileSealing:
 
     async def seal(self, profile: Mapping[str, Any], was: Protection) -> dict[str, Any]:
         """``profile`` as stored, replacing a document protected as ``was`` (NONE for a new one)."""
-        clear = {k: v for k, v in profile.items() if k in profiles.NOT_PERSONAL}
+        stored = await self._stored(profile, erased=was is Protection.ERASED, create=was is Protection.NONE)
+        return stored if stored is not None else self._stored_erased(profile)
+
+    async def seal_new(self, profile: Mapping[str, Any]) -> dict[str, Any] | None:
+        """``profile`` as a new document is stored, sealed only under a key the participant has
+        already: None when its personal data would need a key made (none yet, or erased) — which
+        only the stored profile may decide (:meth:`seal` with what :meth:`open` says of it)."""
+        return await self._stored(profile, erased=False, create=False)
+
+    async def _stored(self, profile: Mapping[str, Any], *, erased: bool, create: bool) -> dict[str, Any] | None:
+        if erased or profile.get("nik") == ERASED:
+            return self._stored_erased(profile)
         personal = {k: v for k, v in profile.items() if k not in profiles.NOT_PERSONAL}
-        if was is not Protection.ERASED and personal.get("nik") != ERASED:
-            sealed = await self._sealer.seal(participant_subject(profile["_id"]), personal, context=CONTEXT, create=was is Protection.NONE)
-            if sealed is not None:
-                return clear | {PERSONAL: sealed}
-        return clear | {PERSONAL: ERASED}
+        sealed = await self._sealer.seal(participant_subject(profile["_id"]), personal, context=CONTEXT, create=create)
+        return None if sealed is None else _clear_part(profile) | {PERSONAL: sealed}
+
+    @staticmethod
+    def _stored_erased(profile: Mapping[str, Any]) -> dict[str, Any]:
+        return _clear_part(profile) | {PERSONAL: ERASED}
+
+
+def _clear_part(profile: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in profile.items() if k in profiles.NOT_PERSONAL}
 
 
 async def stored_form(sealer: ValueSealer, profile: Mapping[str, Any]) -> dict[str, Any]:
@@ -107,7 +138,8 @@ async def stored_form(sealer: ValueSealer, profile: Mapping[str, Any]) -> dict[s
 
 
 class _Folding:
-    """Read, fold, write — one participant at a time within this process."""
+    """Read, fold, write — one participant at a time within this process; an event that starts a
+    profile is inserted without a read while none is stored (see the module docstring)."""
 
     def __init__(self, sealer: ValueSealer) -> None:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -119,6 +151,10 @@ class _Folding:
     async def _store(self, doc: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    async def _insert(self, doc: dict[str, Any]) -> bool:
+        """Store ``doc`` unless a document with its ``_id`` exists: whether it was stored."""
+        raise NotImplementedError
+
     async def get(self, participant_id: str) -> Profile | None:
         profile, protection = await self._sealing.open(await self._load(participant_id))
         return None if protection is Protection.ERASED else profile
@@ -128,6 +164,8 @@ class _Folding:
         if participant is None:
             return
         async with self._locks[participant]:
+            if envelope.type in profiles.STARTS and await self._start(envelope):
+                return
             stored = await self._load(participant)
             if stored is not None and envelope.message_id in stored.get("applied", ()):
                 return
@@ -135,6 +173,13 @@ class _Folding:
             updated = profiles.apply(current, envelope)
             if updated is not None:
                 await self._store(await self._sealing.seal(updated, protection))
+
+    async def _start(self, envelope: Envelope) -> bool:
+        """Fold ``envelope`` into no profile and insert the result: whether that made the profile
+        (False: one is stored already, or sealing it needs the stored profile's say)."""
+        new = profiles.apply(None, envelope)
+        doc = None if new is None else await self._sealing.seal_new(new)
+        return doc is not None and await self._insert(doc)
 
 
 class MongoProfileStore(_Folding):
@@ -151,6 +196,13 @@ class MongoProfileStore(_Folding):
     async def _store(self, doc: dict[str, Any]) -> None:
         await self._c.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
+    async def _insert(self, doc: dict[str, Any]) -> bool:
+        try:
+            await self._c.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
 
 class InMemoryProfileStore(_Folding):
     """The read model in a dict, stored sealed all the same (``docs`` holds the stored forms)."""
@@ -165,3 +217,9 @@ class InMemoryProfileStore(_Folding):
 
     async def _store(self, doc: dict[str, Any]) -> None:
         self.docs[doc["_id"]] = dict(doc)
+
+    async def _insert(self, doc: dict[str, Any]) -> bool:
+        if doc["_id"] in self.docs:
+            return False
+        await self._store(doc)
+        return True

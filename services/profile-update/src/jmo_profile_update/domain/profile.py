@@ -36,6 +36,11 @@ SOURCES: dict[str, frozenset[str]] = {
     "profile-update": frozenset({"ProfileUpdated"}),
 }
 FOLDED = frozenset().union(*SOURCES.values())
+#: Events that begin a participant's profile: registration logs ``ParticipantRegistered`` first in
+#: the participant's stream, and its later events follow it on the same partition; a session (so a
+#: ``ProfileUpdated``) only starts for a participant whose profile exists. So when one of these
+#: arrives, usually no profile is stored yet and it folds into none (``apply(None, event)``).
+STARTS = frozenset({"ParticipantRegistered"})
 STATUS_AFTER = {"RegistrationRejected": "REJECTED", "RegistrationExpired": "EXPIRED"}
 #: The fields of a profile that are not personal data: references, status and bookkeeping. A field
 #: the fold gains later is personal until it is listed here.
