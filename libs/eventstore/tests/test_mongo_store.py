@@ -99,16 +99,16 @@ class TestMongoEventStore(EventStoreContract):
         assert counter.names == ["insert", "update", "delete"]  # the watermark, then the slots below it
         assert await store.commits.count_documents({"_id": {"$regex": f"^{SLOT_PREFIX}"}}) == 0
 
-    async def test_a_stream_presumed_new_is_started_with_one_insert_and_no_read(self, counted: tuple[MongoEventStore, Counter]) -> None:
+    async def test_a_stream_presumed_new_is_started_with_one_insert_and_no_read(self, counted: tuple[MongoEventStore, CommandLog]) -> None:
         store, counter = counted
         first = stream_id("test")
         await store.append(first, 0, [an_event(first, 1)], cause_id=new_id())  # the instance's first append registers it
         s = stream_id("test")
-        counter.names.clear()
+        counter.clear()
         assert await store.read_stream(s, cached=True, presume_new=True) == []
         await store.append(s, 0, [an_event(s, 1)], cause_id=new_id())
         assert counter.names == ["insert"]
-        counter.names.clear()
+        counter.clear()
         assert await store.read_stream(stream_id("test"), cached=True) == []  # without the presumption, a stream not seen is looked for
         assert counter.names == ["find"]
 
