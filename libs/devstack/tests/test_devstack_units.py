@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from jmo_devstack import install
+from jmo_devstack.ferretdb import FerretDBServer
 from jmo_devstack.install import install_ferretdb
 from jmo_devstack.kafka import KafkaServer, new_cluster_id
 from jmo_devstack.paths import StackPaths
@@ -125,3 +126,12 @@ def test_a_log_mentions_a_leaked_value_but_not_the_same_digits_inside_an_id_or_a
     assert mentions("646889", line.replace('"otp issued"', '"otp 646889 issued"'))
     assert mentions("646889", 'code=646889') and mentions("646889", '{"code": "646889"}')
     assert mentions("siti@example.com", "sent to siti@example.com.") and not mentions("siti@example.com", "sent to asiti@example.com")
+
+
+def test_the_embedded_store_syncs_its_wal_at_checkpoints_unless_told_otherwise(tmp_path, monkeypatch):
+    monkeypatch.delenv("JMO_FERRETDB_SYNCHRONOUS", raising=False)
+    assert "file:" + str(tmp_path / "data") + "/?_pragma=synchronous(NORMAL)" in FerretDBServer(tmp_path).command()
+    monkeypatch.setenv("JMO_FERRETDB_SYNCHRONOUS", "full")
+    assert "synchronous(FULL)" in " ".join(FerretDBServer(tmp_path).command())
+    with pytest.raises(ValueError):
+        FerretDBServer(tmp_path, synchronous="NORMAL); DROP")
