@@ -108,11 +108,14 @@ class RegistryApp:
         if method != "POST":
             return await _respond(send, 405, *_json({"error": "use POST"}))
         self.requests[path] += 1
+        # the fault is drawn when the request arrives: one still waiting out an injected latency when
+        # the faults change (its client gave up long ago) must not use up a failure meant for later ones
+        failure = self.faults.failure()
         body = await _read_body(receive)
         if self.faults.latency > 0:
             await asyncio.sleep(self.faults.latency)
-        if (status := self.faults.failure()) is not None:
-            return await _respond(send, status, *_json({"error": "injected failure"}))
+        if failure is not None:
+            return await _respond(send, failure, *_json({"error": "injected failure"}))
         try:
             request = json.loads(body) if body is not None else None
         except ValueError:
