@@ -8,6 +8,7 @@ AsyncAPI document) has no side effects.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -90,6 +91,10 @@ class Service:
             settings.kafka_bootstrap_servers, client_id=f"jmo-{name}", enable_idempotence=True, acks="all",
             security=credentials.faststream() if credentials else None,
             apply_types=False,  # subscribers take the message itself (messaging.message_itself): no injection per message
+            # faststream's own records go through the service's logging (JSON, masked), and its two
+            # lines per consumed message ("Received", "Processed") only at DEBUG: at INFO the log
+            # says what was decided, not that a message passed by
+            logger=logging.getLogger("jmo.broker"), log_level=logging.DEBUG,
         )
         self.events_topic = settings.topic(topics.events(name))
         self._topic_for = topic_for or (lambda _type: self.events_topic)
@@ -328,6 +333,7 @@ class Service:
         checks = {"kafka": self._check_kafka, "store": self._check_store, "relay": self._check_relay, "consumers": self._check_consumers}
         return AsgiFastStream(
             self.broker,
+            logger=logging.getLogger("jmo.broker"),  # the app's own records too, through the service's logging
             asgi_routes=[("/health", health_route(self.name, checks))],
             on_startup=[self.start_store],
             after_startup=[self.start_relay],
