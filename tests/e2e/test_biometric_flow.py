@@ -39,7 +39,7 @@ async def registered(gateway: Gateway, infra: Any, database_prefix: str, person:
         participants = client[f"{database_prefix}jmo_biometric"]["participants"]
         for _ in range(120):
             if (doc := await participants.find_one({"_id": pid})) is not None:
-                assert person["nik"].encode() not in doc["nik"]  # kept sealed
+                assert person["nik"] not in str(doc)  # kept sealed (as it came on Kafka)
                 return pid
             await asyncio.sleep(0.25)
     finally:

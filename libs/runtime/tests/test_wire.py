@@ -12,9 +12,10 @@ from jmo_contracts import Envelope, new_id
 from jmo_contracts.export import example_envelope
 from jmo_contracts.messages import registered
 from jmo_eventstore import FieldEncryptionCodec, InMemoryEventStore, InMemoryKeyRing, participant_subject
-from jmo_runtime.messaging import Refused, admit
+from jmo_runtime.messaging import Refused, admit, check
 from jmo_runtime.relay import OutgoingRecord, Relay
-from jmo_runtime.wire import PARTICIPANT_ERASED, PERSONAL_DATA_IN_CLEAR, SEALED_VALUE_INVALID, WITHHELD, open_envelope, seal_envelope
+from jmo_eventstore.codec import SealedFieldUnreadable
+from jmo_runtime.wire import PARTICIPANT_ERASED, PERSONAL_DATA_IN_CLEAR, SEALED_VALUE_INVALID, WITHHELD, WireSealed, kept_sealed, open_envelope, open_kept, seal_envelope
 
 pytestmark = pytest.mark.unit
 
@@ -112,3 +113,65 @@ async def test_the_erased_marker_a_gateway_sends_for_an_erased_participant_is_re
     posing = sealed.model_copy(update={"payload": sealed.payload | {"occupation": "[erased]"}})
     refused = await open_envelope(codec, posing)  # a live participant's value that only looks erased is a value in clear
     assert isinstance(refused, Refused) and refused.reason == PERSONAL_DATA_IN_CLEAR and "occupation" in refused.detail
+
+
+async def test_a_consumer_that_keeps_fields_sealed_gets_them_unopened_validated_around_them_and_opens_them_later_with_the_key() -> None:
+    keys = InMemoryKeyRing()
+    codec = FieldEncryptionCodec(keys)
+    pid = new_id()
+    event = registered_event(pid)
+    sealed = await seal_envelope(codec, event)
+    keeping = FieldEncryptionCodec(CountingKeyRing(keys))
+    kept = await kept_sealed(sealed)
+    assert kept == sealed  # as it came: nothing opened, no key looked up
+    assert check(sealed, {}, sealed_ok=True) == sealed  # every other field validated, the sealed ones stand
+    assert check(sealed, {}).reason == "INVALID_PAYLOAD"  # type: ignore[union-attr]  # a consumer that opens must have opened them
+    bad_category = sealed.model_copy(update={"payload": sealed.payload | {"category": "NOT-A-CATEGORY"}})
+    assert check(bad_category, {}, sealed_ok=True).reason == "INVALID_PAYLOAD"  # type: ignore[union-attr]
+
+    nik = WireSealed.of(sealed, "nik")
+    assert nik is not None and WireSealed.from_document(nik.to_document()) == nik and event.payload["nik"] not in json.dumps(nik.to_document())
+    assert WireSealed.of(event, "nik") is None  # in clear (a service without a data key): nothing sealed to keep
+    assert keeping.keys.loads == 0
+    assert await open_kept(keeping, nik) == event.payload["nik"]
+    assert keeping.keys.loads == 1  # the key is looked up when the value is needed, not when it arrived
+
+    moved = WireSealed(pid, f"registration-{new_id()}", nik.type, nik.field, nik.sealed)  # bound to its stream, type and field
+    with pytest.raises(SealedFieldUnreadable) as unreadable:
+        await open_kept(codec, moved)
+    assert unreadable.value.reason == SEALED_VALUE_INVALID
+    with pytest.raises(SealedFieldUnreadable):
+        await open_kept(codec, WireSealed(pid, nik.stream_id, nik.type, "category", nik.sealed))  # not a personal field of the type
+
+    await keys.erase(participant_subject(pid))
+    with pytest.raises(SealedFieldUnreadable) as erased:
+        await open_kept(codec, nik)
+    assert erased.value.reason == PARTICIPANT_ERASED
+
+
+async def test_a_consumer_that_keeps_fields_sealed_still_refuses_them_in_clear_or_marked_erased() -> None:
+    event = registered_event(new_id())
+    refused = await kept_sealed(event)
+    assert isinstance(refused, Refused) and refused.reason == PERSONAL_DATA_IN_CLEAR
+    assert refused.parked_as is not None and event.payload["nik"].encode() not in refused.parked_as
+    sealed = await seal_envelope(FieldEncryptionCodec(InMemoryKeyRing()), event)
+    marked = sealed.model_copy(update={"payload": sealed.payload | {"nik": "[erased]"}})
+    refused = await kept_sealed(marked)
+    assert isinstance(refused, Refused) and refused.reason == PARTICIPANT_ERASED
+
+
+class CountingKeyRing:
+    """A key ring that counts how often keys are loaded."""
+
+    def __init__(self, inner: InMemoryKeyRing) -> None:
+        self.inner, self.loads = inner, 0
+
+    async def load(self, subjects: Sequence[str], *, create: bool) -> None:
+        self.loads += 1
+        await self.inner.load(subjects, create=create)
+
+    def key_for(self, subject: str, *, create: bool) -> bytes | None:
+        return self.inner.key_for(subject, create=create)
+
+    def forget(self, subject: str) -> None:
+        self.inner.forget(subject)

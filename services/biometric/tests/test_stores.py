@@ -13,8 +13,12 @@ from pymongo import AsyncMongoClient
 from jmo_contracts import new_id
 from jmo_biometric.adapters.blobs import BlobTooLarge, GridFsSelfieBlobs
 from jmo_biometric.adapters.protection import ParticipantSealer
-from jmo_eventstore import MongoKeyRing, participant_subject
+from jmo_eventstore import FieldEncryptionCodec, MongoKeyRing, participant_subject
+from jmo_eventstore.testing import CommandLog
 from jmo_biometric.adapters.references import MongoParticipantFaces
+from jmo_contracts import Envelope
+from jmo_contracts.registration import ParticipantRegistered
+from jmo_runtime.wire import WireSealed, seal_envelope
 
 pytestmark = pytest.mark.integration
 PHOTO = Path(__file__).parent / "data" / "faces" / "obama3.jpg"  # ~600 KB: several GridFS chunks
@@ -72,3 +76,36 @@ async def test_nik_and_reference_embedding_are_sealed_under_the_participants_key
     assert await faces.nik(pid) is None and await faces.reference(pid, "model-v1") is None
     await faces.remember_nik(pid, "3201014508900001")  # a late ParticipantRegistered keeps nothing about them
     assert await faces.nik(pid) is None
+
+
+async def test_a_nik_sealed_on_the_wire_is_kept_as_it_came_in_one_insert_without_a_key_and_opened_at_the_first_selfie(infra: object, database_prefix: str) -> None:
+    from datetime import date
+
+    commands = CommandLog()
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri, event_listeners=[commands])  # type: ignore[attr-defined]
+    try:
+        db = client[f"{database_prefix}faces_{new_id()[:8]}"]
+        master = os.urandom(32)
+        keyring = MongoKeyRing(db["data_keys"], master)
+        pid, other = new_id(), new_id()
+        event = ParticipantRegistered(participant_id=pid, category="BPU", nik="3201014508900007", full_name="SITI UJI", email="s@example.com", phone="+6281234567890", otp_channel="email", birth_date=date(1990, 8, 5), gender="F")
+        on_wire = await seal_envelope(FieldEncryptionCodec(MongoKeyRing(db["data_keys"], master)), Envelope.wrap(event, stream_id=f"registration-{pid}", correlation_id=new_id()))  # the gateway's key
+        kept = WireSealed.of(on_wire, "nik")
+        assert kept is not None
+        faces = MongoParticipantFaces(db, ParticipantSealer(keyring))  # a service that has never seen this participant's key
+        commands.clear()
+        await faces.remember_nik(pid, kept)
+        assert commands.names == ["insert"] and commands.of("insert", "participants")  # no key look-up, no re-encryption
+        assert b"3201014508900007" not in str(await db["participants"].find_one({"_id": pid})).encode()
+
+        await faces.remember_nik(pid, WireSealed(pid, kept.stream_id, kept.type, kept.field, {"_enc": "AAAA"}))  # a redelivery (or a forgery) keeps the first copy
+        assert await faces.nik(pid) == "3201014508900007"
+        assert commands.of("find", "data_keys")  # the key is looked up when the NIK is needed
+
+        await faces.remember_nik(other, WireSealed(pid, kept.stream_id, kept.type, kept.field, kept.sealed))  # someone else's NIK under another id
+        assert await faces.nik(other) is None
+
+        await keyring.erase(participant_subject(pid))
+        assert await faces.nik(pid) is None  # erased with the participant's key
+    finally:
+        await client.close()

@@ -28,6 +28,8 @@ from pydantic import ValidationError
 
 from jmo_contracts import Envelope, UnknownMessageType
 from jmo_contracts.envelope import HEADER_TYPE
+from jmo_contracts.messages import ERASED, message_class, parse_stored
+from jmo_eventstore.codec import is_sealed
 from jmo_contracts.topics import dlq
 
 from .offsets import OffsetCommitter
@@ -94,16 +96,29 @@ def parse_envelope(raw: bytes) -> Envelope:
         raise Unparseable("INVALID_ENVELOPE", type(e).__name__) from None
 
 
-def check_payload(envelope: Envelope) -> None:
-    """Raise :class:`Unparseable` unless the payload validates against its type (upcast if older)."""
+def check_payload(envelope: Envelope, *, sealed_ok: bool = False) -> None:
+    """Raise :class:`Unparseable` unless the payload validates against its type (upcast if older).
+
+    With ``sealed_ok`` (a consumer that keeps personal fields sealed, unopened: see
+    :func:`jmo_runtime.wire.kept_sealed`) a personal field may hold a sealed value; every other
+    field is validated as usual."""
     try:
-        envelope.open()
+        if sealed_ok:
+            _validate_with_sealed_fields(envelope)
+        else:
+            envelope.open()
     except UnknownMessageType as e:
         raise Unparseable("UNKNOWN_TYPE", str(e)) from None
     except ValidationError as e:
         raise Unparseable("INVALID_PAYLOAD", _short(e)) from None
     except Exception as e:  # noqa: BLE001 (an upcaster that cannot read this payload)
         raise Unparseable("UPCAST_FAILED", type(e).__name__) from None
+
+
+def _validate_with_sealed_fields(envelope: Envelope) -> None:
+    personal = message_class(envelope.type).PERSONAL_FIELDS
+    stand_in = {k: (ERASED if k in personal and is_sealed(v) else v) for k, v in envelope.payload.items()}
+    parse_stored(envelope.type, envelope.schema_version, stand_in)  # a personal field may read ERASED there: here, "sealed"
 
 
 @dataclass(frozen=True)
@@ -182,11 +197,12 @@ def receive(raw: bytes, headers: Mapping[str, Any], *, max_bytes: int = MAX_MESS
         return Refused(bad.reason, bad.detail)
 
 
-def check(envelope: Envelope, headers: Mapping[str, Any], *, boundary: Boundary | None = None) -> Envelope | Refused:
-    """The second half of :func:`admit`: the payload validates, the ``jmo-type`` header agrees, the
-    topic's ``boundary`` accepts it. Pure; never raises."""
+def check(envelope: Envelope, headers: Mapping[str, Any], *, boundary: Boundary | None = None, sealed_ok: bool = False) -> Envelope | Refused:
+    """The second half of :func:`admit`: the payload validates (``sealed_ok``: with personal fields
+    that may be sealed, see :func:`check_payload`), the ``jmo-type`` header agrees, the topic's
+    ``boundary`` accepts it. Pure; never raises."""
     try:
-        check_payload(envelope)
+        check_payload(envelope, sealed_ok=sealed_ok)
     except Unparseable as bad:
         return Refused(bad.reason, bad.detail)
     declared = headers.get(HEADER_TYPE)
@@ -331,6 +347,7 @@ def subscribe(
     max_bytes: int = MAX_MESSAGE_BYTES,
     workers: int = 1,
     opener: Opener | None = None,
+    keeps_sealed: bool = False,
     commit_interval: float = 0.2,
 ) -> OffsetCommitter:
     """Consume ``topic`` as ``group_id``: admit, hand valid envelopes to ``handler``, park the rest.
@@ -349,6 +366,9 @@ def subscribe(
     group share the topic's partitions, each partition still handled one message at a time, in order.
     ``opener`` opens sealed personal fields after the envelope is read and before its payload is
     validated (:func:`receive`, ``opener``, :func:`check`); what it refuses is refused like the rest.
+    With ``keeps_sealed`` the handler gets the personal fields as they came, sealed: ``opener`` only
+    refuses what is not sealed (:func:`jmo_runtime.wire.kept_sealed`), and the payload is validated
+    around the sealed values.
     """
     budget = budget or FailureBudget()
     watch = watch or ConsumerWatch()
@@ -413,7 +433,7 @@ def subscribe(
     async def opened_then_checked(received: Envelope, headers: Mapping[str, Any], opener: Opener) -> Envelope | Refused:
         opened = await opener(received)  # a key look-up may fail like the store: redelivered
         if isinstance(opened, Envelope):
-            return check(opened, headers, boundary=boundary)
+            return check(opened, headers, boundary=boundary, sealed_ok=keeps_sealed)
         if opened.parked_as is None:
             return opened
         # refused for what it holds (personal data in clear): any other reason to refuse it comes

@@ -27,13 +27,13 @@ from jmo_eventstore import EventStore, FieldEncryptionCodec, KeyRing, MongoEvent
 from .decider import Decider, rejected
 from .handler import CommandHandler
 from .health import health_route
-from .messaging import Boundary, ConsumerWatch, EnvelopeHandler, FailureBudget, Refused, publish, subscribe
+from .messaging import Boundary, ConsumerWatch, EnvelopeHandler, FailureBudget, Opener, Refused, publish, subscribe
 from .offsets import OffsetCommitter
 from .quota import ServiceQuota
 from .relay import KafkaRecordPublisher, OutgoingRecord, RecordPublisher, Relay
 from .schedule import ServiceSchedule
 from .settings import ServiceSettings
-from .wire import open_envelope, seal_envelope
+from .wire import kept_sealed, open_envelope, seal_envelope
 
 log = structlog.get_logger(__name__)
 
@@ -119,7 +119,9 @@ class Service:
 
     # -- wiring ----------------------------------------------------------------------------
 
-    def consume(self, topic: str, handler: EnvelopeHandler, description: str, *, acts_on: Collection[type[Message] | str] | None = None) -> None:
+    def consume(
+        self, topic: str, handler: EnvelopeHandler, description: str, *, acts_on: Collection[type[Message] | str] | None = None, keeps_sealed: bool = False,
+    ) -> None:
         """Subscribe to ``topic`` (a base name from :mod:`jmo_contracts.topics`) in this service's group.
 
         Only the types the contracts accept on ``topic`` reach ``handler`` (and on a commands topic
@@ -129,6 +131,11 @@ class Service:
         ``handler`` gets to the accepted types it acts on: the others are passed over by their
         ``jmo-type`` header, before being read (an events topic carries every event of its
         producer, and most consumers want a few of them).
+
+        ``handler`` gets the personal fields opened (the participant's key looked up, cached); with
+        ``keeps_sealed`` it gets them as they came, sealed, for a handler that only keeps them
+        (:class:`jmo_runtime.wire.WireSealed`, opened later with :func:`jmo_runtime.wire.open_kept`):
+        no key look-up on arrival. Fields in clear are refused either way.
         """
         async def handle_then_wake_relay(envelope: Envelope) -> None:
             await handler(envelope)
@@ -146,10 +153,15 @@ class Service:
         committer = subscribe(
             self.broker, self.settings.topic(topic), group_id=f"jmo-{self.name}", handler=handle_then_wake_relay, description=description,
             budget=budget, boundary=boundary, on_refused=self.refuse if answers else None, watch=self.watch, max_bytes=self.settings.max_message_bytes,
-            workers=self.settings.consumer_workers, opener=self._open_received if self.settings.data_key is not None else None,
+            workers=self.settings.consumer_workers, opener=self._opener(keeps_sealed), keeps_sealed=keeps_sealed and self.settings.data_key is not None,
             commit_interval=self.settings.commit_interval_ms / 1000,
         )
         self._committers.append(committer)
+
+    def _opener(self, keeps_sealed: bool) -> Opener | None:
+        if self.settings.data_key is None:
+            return None
+        return kept_sealed if keeps_sealed else self._open_received
 
     async def _open_received(self, envelope: Envelope) -> Envelope | Refused:
         """Open the sealed personal fields of a received message with the store's codec (one key

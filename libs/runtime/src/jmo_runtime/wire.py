@@ -20,9 +20,22 @@ payload is validated. It refuses, with a reason code, what it must not act on:
 
 Costs: one key look-up per participant per process, cached by the key ring
 (:class:`~jmo_eventstore.MongoKeyRing`); messages without personal fields cost nothing.
+
+A consumer that only *keeps* what it receives, to read it much later if ever (biometric keeps a
+participant's NIK to ask Dukcapil for their KTP photo at their first selfie), need not open it at
+all: :func:`kept_sealed` admits the envelope with its personal fields still sealed (refusing any in
+clear as above, and the ``[erased]`` marker as ``PARTICIPANT_ERASED``), the handler stores a
+:class:`WireSealed` value as it came, and :func:`open_kept` opens it when it is needed. No key
+look-up, no decryption and no re-encryption when the message arrives; erasing the participant's
+key makes the kept copy unreadable like every other. What is not checked on arrival is that the
+sealed value opens: a value that does not (forged by a writer of the topic, or its participant
+erased since) reads as missing when it is needed.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 from jmo_contracts import Envelope
 from jmo_eventstore import ERASED, FieldEncryptionCodec, PayloadCodec
@@ -57,6 +70,63 @@ async def open_envelope(codec: FieldEncryptionCodec, envelope: Envelope) -> Enve
     except SealedFieldUnreadable as e:
         return Refused(e.reason, f"sealed field {e.field_name} does not open", envelope=envelope)
     return envelope.model_copy(update={"payload": opened})
+
+
+async def kept_sealed(envelope: Envelope) -> Envelope | Refused:
+    """``envelope`` as it came, for a consumer that keeps its personal fields sealed (see the
+    module), or why not: a personal field in clear (``PERSONAL_DATA_IN_CLEAR``) or the ``[erased]``
+    marker (``PARTICIPANT_ERASED``: nothing left to keep). No key is looked up."""
+    clear = clear_personal_fields(envelope.type, envelope.payload)
+    if clear:
+        return _in_clear(envelope, clear)
+    marked = sorted(n for n in personal_fields_of(envelope.type) if envelope.payload.get(n) == ERASED)
+    if marked:
+        return Refused(PARTICIPANT_ERASED, f"sent for an erased participant: {', '.join(marked)} read {ERASED}", envelope=envelope)
+    return envelope
+
+
+@dataclass(frozen=True)
+class WireSealed:
+    """A personal field kept as it travelled on Kafka (see :func:`kept_sealed`): the sealed value
+    and what it is bound to (stream, type, field, and its participant, whose key opens it)."""
+
+    participant_id: str
+    stream_id: str
+    type: str
+    field: str
+    sealed: dict[str, str]
+
+    @classmethod
+    def of(cls, envelope: Envelope, field: str) -> WireSealed | None:
+        """Field ``field`` of a kept-sealed ``envelope``; None when it is not sealed (a service
+        without a data key receives personal fields in clear)."""
+        value = envelope.payload.get(field)
+        if not is_sealed(value):
+            return None
+        return cls(str(envelope.payload.get("participant_id") or ""), envelope.stream_id, envelope.type, field, dict(value))
+
+    def to_document(self) -> dict[str, Any]:
+        """How a store keeps it (no personal data in clear)."""
+        return {"participant_id": self.participant_id, "stream_id": self.stream_id, "type": self.type, "field": self.field, "sealed": self.sealed}
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> WireSealed:
+        return cls(doc["participant_id"], doc["stream_id"], doc["type"], doc["field"], dict(doc["sealed"]))
+
+
+async def open_kept(codec: FieldEncryptionCodec, kept: WireSealed) -> Any:
+    """The value ``kept`` holds, opened with its participant's key (loaded, cached).
+
+    :raises SealedFieldUnreadable: ``PARTICIPANT_ERASED`` (no key: erased, or never issued) or
+        ``SEALED_VALUE_INVALID`` (not sealed under that key for that stream, type and field).
+    """
+    if kept.field not in personal_fields_of(kept.type):  # a stored document that says otherwise is not ours
+        raise SealedFieldUnreadable(SEALED_VALUE_INVALID, kept.field)
+    payload: dict[str, Any] = {kept.field: kept.sealed}
+    if kept.participant_id:
+        payload["participant_id"] = kept.participant_id
+    await codec.prepare([(kept.stream_id, kept.type, payload)], writing=False)
+    return codec.open_received(kept.stream_id, kept.type, payload)[kept.field]
 
 
 def _in_clear(envelope: Envelope, fields: list[str]) -> Refused:

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import secrets
 
+import structlog
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from jmo_eventstore import KeyRing, participant_subject
+from jmo_eventstore import FieldEncryptionCodec, KeyRing, participant_subject
+from jmo_eventstore.codec import SealedFieldUnreadable
+from jmo_runtime.wire import WireSealed, open_kept
 
 NONCE_BYTES = 12
+log = structlog.get_logger(__name__)
 
 
 class ParticipantSealer:
@@ -45,3 +49,17 @@ class ParticipantSealer:
         if key is None:
             return None
         return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], f"{purpose}\x00{participant_id}".encode())
+
+    async def open_as_sent(self, kept: WireSealed, participant_id: str) -> str | None:
+        """A personal field kept as it came on Kafka (:class:`~jmo_runtime.wire.WireSealed`), opened
+        with the participant's key; ``None`` once that key is erased, or when the value is not the
+        participant's (sealed for someone or something else: forged)."""
+        if kept.participant_id != participant_id:
+            log.warning("a kept value names another participant; ignored", participant_id=participant_id)
+            return None
+        try:
+            return str(await open_kept(FieldEncryptionCodec(self._keyring), kept))
+        except SealedFieldUnreadable as unreadable:
+            if unreadable.reason != "PARTICIPANT_ERASED":
+                log.warning("a kept value does not open; ignored", participant_id=participant_id, reason=unreadable.reason)
+            return None

@@ -13,10 +13,15 @@ from typing import Protocol
 
 import numpy as np
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from jmo_runtime.wire import WireSealed
 
 from .protection import ParticipantSealer
 
 _NIK = "nik"
+#: The field of a participant's document that holds the NIK as it came on Kafka (a :class:`WireSealed`).
+_NIK_AS_SENT = "nik_as_sent"
 _EMBEDDING = "reference-embedding"
 
 
@@ -27,7 +32,9 @@ def _embedding_purpose(model_version: str) -> str:
 class ParticipantFaces(Protocol):
     """The participant → NIK look-up and the reference embedding cache."""
 
-    async def remember_nik(self, participant_id: str, nik: str) -> None: ...
+    async def remember_nik(self, participant_id: str, nik: str | WireSealed) -> None:
+        """Keep the participant's NIK: sealed as it came on Kafka (kept as it is: its first copy
+        stays, a redelivery carries the same), or in clear (sealed here; nothing kept once erased)."""
 
     async def nik(self, participant_id: str) -> str | None: ...
 
@@ -52,7 +59,13 @@ class MongoParticipantFaces:
         self._references = database["reference_faces"]
         self._sealer = sealer
 
-    async def remember_nik(self, participant_id: str, nik: str) -> None:
+    async def remember_nik(self, participant_id: str, nik: str | WireSealed) -> None:
+        if isinstance(nik, WireSealed):  # one insert, no key look-up
+            try:
+                await self._participants.insert_one({"_id": participant_id, _NIK_AS_SENT: nik.to_document()})
+            except DuplicateKeyError:
+                pass
+            return
         sealed = await self._sealer.seal(nik.encode(), _NIK, participant_id)
         if sealed is None:  # an erased participant
             return
@@ -60,6 +73,8 @@ class MongoParticipantFaces:
 
     async def nik(self, participant_id: str) -> str | None:
         doc = await self._participants.find_one({"_id": participant_id})
+        if doc is not None and _NIK_AS_SENT in doc:
+            return await self._sealer.open_as_sent(WireSealed.from_document(doc[_NIK_AS_SENT]), participant_id)
         plain = None if doc is None else await self._sealer.open(doc["nik"], _NIK, participant_id)
         return None if plain is None else plain.decode()
 
@@ -82,15 +97,19 @@ class InMemoryParticipantFaces:
 
     def __init__(self, sealer: ParticipantSealer) -> None:
         self._sealer = sealer
-        self.niks: dict[str, bytes] = {}
+        self.niks: dict[str, bytes | WireSealed] = {}
         self.references: dict[str, tuple[str, bytes]] = {}
 
-    async def remember_nik(self, participant_id: str, nik: str) -> None:
-        if (sealed := await self._sealer.seal(nik.encode(), _NIK, participant_id)) is not None:
+    async def remember_nik(self, participant_id: str, nik: str | WireSealed) -> None:
+        if isinstance(nik, WireSealed):
+            self.niks.setdefault(participant_id, nik)
+        elif (sealed := await self._sealer.seal(nik.encode(), _NIK, participant_id)) is not None:
             self.niks[participant_id] = sealed
 
     async def nik(self, participant_id: str) -> str | None:
         sealed = self.niks.get(participant_id)
+        if isinstance(sealed, WireSealed):
+            return await self._sealer.open_as_sent(sealed, participant_id)
         plain = None if sealed is None else await self._sealer.open(sealed, _NIK, participant_id)
         return None if plain is None else plain.decode()
 

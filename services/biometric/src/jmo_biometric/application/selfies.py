@@ -7,7 +7,8 @@
   redelivered) and the blob stays until it comes back. A selfie whose answer cannot depend on the
   picture (session of another, matched, used up) is decided without analysing it.
 * :meth:`Selfies.remember_participant` — ``ParticipantRegistered``: the participant's NIK is kept,
-  sealed, to ask Dukcapil for the KTP photo later.
+  sealed as it came on Kafka (no key look-up, see :mod:`jmo_runtime.wire`), to ask Dukcapil for
+  the KTP photo later.
 * :meth:`AbandonedUploads.sweep` — uploads older than ``max_age`` whose ``SubmitSelfie`` never came
   are deleted, so no picture is kept.
 """
@@ -25,6 +26,7 @@ from jmo_contracts.biometric import SubmitSelfie
 from jmo_contracts.registration import ParticipantRegistered
 from jmo_registries import RegistryUnavailable
 from jmo_runtime import CommandHandler, Rejection
+from jmo_runtime.wire import WireSealed
 
 from ..adapters.blobs import SelfieBlobs
 from ..adapters.decided import DecidedCommands
@@ -55,10 +57,13 @@ class Selfies:
     REMEMBERS = (ParticipantRegistered,)
 
     async def remember_participant(self, envelope: Envelope) -> None:
-        """Keep the NIK of a registered participant (sealed): the KTP photo is asked for by NIK."""
-        registered = envelope.open()
-        if isinstance(registered, self.REMEMBERS):
-            await self.faces.remember_nik(registered.participant_id, registered.nik)
+        """Keep the NIK of a registered participant: the KTP photo is asked for by NIK. Its consumer
+        keeps personal fields sealed (``keeps_sealed``): the NIK is kept as it came, opened only
+        at the participant's first selfie; in clear only where no data key is configured."""
+        if envelope.type not in {t.TYPE for t in self.REMEMBERS}:
+            return
+        nik = WireSealed.of(envelope, "nik") or envelope.open().nik  # type: ignore[attr-defined]
+        await self.faces.remember_nik(str(envelope.payload["participant_id"]), nik)
 
     async def submit(self, envelope: Envelope) -> None:
         """Decide a ``SubmitSelfie`` on its session's stream, then forget its picture."""

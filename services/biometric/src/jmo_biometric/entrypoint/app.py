@@ -85,7 +85,10 @@ def build(
         await selfies.submit(envelope)
 
     service.every(settings.biometric_blob_sweep_seconds, sweep_abandoned_uploads, name="abandoned-uploads")
-    service.consume(topics.events("registration"), on_registration_event, "ParticipantRegistered: the participant's NIK, kept sealed to fetch the KTP photo later.", acts_on=Selfies.REMEMBERS)
+    service.consume(
+        topics.events("registration"), on_registration_event, "ParticipantRegistered: the participant's NIK, kept sealed as it came (not opened) to fetch the KTP photo later.",
+        acts_on=Selfies.REMEMBERS, keeps_sealed=True,
+    )
     service.consume(topics.commands(NAME), on_command, "SubmitSelfie from the mobile gateway (claim check: the image waits in GridFS).")
     return service
 
