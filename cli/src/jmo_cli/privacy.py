@@ -16,7 +16,7 @@ What is kept beside the logs about the participant is cleared too, found by key 
   before its key goes; the person may register again, as a new participant), the KPJ reservation
   (``kpj_numbers``: the link to the stream is dropped, the number stays taken so it is never
   issued to someone else), and the expiry and retry schedules of the registration;
-* profile-update: the profile's sealed part (``participant_profiles``; its clear bookkeeping
+* profile-update: the profile's sealed part, or its personal fields kept as they came on Kafka (``participant_profiles``; its clear bookkeeping
   stays, so a redelivered event is still recognised) and the deadlines of the participant's sessions;
 * biometric: the NIK and reference-face documents; notification: the contact directory entry.
 
@@ -42,7 +42,7 @@ from jmo_contracts import topics
 from jmo_contracts.audit import ParticipantErased
 from jmo_eventstore import ERASED, MongoEventStore, participant_subject
 from jmo_eventstore.keyring import erase_key
-from jmo_profile_update.adapters.profiles import COLLECTION as PROFILES, PERSONAL
+from jmo_profile_update.adapters.profiles import COLLECTION as PROFILES, blank_personal
 from jmo_registration.adapters.accounts import kpj_key, legacy_kpj_id, nik_key
 from jmo_runtime import ServiceSettings
 from jmo_runtime.service import personal_data_codec
@@ -114,9 +114,7 @@ async def erase(settings: ServiceSettings, participant_id: str, *, reason: str, 
             cleared["registration/kpj_numbers"] = unlinked
 
         pu = db["profile-update"]
-        stored = await pu[PROFILES].find_one({"_id": participant_id}, {PERSONAL: 1})
-        blanked = stored is not None and stored.get(PERSONAL) not in (None, ERASED)
-        cleared[f"profile-update/{PROFILES}"] = (await pu[PROFILES].update_one({"_id": participant_id}, {"$set": {PERSONAL: ERASED}})).modified_count if blanked else 0
+        cleared[f"profile-update/{PROFILES}"] = await blank_personal(pu[PROFILES], participant_id)
         deadlines = 0
         for session in sessions:
             deadlines += (await pu["session_deadlines"].delete_one({"_id": f"profile-update-{session}"})).deleted_count

@@ -16,7 +16,9 @@ from jmo_contracts.profile_update import Address, ProfileUpdated, ProfileValues
 from jmo_contracts.registration import AccountActivated, ParticipantRegistered, Program
 from jmo_eventstore import ERASED, FieldEncryptionCodec, InMemoryKeyRing, MongoKeyRing, participant_subject
 from jmo_eventstore.testing import CommandLog
-from jmo_profile_update.adapters.profiles import PERSONAL, InMemoryProfileStore, MongoProfileStore, stored_form
+from jmo_profile_update.adapters.profiles import AS_SENT, PERSONAL, InMemoryProfileStore, MongoProfileStore, blank_personal, stored_form
+from jmo_runtime import Unprocessable
+from jmo_runtime.wire import seal_envelope
 from jmo_profile_update.domain import profile as profiles
 
 PID = "5b0e7c3a9d1f4e2a8c6b4d2f0e1a3c5b"
@@ -265,3 +267,48 @@ async def test_a_registration_of_a_participant_without_a_key_reads_first_and_mak
     await both.store.apply(registered(other))  # no profile and no key yet: read, then a key made for the new profile
     assert both.reads() >= 1 and await both.has_key(other)
     assert (await both.store.get(other) or {}).get("nik") == NIK
+
+
+@pytest.mark.integration
+async def test_a_registration_kept_as_it_came_on_kafka_is_inserted_without_a_key_look_up_and_sealed_anew_at_the_next_write(infra: Any, database_prefix: str) -> None:
+    commands = CommandLog()
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri, event_listeners=[commands])
+    try:
+        db = client[f"{database_prefix}profiles_{new_id()[:8]}"]
+        master = os.urandom(32)
+        gateway = FieldEncryptionCodec(MongoKeyRing(db["data_keys"], master))  # the key the gateway made to seal the registration
+        first, other = registered(), registered(new_id())
+        on_wire, other_on_wire = await seal_envelope(gateway, first), await seal_envelope(gateway, other)
+        store = MongoProfileStore(db["participant_profiles"], FieldEncryptionCodec(MongoKeyRing(db["data_keys"], master, cache_seconds=0)))  # a ring that has not seen the key
+        commands.clear()
+        await store.apply(on_wire)  # as its consumer keeps it: sealed, unopened
+        assert commands.names == ["insert"]  # no key look-up, no read
+        doc = await db["participant_profiles"].find_one({"_id": PID})
+        assert doc is not None and in_clear(doc) == [] and PERSONAL not in doc and set(doc[AS_SENT]) == {"nik", "full_name", "birth_date", "gender", "email", "phone"}
+        assert await store.get(PID) == profiles.apply(None, first)  # opened with the participant's key when read
+
+        await store.apply(on_wire)  # redelivered: recognised as applied
+        then = activated()
+        await store.apply(await seal_envelope(gateway, then))  # a later event kept sealed is opened to be folded
+        doc = await db["participant_profiles"].find_one({"_id": PID})
+        assert doc is not None and AS_SENT not in doc and in_clear(doc) == [] and doc["applied"] == sorted([first.message_id, then.message_id])
+        profile = await store.get(PID)
+        assert profile is not None and (profile["status"], profile["nik"], profile["kpj_number"], profile["full_name"]) == ("ACTIVE", NIK, KPJ, NAME)
+
+        forged = await seal_envelope(gateway, activated(other.payload["participant_id"]))
+        forged = forged.model_copy(update={"payload": forged.payload | {"full_name": on_wire.payload["full_name"]}})  # PID's name, sealed for PID's registration
+        await store.apply(other_on_wire)
+        with pytest.raises(Unprocessable) as refused:  # someone else's sealed value: parked with its reason, nothing folded
+            await store.apply(forged)
+        assert refused.value.reason == "SEALED_VALUE_INVALID"
+
+        gone = other.payload["participant_id"]
+        await MongoKeyRing(db["data_keys"], master).erase(participant_subject(gone))
+        assert await store.get(gone) is None  # erased with the key: it no longer opens
+        assert await blank_personal(db["participant_profiles"], gone) == 1 and await blank_personal(db["participant_profiles"], PID) == 1  # jmo privacy erase: either form
+        for pid in (gone, PID):
+            blanked = await db["participant_profiles"].find_one({"_id": pid})
+            assert blanked is not None and blanked[PERSONAL] == ERASED and AS_SENT not in blanked and blanked["applied"]
+        assert await blank_personal(db["participant_profiles"], PID) == 0  # blanked already
+    finally:
+        await client.close()

@@ -36,6 +36,15 @@ and written as any other event. The insert keeps every promise above:
   exists by then: the gateway made it to seal the registration on Kafka, and opening the received
   event loaded it into the ring's cache, so the insert path costs no key-ring command either.
 
+A ``ParticipantRegistered`` arrives from Kafka with its personal fields sealed as registration's
+log stores them, and the service's consumer keeps them so (``keeps_sealed``): a new profile is
+inserted with those sealed values as they came (:data:`AS_SENT`), so beginning a profile needs no
+key look-up at all. They are opened with the participant's key when the profile is read, and sealed
+into ``personal`` at its next write (the next event folded). Erasing the key makes them unreadable
+like ``personal``: the profile then reads as erased. Any other event, or a ``ParticipantRegistered``
+meeting a stored profile, is opened before it is folded (a value that does not open is parked with
+its reason, as the consumer would have).
+
 Without ``JMO_DATA_KEY`` the codec is plain and ``personal`` holds the fields as they are, as the
 log does. A document written before profiles were sealed (personal fields at the top level) reads
 as it is and is sealed at its next write; ``jmo audit rebuild participant-profiles`` seals them all.
@@ -53,7 +62,11 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from jmo_contracts import Envelope
-from jmo_eventstore import ERASED, PlainCodec, ValueSealer, participant_subject
+from jmo_eventstore import ERASED, FieldEncryptionCodec, PlainCodec, ValueSealer, participant_subject
+from jmo_eventstore.codec import SealedFieldUnreadable, is_sealed
+from jmo_runtime import Unprocessable
+from jmo_runtime.messaging import Refused
+from jmo_runtime.wire import WireSealed, open_envelope, open_kept
 
 from ..domain import profile as profiles
 
@@ -63,6 +76,10 @@ COLLECTION = "participant_profiles"
 PERSONAL = "personal"
 #: What the sealed part is, bound to it with the participant (a seal copied elsewhere does not open).
 CONTEXT = "participant-profile"
+#: The field of a profile begun from a ``ParticipantRegistered`` kept as it came on Kafka: its
+#: personal fields, each a :class:`~jmo_runtime.wire.WireSealed`, until the profile's next write
+#: seals them into :data:`PERSONAL`.
+AS_SENT = "personal_as_sent"
 
 Profile = dict[str, Any]
 
@@ -90,18 +107,44 @@ class ProfileSealing:
     def __init__(self, sealer: ValueSealer) -> None:
         self._sealer = sealer
 
+    @property
+    def sealer(self) -> ValueSealer:
+        """What it seals with: the codec of the service's event log."""
+        return self._sealer
+
     async def open(self, stored: Mapping[str, Any] | None) -> tuple[Profile | None, Protection]:
         """The profile as the fold knows it, and how it is protected. An erased profile has only its
         clear fields."""
         if stored is None:
             return None, Protection.NONE
-        clear = {k: v for k, v in stored.items() if k != PERSONAL}
+        clear = {k: v for k, v in stored.items() if k not in (PERSONAL, AS_SENT)}
+        if AS_SENT in stored:
+            return await self._open_as_sent(clear, stored[AS_SENT])
         if PERSONAL not in stored:
             return clear, Protection.NONE
         personal = await self._sealer.unseal(participant_subject(stored["_id"]), stored[PERSONAL], context=CONTEXT)
         if not isinstance(personal, Mapping):  # ERASED: the key is gone, or is not the one that sealed it
             return clear, Protection.ERASED
         return clear | dict(personal), Protection.SEALED
+
+    async def _open_as_sent(self, clear: Profile, as_sent: Mapping[str, Any]) -> tuple[Profile, Protection]:
+        if not isinstance(self._sealer, FieldEncryptionCodec):
+            raise TypeError("a profile kept as it came on Kafka needs the service's data key to be read")
+        try:
+            personal = {name: await open_kept(self._sealer, WireSealed.from_document(kept)) for name, kept in as_sent.items()}
+        except SealedFieldUnreadable:  # the key is gone (or the value was never this participant's)
+            return clear, Protection.ERASED
+        return clear | personal, Protection.SEALED
+
+    @staticmethod
+    def as_sent(profile: Mapping[str, Any], envelope: Envelope) -> dict[str, Any] | None:
+        """``profile``, begun from ``envelope`` as it came on Kafka, as a new document is stored:
+        its personal values kept sealed as they came (:data:`AS_SENT`), so no key is needed. None
+        unless every personal value of the profile is such a sealed field of ``envelope``."""
+        kept = {name: WireSealed.of(envelope, name) for name in profile if name not in profiles.NOT_PERSONAL}
+        if not kept or any(k is None or profile[name] != envelope.payload.get(name) for name, k in kept.items()):
+            return None
+        return _clear_part(profile) | {AS_SENT: {name: k.to_document() for name, k in kept.items() if k is not None}}
 
     async def seal(self, profile: Mapping[str, Any], was: Protection) -> dict[str, Any]:
         """``profile`` as stored, replacing a document protected as ``was`` (NONE for a new one)."""
@@ -126,8 +169,22 @@ class ProfileSealing:
         return _clear_part(profile) | {PERSONAL: ERASED}
 
 
+def _has_sealed(envelope: Envelope) -> bool:
+    return any(is_sealed(v) for v in envelope.payload.values())
+
+
 def _clear_part(profile: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in profile.items() if k in profiles.NOT_PERSONAL}
+
+
+async def blank_personal(collection: AsyncCollection, participant_id: str) -> int:
+    """Replace the personal part of a participant's stored profile by ``[erased]`` (sealed, or kept
+    as it came on Kafka), keeping its clear bookkeeping: what ``jmo privacy erase`` does here.
+    How many documents it changed (0: none stored, or blanked already)."""
+    stored = await collection.find_one({"_id": participant_id}, {PERSONAL: 1, AS_SENT: 1})
+    if stored is None or (stored.get(PERSONAL) in (None, ERASED) and AS_SENT not in stored):
+        return 0
+    return (await collection.update_one({"_id": participant_id}, {"$set": {PERSONAL: ERASED}, "$unset": {AS_SENT: ""}})).modified_count
 
 
 async def stored_form(sealer: ValueSealer, profile: Mapping[str, Any]) -> dict[str, Any]:
@@ -166,6 +223,7 @@ class _Folding:
         async with self._locks[participant]:
             if envelope.type in profiles.STARTS and await self._start(envelope):
                 return
+            envelope = await self._opened(envelope)
             stored = await self._load(participant)
             if stored is not None and envelope.message_id in stored.get("applied", ()):
                 return
@@ -178,8 +236,20 @@ class _Folding:
         """Fold ``envelope`` into no profile and insert the result: whether that made the profile
         (False: one is stored already, or sealing it needs the stored profile's say)."""
         new = profiles.apply(None, envelope)
-        doc = None if new is None else await self._sealing.seal_new(new)
+        if new is None:
+            return False
+        doc = ProfileSealing.as_sent(new, envelope) or (None if _has_sealed(envelope) else await self._sealing.seal_new(new))
         return doc is not None and await self._insert(doc)
+
+    async def _opened(self, envelope: Envelope) -> Envelope:
+        """``envelope`` with the personal fields it carries sealed (as its consumer keeps them) opened
+        with the participant's key; :class:`Unprocessable` (parked, with the reason) when they do not open."""
+        if not _has_sealed(envelope) or not isinstance(self._sealing.sealer, FieldEncryptionCodec):
+            return envelope
+        opened = await open_envelope(self._sealing.sealer, envelope)
+        if isinstance(opened, Refused):
+            raise Unprocessable(opened.reason, opened.detail)
+        return opened
 
 
 class MongoProfileStore(_Folding):

@@ -64,7 +64,12 @@ def build(
 
     service.every(settings.profile_sweep_seconds, expire_inactive, name="expiry")
     service.consume(topics.commands(NAME), on_command, "The seven pengkinian-data steps from the gateway (StartProfileUpdate … ConfirmProfileUpdate).")
-    service.consume(topics.events("registration"), on_registration_event, "ParticipantRegistered / AccountActivated / RegistrationRejected / RegistrationExpired feed the participant-profile read model.", acts_on=profile.SOURCES["registration"])
+    service.consume(
+        topics.events("registration"), on_registration_event,
+        "ParticipantRegistered / AccountActivated / RegistrationRejected / RegistrationExpired feed the participant-profile read model; "
+        "a new profile keeps a ParticipantRegistered's personal fields sealed as they came (not opened).",
+        acts_on=profile.SOURCES["registration"], keeps_sealed=True,
+    )
     service.consume(topics.events("identity"), on_identity_event, "OtpVerified (CONTACT_CHANGE) verifies a changed phone or email of a session.", acts_on=Sessions.VERIFICATIONS)
     service.consume(topics.events("biometric"), on_biometric_event, "SelfieMatched opens the data steps of a session; the last SelfieRejected ends it.", acts_on=Sessions.VERDICTS)
     return service
