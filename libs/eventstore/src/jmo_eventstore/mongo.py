@@ -105,6 +105,21 @@ async def delete_by_id(collection: AsyncCollection, ids: Sequence[Any]) -> None:
         await collection.bulk_write([DeleteOne({"_id": c}) for c in ids[i : i + BULK_CHUNK]], ordered=False)
 
 
+async def ensure_ttl_index(collection: AsyncCollection, field: str, *, name: str, partial: Mapping[str, Any] | None = None) -> bool:
+    """A TTL index on ``field`` (a datetime): MongoDB removes each document once that time has
+    passed (within a minute or so). ``partial``: only the documents this filter matches are in it.
+    False where the server has no TTL indexes (FerretDB v1: there such documents stay until
+    deleted)."""
+    options: dict[str, Any] = {"partialFilterExpression": dict(partial)} if partial is not None else {}
+    try:
+        await collection.create_index([(field, ASCENDING)], expireAfterSeconds=0, name=name, **options)
+    except OperationFailure as e:
+        if e.code != NOT_IMPLEMENTED:
+            raise
+        return False
+    return True
+
+
 def slot_id(instance: str, seq: int) -> str:
     """The ``_id`` of an instance's ``seq``-th outbox slot (beside the commits)."""
     return f"{SLOT_PREFIX}{instance}~{seq:012d}"
@@ -170,15 +185,7 @@ class MongoEventStore:
         (FerretDB v1: there a side document stays until it is dropped)."""
         await self.commits.create_index([("cause_id", ASCENDING)], unique=True, name="cause_unique")
         await self.relays.create_index([("heartbeat", ASCENDING)], name="relays_heartbeat")
-        try:
-            await self.commits.create_index(
-                [("expires_at", ASCENDING)], expireAfterSeconds=0, partialFilterExpression={"expires_at": {"$exists": True}}, name="beside_ttl"
-            )
-        except OperationFailure as e:
-            if e.code != NOT_IMPLEMENTED:
-                raise
-            return False
-        return True
+        return await ensure_ttl_index(self.commits, "expires_at", name="beside_ttl", partial={"expires_at": {"$exists": True}})
 
     # -- writing ---------------------------------------------------------------------------
 
