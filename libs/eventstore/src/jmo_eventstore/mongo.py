@@ -224,9 +224,9 @@ class MongoEventStore:
                 # the commit collided; void our slot (no gap in the walk) and settle it with the next
                 # batch; the side documents belong to no decision
                 await self.commits.replace_one({"_id": slot}, {"cause_id": slot, "void": True}, upsert=True)
-                await self._delete([d["_id"] for d in side])
                 self._open.pop(seq, None)
                 self._deletable.add(seq)
+                await self._delete([d["_id"] for d in side])  # (should this fail, the TTL index takes them on MongoDB)
                 return await self._after_collision(stream_id, expected_version, cause_id)
             except BaseException:
                 self._unknown[seq] = datetime.now(UTC)  # did it land? settle finds out (see _resolve_unknown)
