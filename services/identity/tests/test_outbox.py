@@ -81,6 +81,7 @@ async def test_a_registration_whose_decision_issues_a_code_writes_the_decision_a
     store = MongoEventStore(database)
     await store.ensure_indexes()
     outbox, published = StoreSealedCodes(store, legacy=database["otp_outbox"], drop_interval=HOUR), []
+    assert await outbox.ensure_indexes() is False and "otp_outbox" not in await database.list_collection_names()  # a fresh deployment gets no legacy collection
     checks = NikChecks(
         decisions=CommandHandler("identity", store, identity, clock=lambda: NOW), registry=population_registry(None, timeout=1, breaker_cooldown=1),
         codes=otp_codes(outbox, published), policy=OtpPolicy(), retry_in=timedelta(seconds=1),

@@ -59,9 +59,12 @@ class StoreSealedCodes:
         self._drops: Batched[str] = Batched(self._delete, interval=drop_interval, max_pending=DROP_BATCH, name="otp-outbox-drops")
 
     async def ensure_indexes(self) -> bool:
-        """The TTL index of the legacy collection (the store makes its own); False where there is
-        none (no legacy collection, or FerretDB v1)."""
-        return self._legacy is not None and await ensure_ttl_index(self._legacy, "expires_at", name="otp_outbox_ttl")
+        """The TTL index of the legacy collection, if an earlier version left one (the store makes
+        its own; a fresh deployment gets no legacy collection); False where there is none (no
+        legacy collection, or FerretDB v1)."""
+        if self._legacy is None or self._legacy.name not in await self._legacy.database.list_collection_names(filter={"name": self._legacy.name}):
+            return False
+        return await ensure_ttl_index(self._legacy, "expires_at", name="otp_outbox_ttl")
 
     def beside(self, code: SealedCode, until: datetime) -> tuple[str, dict[str, Any]]:
         return outbox_key(code.otp_id), {"ciphertext": code.ciphertext, "key_id": code.key_id, "expires_at": until}
