@@ -14,7 +14,7 @@ from pymongo import AsyncMongoClient
 from jmo_contracts import new_id, stream_id
 from jmo_eventstore import ConcurrencyConflict, MongoEventStore
 from jmo_eventstore import mongo
-from jmo_eventstore.mongo import SLOT_PREFIX, _prefetched, slot_id
+from jmo_eventstore.mongo import SLOT_PREFIX, _prefetched, beside_id, slot_id
 from jmo_eventstore.testing import CommandLog, EventStoreContract, an_event, read_everything
 
 pytestmark = pytest.mark.integration
@@ -243,3 +243,26 @@ async def test_verify_reads_ahead_and_a_failed_read_reaches_the_caller(fail: boo
     else:
         await read_all()
     assert seen == [1, 2] and cursor.closed
+
+
+async def test_side_documents_ride_in_the_decisions_own_insert_before_its_slot_and_commit(counted: tuple[MongoEventStore, CommandLog]) -> None:
+    store, counter = counted
+    first = stream_id("test")
+    await store.append(first, 0, [an_event(first, 1)], cause_id=new_id())  # the instance's first append registers it
+    s = stream_id("test")
+    counter.clear()
+    await store.append(s, 0, [an_event(s, 1)], cause_id=new_id(), beside={"otp~1": {"sealed": "x"}, "otp~2": {"sealed": "y"}})
+    assert counter.names == ["insert"]  # no command of their own
+    [insert] = counter.of("insert", store.commits.name)
+    assert [d["_id"] for d in insert["documents"]] == [beside_id("otp~1"), beside_id("otp~2"), slot_id(store.instance, 1), f"{s}@0"]
+    assert insert["ordered"] is True  # the commit lands only after them: they are durable no later than the decision
+    assert [d["cause_id"] for d in insert["documents"][:2]] == [beside_id("otp~1"), beside_id("otp~2")]  # no two null causes in the unique index
+
+
+async def test_side_documents_past_their_expiry_are_removed_by_a_ttl_index_where_the_server_has_one(store: MongoEventStore) -> None:
+    ttl = await store.ensure_indexes()  # again: creating the same indexes is a no-op
+    indexes = {ix["name"]: ix for ix in await (await store.commits.list_indexes()).to_list()}
+    if ttl:  # MongoDB: a partial TTL index, so commits and slots (no expires_at) are not in it
+        assert indexes["beside_ttl"]["expireAfterSeconds"] == 0 and indexes["beside_ttl"]["partialFilterExpression"] == {"expires_at": {"$exists": True}}
+    else:  # FerretDB v1 has no TTL indexes: a side document stays until dropped
+        assert "beside_ttl" not in indexes

@@ -88,11 +88,11 @@ class RacingStore(InMemoryEventStore):
         super().__init__()
         self.raced = False
 
-    async def append(self, stream_id, expected_version, events, *, cause_id, cause_digest=None):  # noqa: ANN001, ANN201
+    async def append(self, stream_id, expected_version, events, *, cause_id, cause_digest=None, beside=None):  # noqa: ANN001, ANN201
         if not self.raced:
             self.raced = True
             await handler(self).handle(a_command(stream_id, name="RIVAL"))
-        return await super().append(stream_id, expected_version, events, cause_id=cause_id, cause_digest=cause_digest)
+        return await super().append(stream_id, expected_version, events, cause_id=cause_id, cause_digest=cause_digest, beside=beside)
 
 
 async def test_a_concurrent_decision_makes_the_handler_reload_and_decide_again() -> None:
@@ -183,3 +183,20 @@ async def test_a_participant_whose_key_is_there_is_decided_for_as_usual() -> Non
     await handler(store).handle(a_command(s))
     handled = await handler(store).handle(a_command(s, "SITI LAGI"))
     assert [e.type for e in handled.events] == ["ParticipantRegistered"] and not handled.participant_erased
+
+
+async def test_what_goes_beside_a_decision_is_asked_of_the_events_decided_and_kept_only_with_a_new_decision() -> None:
+    store = InMemoryEventStore()
+    asked: list[list[str]] = []
+
+    def beside(decided: Sequence[Message]) -> dict[str, dict[str, str]]:
+        asked.append([type(m).__name__ for m in decided])
+        return {f"name~{len(asked)}": {"name": m.full_name} for m in decided if isinstance(m, ParticipantRegistered)}
+
+    command = a_command(stream_id("test"))
+    await handler(store).handle(command, beside=beside)
+    assert asked == [["ParticipantRegistered"]] and await store.find_beside("name~1") == {"name": "SITI #1"}
+    again = await handler(store).handle(command, beside=beside)  # a redelivery: decided again, not written
+    assert again.duplicate and await store.find_beside("name~2") is None
+    await handler(store).handle(a_command(stream_id("test"), name="REFUSE"), beside=beside)
+    assert asked[-1] == ["CommandRejected"] and await store.find_beside("name~3") is None

@@ -37,7 +37,7 @@ SCAN = None  # a batch tool's full scan, by design (jmo audit verify / rebuild):
 
 #: (collection suffix, filter fields, sort fields) -> (index name, where it runs)
 QUERIES: dict[tuple[str, frozenset[str], tuple[str, ...]], tuple[str | None, str]] = {
-    ("_commits", frozenset({"_id"}), ()): (ID, "append (slot+commit), read_stream walk, recovery walk, settle deletes, void slots"),
+    ("_commits", frozenset({"_id"}), ()): (ID, "append (side documents+slot+commit), read_stream walk, recovery walk, settle deletes, void slots, find/drop side documents"),
     ("_commits", frozenset({"cause_id"}), ()): ("cause_unique", "find_cause: a cause reused by another stream (rare), tools"),
     ("_commits", frozenset(), ()): (SCAN, "batch tools: sequence (reconcile), verify, stream_ids"),
     ("_relays", frozenset({"_id"}), ()): (ID, "register, heartbeat, watermark, take-over (findAndModify _id + heartbeat)"),
@@ -108,12 +108,16 @@ async def exercise(db: Any) -> list[Any]:
     await MongoKeyRing(db["data_keys"], master).load(["participant-a"], create=False)
     await ring.erase("participant-a")
     s, t = stream_id("test"), stream_id("test")
-    first = await store.append(s, 0, [an_event(s, 1)], cause_id=new_id())
+    first = await store.append(s, 0, [an_event(s, 1)], cause_id=new_id(), beside={"k1": {"v": 1, "expires_at": datetime.now(UTC) + timedelta(hours=1)}})
+    assert await store.find_beside("k1") is not None
+    await store.drop_beside(["k1"])
     await store.append(s, 1, [an_event(s, 2)], cause_id=new_id())
     await other.read_stream(s)
     await other.append(s, 2, [an_event(s, 3)], cause_id=new_id())
     with pytest.raises(ConcurrencyConflict):
         await store.append(s, 2, [an_event(s, 4)], cause_id=new_id())
+    with pytest.raises(ConcurrencyConflict):
+        await MongoEventStore(db).append(s, 0, [an_event(s, 4)], cause_id=new_id(), beside={"k2": {"v": 2}})  # collides after its side document landed
     cause = new_id()
     await store.append(t, 0, [an_event(t, 1)], cause_id=cause)
     u = stream_id("test")

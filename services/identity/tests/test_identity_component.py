@@ -37,9 +37,9 @@ class SlowAppends(InMemoryEventStore):
         super().__init__()
         self.delays = delays
 
-    async def append(self, stream_id: str, expected_version: int, events: Sequence[Envelope], *, cause_id: str, cause_digest: str | None = None) -> AppendResult:
+    async def append(self, stream_id: str, expected_version: int, events: Sequence[Envelope], *, cause_id: str, cause_digest: str | None = None, beside: Any = None) -> AppendResult:
         await asyncio.sleep(self.delays.pop(0) if self.delays else 0)
-        return await super().append(stream_id, expected_version, events, cause_id=cause_id, cause_digest=cause_digest)
+        return await super().append(stream_id, expected_version, events, cause_id=cause_id, cause_digest=cause_digest, beside=beside)
 
 
 def registered(citizen: dict[str, Any]) -> Envelope:

@@ -1,5 +1,5 @@
 """Identity's use cases (``application.verification``) over fakes: a recording command handler, an
-in-memory outbox, a fake sleep and a fixed clock — what each one looks up, and what it leaves alone."""
+outbox over the in-memory store, a fake sleep and a fixed clock — what each one looks up, and what it leaves alone."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from jmo_contracts.identity import NikDeferralReason, NikVerified, OtpPurpose, R
 from jmo_contracts.profile_update import ContactDataSubmitted
 from jmo_contracts.registration import ParticipantRegistered
 from jmo_identity.adapters.contact_changes import InMemoryContactChanges
-from jmo_identity.application.otp_delivery import Drawn, InMemorySealedCodes, OtpCodes
+from jmo_eventstore import InMemoryEventStore
+from jmo_identity.adapters.outbox import StoreSealedCodes
+from jmo_identity.application.otp_delivery import Drawn, OtpCodes
 from jmo_identity.application.verification import ContactChangeSessions, NikChecks, OtpRequests
 from jmo_identity.domain.identity import CodeRequest, NikUnanswered, identity
 from jmo_identity.domain.otp import OtpPolicy
@@ -39,7 +41,7 @@ class Decisions:
     def __init__(self) -> None:
         self.asked: list[tuple[str, str | None, Any]] = []
 
-    async def handle(self, command: Envelope, *, stream_id: str | None = None, facts: Any = None, new_stream: bool = False) -> Handled:  # noqa: ARG002
+    async def handle(self, command: Envelope, *, stream_id: str | None = None, facts: Any = None, new_stream: bool = False, beside: Any = None) -> Handled:  # noqa: ARG002
         self.asked.append((command.message_id, stream_id, facts))
         return Handled(stream_id or command.stream_id, (), duplicate=False)
 
@@ -57,13 +59,19 @@ class Unreachable:
         raise CircuitOpen("circuit open")
 
 
-def codes(outbox: InMemorySealedCodes) -> OtpCodes:
+def codes(draws: list[str]) -> OtpCodes:
+    """Codes whose every draw is noted in ``draws``."""
+
     async def publish(_: Envelope) -> None:
         raise AssertionError("nothing is delivered here")
 
+    def ids() -> str:
+        draws.append(OTP_ID)
+        return OTP_ID
+
     return OtpCodes(
         code_length=6, hmac_key=HMAC_KEY, hmac_key_id="h1", delivery_key=secrets.token_bytes(32), delivery_key_id="d1",
-        outbox=outbox, publish=publish, clock=lambda: NOW, ids=lambda: OTP_ID,
+        outbox=StoreSealedCodes(InMemoryEventStore()), publish=publish, clock=lambda: NOW, ids=ids,
     )
 
 
@@ -85,15 +93,15 @@ async def test_while_dukcapil_cannot_be_asked_the_wait_is_told_under_a_cause_of_
         phone="+6281234567890", otp_channel=OtpChannel.EMAIL, birth_date=date(1990, 8, 5), gender="F",
     )
     envelope = Envelope.wrap(registered, stream_id=f"registration-{PID}", correlation_id=new_id())
-    decisions, sleeps, outbox = Decisions(), Sleeps(), InMemorySealedCodes()
-    checks = NikChecks(decisions=decisions, registry=Unreachable(), codes=codes(outbox), policy=OtpPolicy(), retry_in=timedelta(seconds=2), sleep=sleeps)
+    decisions, sleeps, draws = Decisions(), Sleeps(), []
+    checks = NikChecks(decisions=decisions, registry=Unreachable(), codes=codes(draws), policy=OtpPolicy(), retry_in=timedelta(seconds=2), sleep=sleeps)
 
     with pytest.raises(RegistryUnavailable):
         await checks.check(envelope)
 
     assert decisions.asked == [(derived_id("nik-deferred", envelope.message_id), f"identity-{PID}", NikUnanswered(reason=NikDeferralReason.CIRCUIT_OPEN, retry_in=timedelta(seconds=2)))]
     assert sleeps.slept == [2.0]
-    assert outbox.kept == {}  # no code is drawn for a check that did not happen
+    assert draws == []  # no code is drawn for a check that did not happen
 
 
 async def test_a_contact_change_code_request_that_outruns_its_session_waits_for_the_session_and_is_allowed() -> None:
@@ -122,18 +130,18 @@ async def test_a_contact_change_to_another_number_than_the_session_submitted_is_
 async def test_a_destination_whose_hourly_quota_is_spent_gets_no_code_drawn() -> None:
     sessions = ContactChangeSessions(changes=InMemoryContactChanges(), hmac_key=HMAC_KEY, wait_seconds=0.0)
     await sessions.follow(submitted())
-    outbox = InMemorySealedCodes()
+    draws: list[str] = []
     requests = OtpRequests(
-        decisions=Decisions(), codes=codes(outbox), policy=OtpPolicy(), hmac_key=HMAC_KEY, per_destination=InMemoryQuota(1, timedelta(hours=1)),
+        decisions=Decisions(), codes=codes(draws), policy=OtpPolicy(), hmac_key=HMAC_KEY, per_destination=InMemoryQuota(1, timedelta(hours=1)),
         sessions=sessions, clock=lambda: NOW,
     )
     state = identity.fold([NikVerified(participant_id=PID, registration_stream_id=f"registration-{PID}", attempts=1)])
 
     first = await requests.facts(PID, state, contact_change(), drawn := Drawn())
     assert isinstance(first, CodeRequest) and (first.contact_change_allowed, first.destination_allowed) == (True, True)
-    assert first.code is not None and first.code.otp_id == OTP_ID and set(outbox.kept) == {OTP_ID} == set(drawn.codes)
+    assert first.code is not None and first.code.otp_id == OTP_ID and draws == [OTP_ID] and set(drawn.codes) == {OTP_ID}
 
     second = await requests.facts(PID, state, contact_change(), Drawn())
     assert second == CodeRequest(policy=OtpPolicy(), contact_change_allowed=True, destination_allowed=False, code=None)
-    assert set(outbox.kept) == {OTP_ID}
+    assert draws == [OTP_ID]
 

@@ -4,7 +4,7 @@ from .codec import ERASED, FieldEncryptionCodec, InMemoryKeyRing, KeyRing, Paylo
 from .keyring import MongoKeyRing
 from .memory import InMemoryEventStore
 from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, PendingCommit, RecordedEvent
-from .mongo import MongoEventStore, delete_by_id
+from .mongo import MongoEventStore, delete_by_id, ensure_ttl_index
 from .protocol import EventStore
 
 __all__ = [
@@ -27,4 +27,5 @@ __all__ = [
     "RecordedEvent",
     "ValueSealer",
     "delete_by_id",
+    "ensure_ttl_index",
 ]

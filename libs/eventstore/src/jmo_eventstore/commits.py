@@ -8,7 +8,7 @@ version in ``_id`` makes the primary key the optimistic-concurrency check on eve
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,11 @@ from .codec import Item, PayloadCodec
 from .model import AppendResult, IntegrityProblem, RecordedEvent
 
 Doc = dict[str, Any]
+
+#: The ``_id`` prefix of a decision's side documents (``append(..., beside=...)``), kept with its commit.
+BESIDE_PREFIX = "~beside~"
+#: Fields of a side document the store sets itself.
+RESERVED_BESIDE_FIELDS = frozenset({"_id", "cause_id", "stream_id"})
 
 
 def commit_id(stream_id: str, expected_version: int) -> str:
@@ -165,3 +170,19 @@ def result_of(doc: Doc, *, already: bool) -> AppendResult:
         message_ids=tuple(e["message_id"] for e in doc["events"]),
         cause_digest=doc.get("cause_digest"),
     )
+
+
+def beside_id(key: str) -> str:
+    """The ``_id`` of the side document ``key`` (beside the commits)."""
+    return f"{BESIDE_PREFIX}{key}"
+
+
+def side_documents(beside: Mapping[str, Mapping[str, Any]] | None) -> list[Doc]:
+    """The documents ``append(..., beside=...)`` inserts, checked: the store sets ``_id``,
+    ``cause_id`` and (never, so that nothing takes them for commits) ``stream_id``."""
+    docs: list[Doc] = []
+    for key, fields in (beside or {}).items():
+        if taken := RESERVED_BESIDE_FIELDS & set(fields):
+            raise ValueError(f"side document {key!r} sets fields the store reserves: {sorted(taken)}")
+        docs.append({"_id": beside_id(key), "cause_id": beside_id(key), **fields})
+    return docs

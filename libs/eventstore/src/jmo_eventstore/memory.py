@@ -6,18 +6,20 @@ import asyncio
 import copy
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from jmo_contracts import Envelope
 
 from .codec import PayloadCodec, PlainCodec
-from .commits import Doc, appended_events, build_commit, chain_link, new_items, recorded_events, result_of, stored_items, verify_chain
+from .commits import RESERVED_BESIDE_FIELDS, Doc, appended_events, beside_id, build_commit, chain_link, new_items, recorded_events, result_of, side_documents, stored_items, verify_chain
 from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, PendingCommit, RecordedEvent
 
 
 class InMemoryEventStore:
     """Holds commit documents in dicts; positions are assigned when :meth:`sequence` runs. The
-    outbox is a dict of commit ids with the time each was appended."""
+    outbox is a dict of commit ids with the time each was appended; side documents are a dict by
+    key (``expires_at`` is not acted on: nothing here outlives the process)."""
 
     def __init__(self, codec: PayloadCodec | None = None) -> None:
         self.codec = codec or PlainCodec()
@@ -30,10 +32,15 @@ class InMemoryEventStore:
         self.outbox: dict[str, float] = {}
         self._queue: deque[PendingCommit] = deque()
         self.appended = asyncio.Event()
+        self.beside: dict[str, dict[str, Any]] = {}
 
-    async def append(self, stream_id: str, expected_version: int, events: Sequence[Envelope], *, cause_id: str, cause_digest: str | None = None) -> AppendResult:
+    async def append(
+        self, stream_id: str, expected_version: int, events: Sequence[Envelope], *, cause_id: str, cause_digest: str | None = None,
+        beside: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> AppendResult:
         if not events:
             raise ValueError("nothing to append")
+        side = side_documents(beside)
         await self.codec.prepare(new_items(events), writing=True)
         async with self._lock:
             if (done := self._result_of_cause(cause_id, already=True)) is not None:
@@ -44,6 +51,9 @@ class InMemoryEventStore:
             if actual != expected_version:
                 raise ConcurrencyConflict(stream_id, expected_version, actual)
             doc = build_commit(stream_id=stream_id, expected_version=expected_version, head=head, events=events, cause_id=cause_id, codec=self.codec, cause_digest=cause_digest)
+            if taken := [d["_id"] for d in side if d["_id"] in self.beside]:
+                raise KeyError(f"side documents already kept: {taken}")
+            self.beside.update((d["_id"], d) for d in side)
             self.commits[doc["_id"]] = doc
             self._streams.setdefault(stream_id, []).append(doc["_id"])
             self._causes[cause_id] = doc["_id"]
@@ -52,6 +62,14 @@ class InMemoryEventStore:
             self._queue.append(PendingCommit(doc["_id"], stream_id, doc["prev_commit"], appended_events(doc, events)))
             self.appended.set()
             return result_of(doc, already=False)
+
+    async def find_beside(self, key: str) -> dict[str, Any] | None:
+        doc = self.beside.get(beside_id(key))
+        return None if doc is None else {k: v for k, v in doc.items() if k not in RESERVED_BESIDE_FIELDS}
+
+    async def drop_beside(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.beside.pop(beside_id(key), None)
 
     async def heartbeat(self) -> None:
         pass

@@ -11,6 +11,15 @@ Collections (``<name>`` is the store's name, one per service):
   ordered ``insert`` command as the commit and before it (so a commit never exists without its
   slot, and an append stays one round trip). The commit names its slot (``outbox_slot``, outside
   the hash). Slots are deleted once Kafka acknowledged the commit's events (:meth:`MongoEventStore.settle`).
+  And a decision's **side documents** (``append(..., beside=...)``): ``{_id: "~beside~<key>",
+  cause_id: <its _id>, ...fields}``, small records a service keeps with the decision that made them
+  (identity: the sealed OTP code its ``OtpIssued`` issues), inserted in that same command, first, so
+  they are durable no later than the commit; read (:meth:`MongoEventStore.find_beside`) and deleted
+  (:meth:`MongoEventStore.drop_beside`) by ``_id``. One with an ``expires_at`` is removed after it by
+  MongoDB's TTL index ``beside_ttl`` (partial: commits and slots are not in it; none on FerretDB v1).
+  Slots and side documents carry ``cause_id`` = their own ``_id`` (the unique index treats a
+  missing field as null, so two without one would collide) and no ``stream_id``: whatever reads
+  the commits (verify, sequence, stream ids, the recovery walk) tells commits by ``stream_id``.
 * ``<name>_relays``: one small document per store instance (process): ``{_id: <instance>,
   heartbeat, next}``. ``next`` is the instance's first slot that may still be unpublished, so
   recovering the work of an instance that died reads its slots by ``_id`` from ``next`` on, and
@@ -25,7 +34,7 @@ What a command costs, whatever the size of the log:
   A stale entry is harmless: the decision made on it is appended at a version that is taken, the
   insert collides on ``_id``, and the store reads forward from what it knew. An uncached stream
   is read commit by commit by ``_id``.
-* ``append``: one ``insert`` command (slot + commit). A redelivered cause is recognised in the
+* ``append``: one ``insert`` command (side documents + slot + commit). A redelivered cause is recognised in the
   stream's own commits (which the instance holds); a cause already used by another stream makes
   the insert collide on the ``cause_id`` index, and only then is it looked up.
 * the relay publishes what this instance appended straight from memory; settling (every second or
@@ -48,14 +57,14 @@ import asyncio
 import bisect
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bson
 from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, DeleteOne
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, OperationFailure
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
@@ -64,7 +73,7 @@ from pymongo.errors import DuplicateKeyError
 from jmo_contracts import Envelope
 
 from .codec import PayloadCodec, PlainCodec
-from .commits import Doc, appended_events, build_commit, chain_link, commit_id, new_items, recorded_events, result_of, stored_items, verify_chain
+from .commits import RESERVED_BESIDE_FIELDS, Doc, appended_events, beside_id, build_commit, chain_link, commit_id, new_items, recorded_events, result_of, side_documents, stored_items, verify_chain
 from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, PendingCommit, RecordedEvent
 
 # Cursors are always bounded by limit() and read to the end, never abandoned: FerretDB v1 keeps
@@ -78,6 +87,8 @@ APPENDED_QUEUE_LIMIT = 2_000
 #: ``_id`` look-ups in a row find nothing: gaps come only from appends that were in flight.
 MAX_IN_FLIGHT = 64
 SLOT_PREFIX = "~outbox~"
+#: MongoDB's answer to an option it does not implement (FerretDB v1 to a TTL index).
+NOT_IMPLEMENTED = 238
 #: Statements per bulk command: FerretDB v1 mishandles bulk writes of 100 or more.
 BULK_CHUNK = 90
 FETCH_CONCURRENCY = 16
@@ -92,6 +103,21 @@ async def delete_by_id(collection: AsyncCollection, ids: Sequence[Any]) -> None:
     equality from an index, so ``$in`` scans the collection (see its ``explain``)."""
     for i in range(0, len(ids), BULK_CHUNK):
         await collection.bulk_write([DeleteOne({"_id": c}) for c in ids[i : i + BULK_CHUNK]], ordered=False)
+
+
+async def ensure_ttl_index(collection: AsyncCollection, field: str, *, name: str, partial: Mapping[str, Any] | None = None) -> bool:
+    """A TTL index on ``field`` (a datetime): MongoDB removes each document once that time has
+    passed (within a minute or so). ``partial``: only the documents this filter matches are in it.
+    False where the server has no TTL indexes (FerretDB v1: there such documents stay until
+    deleted)."""
+    options: dict[str, Any] = {"partialFilterExpression": dict(partial)} if partial is not None else {}
+    try:
+        await collection.create_index([(field, ASCENDING)], expireAfterSeconds=0, name=name, **options)
+    except OperationFailure as e:
+        if e.code != NOT_IMPLEMENTED:
+            raise
+        return False
+    return True
 
 
 def slot_id(instance: str, seq: int) -> str:
@@ -152,16 +178,27 @@ class MongoEventStore:
         self._next_position = 1
         self._unsequenced: dict[str, Doc] = {}
 
-    async def ensure_indexes(self) -> None:
-        """The indexes every query of this store needs on MongoDB (see ``QUERIES`` in the tests)."""
+    async def ensure_indexes(self) -> bool:
+        """The indexes every query of this store needs on MongoDB (see ``QUERIES`` in the tests),
+        and the TTL index that removes side documents past their ``expires_at`` (partial: only
+        documents with that field are in it). Returns False where the server has no TTL indexes
+        (FerretDB v1: there a side document stays until it is dropped)."""
         await self.commits.create_index([("cause_id", ASCENDING)], unique=True, name="cause_unique")
         await self.relays.create_index([("heartbeat", ASCENDING)], name="relays_heartbeat")
+        return await ensure_ttl_index(self.commits, "expires_at", name="beside_ttl", partial={"expires_at": {"$exists": True}})
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def append(self, stream_id: str, expected_version: int, events: Sequence[Envelope], *, cause_id: str, cause_digest: str | None = None) -> AppendResult:
+    async def append(
+        self, stream_id: str, expected_version: int, events: Sequence[Envelope], *, cause_id: str, cause_digest: str | None = None,
+        beside: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> AppendResult:
+        """See :class:`~jmo_eventstore.protocol.EventStore`. One ``insert`` command, ordered: the side
+        documents, the slot, the commit. If the commit collides (its version taken, or its cause
+        used by another stream) the side documents that landed before it are deleted again."""
         if not events:
             raise ValueError("nothing to append")
+        side = side_documents(beside)
         known = await self._known(stream_id, expected_version)
         if (done := _cause_in(known, cause_id)) is not None:
             return done
@@ -178,16 +215,18 @@ class MongoEventStore:
             slot = slot_id(self.instance, seq)
             doc["outbox_slot"] = slot
             try:
-                # one command; ordered: the slot first, so no commit exists without its slot
-                await self.commits.insert_many([{"_id": slot, "cause_id": slot, "commit": doc["_id"], "at": datetime.now(UTC)}, doc], ordered=True)
+                # one command; ordered: side documents and slot first, so no commit exists without them
+                await self.commits.insert_many([*side, {"_id": slot, "cause_id": slot, "commit": doc["_id"], "at": datetime.now(UTC)}, doc], ordered=True)
             except BulkWriteError as e:
-                if any(err.get("code") != 11000 or err.get("index") != 1 for err in e.details.get("writeErrors", [])):
+                if any(err.get("code") != 11000 or err.get("index") != len(side) + 1 for err in e.details.get("writeErrors", [])):
                     self._unknown[seq] = datetime.now(UTC)
                     raise
-                # the commit collided; void our slot (no gap in the walk) and settle it with the next batch
+                # the commit collided; void our slot (no gap in the walk) and settle it with the next
+                # batch; the side documents belong to no decision
                 await self.commits.replace_one({"_id": slot}, {"cause_id": slot, "void": True}, upsert=True)
                 self._open.pop(seq, None)
                 self._deletable.add(seq)
+                await self._delete([d["_id"] for d in side])  # (should this fail, the TTL index takes them on MongoDB)
                 return await self._after_collision(stream_id, expected_version, cause_id)
             except BaseException:
                 self._unknown[seq] = datetime.now(UTC)  # did it land? settle finds out (see _resolve_unknown)
@@ -233,6 +272,17 @@ class MongoEventStore:
         on FerretDB, so only on the rare path of a cause reused by another stream, and in tools)."""
         doc = await self.commits.find_one({"cause_id": cause_id})
         return None if doc is None else result_of(doc, already=True)
+
+    # -- side documents ---------------------------------------------------------------------
+
+    async def find_beside(self, key: str) -> dict[str, Any] | None:
+        """The fields of side document ``key`` (by ``_id``), or None if it is not (or no longer) there."""
+        doc = await self.commits.find_one({"_id": beside_id(key)})
+        return None if doc is None else {k: v for k, v in doc.items() if k not in RESERVED_BESIDE_FIELDS}
+
+    async def drop_beside(self, keys: Sequence[str]) -> None:
+        """Delete these side documents (one command per :data:`BULK_CHUNK`, each statement by ``_id``)."""
+        await self._delete([beside_id(k) for k in keys])
 
     # -- reading one stream ----------------------------------------------------------------
 
@@ -512,7 +562,7 @@ class MongoEventStore:
     async def _reconcile(self) -> None:
         """Every commit no sequencer has placed yet: one scan of the commits."""
         async for doc in self.commits.find({}, _ORDER_FIELDS):
-            if "stream_id" in doc and doc["_id"] not in self._sequenced:  # not an outbox slot
+            if "stream_id" in doc and doc["_id"] not in self._sequenced:  # not a slot or side document
                 self._unsequenced.setdefault(doc["_id"], doc)
 
     def _in_order(self, candidates: dict[str, Doc]) -> list[Doc]:
@@ -560,7 +610,7 @@ class MongoEventStore:
         raw = self.commits.with_options(codec_options=options.with_options(document_class=RawBSONDocument))
         async for batch in _prefetched(raw.find({}, batch_size=VERIFY_BATCH), VERIFY_BATCH):
             # decoded here, not as it arrives: the database reads the next batch meanwhile
-            commits = [doc for doc in (bson.decode(r.raw, options) for r in batch) if "stream_id" in doc]  # not the outbox slots
+            commits = [doc for doc in (bson.decode(r.raw, options) for r in batch) if "stream_id" in doc]  # not the slots or side documents
             for doc in commits:
                 by_stream.setdefault(doc["stream_id"], []).append(chain_link(doc))
             if progress is not None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from jmo_contracts import Envelope
 
@@ -21,6 +21,11 @@ class EventStore(Protocol):
       new stream). If another decision got there first it raises :class:`ConcurrencyConflict`.
       ``cause_id`` is the id of the message that caused the decision: appending the same cause
       again changes nothing and returns the earlier result with ``already_applied=True``.
+      ``beside`` (key -> fields): small documents the decision makes, written with it, atomically
+      no later than it, and only if its commit is written (not for a recognised duplicate or a
+      conflict); each is kept under its key until ``drop_beside`` (or, on MongoDB, past a datetime
+      field ``expires_at``), for ``find_beside``. Keys must be new; ``_id``, ``cause_id`` and
+      ``stream_id`` are the store's. Identity keeps there the sealed OTP code an ``OtpIssued`` issues.
     * ``read_stream`` returns a stream's events in version order. With ``cached=True`` it may
       answer from what this instance last saw of the stream, which can be behind but never wrong:
       a decision taken on it and appended at a stale version is a :class:`ConcurrencyConflict`.
@@ -47,7 +52,16 @@ class EventStore(Protocol):
     codec: PayloadCodec
     appended: asyncio.Event
 
-    async def append(self, stream_id: str, expected_version: int, events: Sequence[Envelope], *, cause_id: str, cause_digest: str | None = None) -> AppendResult: ...
+    async def append(
+        self, stream_id: str, expected_version: int, events: Sequence[Envelope], *, cause_id: str, cause_digest: str | None = None,
+        beside: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> AppendResult: ...
+
+    async def find_beside(self, key: str) -> dict[str, Any] | None:
+        """The fields of the side document ``key``, or None once dropped (or never written)."""
+
+    async def drop_beside(self, keys: Sequence[str]) -> None:
+        """Delete these side documents (those already gone are ignored)."""
 
     async def read_stream(self, stream_id: str, from_version: int = 1, *, cached: bool = False, presume_new: bool = False) -> list[RecordedEvent]: ...
 

@@ -259,6 +259,47 @@ class EventStoreContract:
         assert await second_store.pending_commits(older_than=0.01, limit=10) == []
         assert await second_store.pending_commit(a.commit_id) is None
 
+    async def test_side_documents_are_kept_with_their_decision_until_dropped_and_are_never_taken_for_commits(self, store: EventStore, second_store: EventStore) -> None:
+        s, t = stream_id("test"), stream_id("test")
+        first = await store.append(s, 0, [an_event(s, 1)], cause_id=new_id(), beside={"a1": {"sealed": "x1", "n": 1}, "a2": {"sealed": "x2", "n": 2}})
+        await store.append(t, 0, [an_event(t, 2)], cause_id=new_id(), beside={"b1": {"sealed": "y1"}})  # the unique cause index keeps them all
+        second = await store.append(s, 1, [an_event(s, 3)], cause_id=new_id(), beside={"a3": {"sealed": "x3"}})
+        assert [await store.find_beside(k) for k in ("a1", "a2", "b1", "a3")] == [{"sealed": "x1", "n": 1}, {"sealed": "x2", "n": 2}, {"sealed": "y1"}, {"sealed": "x3"}]
+        assert await second_store.find_beside("a1") == {"sealed": "x1", "n": 1}  # durable, not this instance's memory
+        # whatever reads the log sees the commits only
+        assert await store.stream_ids() == sorted([s, t])
+        assert numbers(await store.read_stream(s)) == [1, 3]
+        assert [c.commit_id for c in await store.appended_commits(10)] == [first.commit_id, f"{t}@0", second.commit_id]
+        await asyncio.sleep(0.05)
+        assert {c.commit_id for c in await second_store.pending_commits(older_than=0.01, limit=10)} <= {first.commit_id, f"{t}@0", second.commit_id}
+        assert await store.sequence() == 3
+        assert sorted(numbers(await read_everything(store))) == [1, 2, 3]
+        checked: list[int] = []
+        assert await store.verify(progress=checked.append) == [] and sum(checked) == 3
+        await store.drop_beside(["a1", "b1", "never-kept"])
+        assert [await store.find_beside(k) for k in ("a1", "a2", "b1", "a3")] == [None, {"sealed": "x2", "n": 2}, None, {"sealed": "x3"}]
+
+    async def test_no_side_document_is_kept_for_a_decision_that_is_not_written(self, store: EventStore, second_store: EventStore) -> None:
+        s, other = stream_id("test"), stream_id("test")
+        cause = new_id()
+        await store.append(s, 0, [an_event(s, 1)], cause_id=cause)
+        assert (await store.append(s, 0, [an_event(s, 1)], cause_id=cause, beside={"again": {"v": 1}})).already_applied  # a redelivery
+        assert (await second_store.append(other, 0, [an_event(other, 1)], cause_id=cause, beside={"elsewhere": {"v": 2}})).already_applied  # its cause taken by another stream
+        with pytest.raises(ConcurrencyConflict):
+            await second_store.append(s, 0, [an_event(s, 2)], cause_id=new_id(), beside={"late": {"v": 3}})  # the version taken (presumed new there)
+        with pytest.raises(ConcurrencyConflict):
+            await store.append(s, 0, [an_event(s, 2)], cause_id=new_id(), beside={"stale": {"v": 4}})
+        assert [await store.find_beside(k) for k in ("again", "elsewhere", "late", "stale")] == [None] * 4
+        retried = await second_store.append(s, 1, [an_event(s, 2)], cause_id=new_id(), beside={"late": {"v": 3}})  # the same decision again, now on what the stream holds
+        assert not retried.already_applied and await store.find_beside("late") == {"v": 3}
+
+    async def test_a_side_document_may_not_set_what_the_store_sets(self, store: EventStore) -> None:
+        s = stream_id("test")
+        for reserved in ("_id", "cause_id", "stream_id"):
+            with pytest.raises(ValueError, match=reserved):
+                await store.append(s, 0, [an_event(s, 1)], cause_id=new_id(), beside={"k": {reserved: "mine"}})
+        assert await store.read_stream(s) == [] and await store.find_beside("k") is None
+
     async def test_verify_finds_nothing_wrong_in_an_untouched_log(self, store: EventStore) -> None:
         await _two_streams(store)
         assert await store.verify() == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -26,6 +26,10 @@ PARTICIPANT_ERASED = "PARTICIPANT_ERASED"
 #: What a decision may be given besides state and message: a mapping, or a look-up of it.
 #: The decider's facts (its frozen dataclass), or an async (state, message) -> facts that looks them up.
 Facts = Any | Callable[[Any, Message], Awaitable[Any]]
+
+#: What goes beside a decision in its own insert: given the events decided (about to be appended),
+#: the side documents to keep with them, key -> fields (see ``EventStore.append``).
+Beside = Callable[[Sequence[Message]], Mapping[str, Mapping[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class Handled:
 class Decisions(Protocol):
     """What a use case needs of a :class:`CommandHandler`: decide a message on a stream and log it."""
 
-    async def handle(self, command: Envelope, *, stream_id: str | None = None, facts: Facts | None = None, new_stream: bool = False) -> Handled: ...
+    async def handle(self, command: Envelope, *, stream_id: str | None = None, facts: Facts | None = None, new_stream: bool = False, beside: Beside | None = None) -> Handled: ...
 
 
 def command_digest(command: Envelope) -> str:
@@ -83,7 +87,7 @@ class CommandHandler:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.attempts = attempts
 
-    async def handle(self, command: Envelope, *, stream_id: str | None = None, facts: Facts | None = None, new_stream: bool = False) -> Handled:
+    async def handle(self, command: Envelope, *, stream_id: str | None = None, facts: Facts | None = None, new_stream: bool = False, beside: Beside | None = None) -> Handled:
         """Apply ``command`` (or another service's event) to ``stream_id`` (default: its own stream).
 
         ``new_stream``: the message normally starts its stream (a registration command on the id
@@ -94,6 +98,10 @@ class CommandHandler:
         ``facts`` are handed to the decider in its :class:`Context`: the decider's facts, or an async
         function of the folded state and the message that looks them up (called again if a
         concurrent decision forces a retry, so it sees the state it decides on).
+
+        ``beside``: what the decision makes that must be durable with it (identity: the sealed code
+        of an ``OtpIssued``), asked of the events decided and written in the decision's own insert;
+        nothing of it is written for a duplicate, a refusal of a reused id, or a decision given up.
         """
         stream = stream_id or command.stream_id
         # No look-up of the cause first: the store recognises a redelivered command when its
@@ -105,10 +113,10 @@ class CommandHandler:
             reraise=True,
         ):
             with attempt:
-                return await self._decide_and_append(stream, command, facts, presume_new=new_stream)
+                return await self._decide_and_append(stream, command, facts, beside, presume_new=new_stream)
         raise AssertionError("unreachable")
 
-    async def _decide_and_append(self, stream: str, command: Envelope, facts: Facts | None, *, presume_new: bool = False) -> Handled:
+    async def _decide_and_append(self, stream: str, command: Envelope, facts: Facts | None, beside: Beside | None, *, presume_new: bool = False) -> Handled:
         # what this instance last saw of the stream: a stale view makes the append a conflict
         history = await self.store.read_stream(stream, cached=True, presume_new=presume_new)
         folded = [e.open() for e in history]
@@ -136,7 +144,8 @@ class CommandHandler:
             return Handled(stream, earlier, duplicate=bool(earlier))
         envelopes = [reply(command, event, stream_id=stream, occurred_at=now) for event in decided]
         digest = command_digest(command)
-        result = await self.store.append(stream, len(history), envelopes, cause_id=command.message_id, cause_digest=digest)
+        side = beside(decided) if beside is not None else None
+        result = await self.store.append(stream, len(history), envelopes, cause_id=command.message_id, cause_digest=digest, beside=side)
         if result.already_applied:
             if result.cause_digest is not None and result.cause_digest != digest:
                 return await self._refuse_reused_id(command, digest, now)

@@ -18,12 +18,10 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from pymongo import ReturnDocument
-from pymongo.errors import OperationFailure
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-
-NOT_IMPLEMENTED = 238
+from jmo_eventstore import ensure_ttl_index
 
 
 def quota_key(secret: bytes, kind: str, value: str) -> str:
@@ -63,13 +61,7 @@ class MongoQuota:
     async def ensure_indexes(self) -> bool:
         """The TTL index that removes past windows; False where the server has none (FerretDB v1,
         the embedded store: there past windows stay, one small document per key and hour)."""
-        try:
-            await self._c.create_index("expires_at", expireAfterSeconds=0, name="quota_ttl")
-        except OperationFailure as e:
-            if e.code != NOT_IMPLEMENTED:
-                raise
-            return False
-        return True
+        return await ensure_ttl_index(self._c, "expires_at", name="quota_ttl")
 
     async def take(self, key: str, now: datetime) -> bool:
         start = _window_start(now, self.window)

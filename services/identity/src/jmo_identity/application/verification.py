@@ -72,7 +72,7 @@ class NikChecks:
         facts = NikAnswer(answer=answer.name, policy=self.policy, code=await self.codes.draw(registered.participant_id, drawn))
         # the participant's identity stream starts here (unless a deferral was recorded: then it is
         # cached, or the append collides and reloads it)
-        handled = await self.decisions.handle(envelope, stream_id=stream_id, facts=facts, new_stream=True)
+        handled = await self.decisions.handle(envelope, stream_id=stream_id, facts=facts, new_stream=True, beside=self.codes.beside(drawn))
         await self.codes.deliver(handled.events, drawn)
 
     async def _tell_deferral(self, envelope: Envelope, stream_id: str, unavailable: RegistryUnavailable) -> None:
@@ -150,7 +150,7 @@ class OtpRequests:
         async def look_up(state: Identity, command: Message) -> object:
             return await self.facts(participant_id, state, command, drawn)
 
-        handled = await self.decisions.handle(envelope, facts=look_up)
+        handled = await self.decisions.handle(envelope, facts=look_up, beside=self.codes.beside(drawn))
         await self.codes.deliver(handled.events, drawn)
 
     async def facts(self, participant_id: str, state: Identity, command: Message, drawn: Drawn) -> CodeRequest | CodeSubmission | None:

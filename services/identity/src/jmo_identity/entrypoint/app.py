@@ -3,8 +3,8 @@
 ``domain``; each subscriber parses and makes one call.
 
 An OTP's plain code exists only in memory, between drawing it and sealing it for the notification
-service (``application.otp_delivery``): the log keeps its keyed hash, an outbox keeps it sealed
-until its delivery request is published, and Kafka carries it only sealed, on the short-retention
+service (``application.otp_delivery``): the log keeps its keyed hash, an outbox beside the log keeps it sealed
+(written with the decision that issues it) until its delivery request is published, and Kafka carries it only sealed, on the short-retention
 delivery topic.
 """
 
@@ -19,8 +19,8 @@ from jmo_registries import PopulationRegistry, population_registry
 from jmo_runtime import Service
 
 from ..adapters.contact_changes import InMemoryContactChanges, MongoContactChanges
-from ..adapters.outbox import MongoSealedCodes
-from ..application.otp_delivery import InMemorySealedCodes, OtpCodes
+from ..adapters.outbox import StoreSealedCodes
+from ..application.otp_delivery import OtpCodes
 from ..application.verification import ContactChangeSessions, NikChecks, OtpRequests
 from ..domain.identity import identity
 from ..settings import IdentitySettings
@@ -44,9 +44,11 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
     async def start() -> None:
         database = service.database
         decisions = service.commands(identity, clock=now)
-        started.outbox = (
-            MongoSealedCodes(database["otp_outbox"], drop_interval=settings.otp_outbox_drop_interval_ms / 1000) if database is not None else InMemorySealedCodes()
+        # beside the log; "otp_outbox" holds what an earlier version kept there (roll-out)
+        started.outbox = StoreSealedCodes(
+            service.store, legacy=database["otp_outbox"] if database is not None else None, drop_interval=settings.otp_outbox_drop_interval_ms / 1000
         )
+        await started.outbox.ensure_indexes()
         codes = OtpCodes(
             code_length=policy.code_length, hmac_key=hmac_key, hmac_key_id=settings.otp_hmac_key_id, delivery_key=delivery_key,
             delivery_key_id=settings.otp_delivery_key_id, outbox=started.outbox, publish=lambda e: service.publish(topics.OTP_DELIVERY, e), clock=now,
@@ -60,7 +62,7 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
 
     async def stop() -> None:
         outbox = getattr(started, "outbox", None)  # None when the service stops before it started
-        if isinstance(outbox, MongoSealedCodes):
+        if outbox is not None:
             await outbox.close()  # the codes published last are deleted, not left to a redelivery
 
     service.resource(start, stop)
