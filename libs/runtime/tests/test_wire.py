@@ -158,6 +158,9 @@ async def test_a_consumer_that_keeps_fields_sealed_still_refuses_them_in_clear_o
     marked = sealed.model_copy(update={"payload": sealed.payload | {"nik": "[erased]"}})
     refused = await kept_sealed(marked)
     assert isinstance(refused, Refused) and refused.reason == PARTICIPANT_ERASED
+    for bad in ({"_enc": 12345}, {"_enc": sealed.payload["nik"]["_enc"], "extra": {"a": [1, 2]}}, {"_enc": "A" * 100_000}):
+        refused = await kept_sealed(sealed.model_copy(update={"payload": sealed.payload | {"nik": bad}}))  # kept as it is: nothing but a sealed value
+        assert isinstance(refused, Refused) and refused.reason == SEALED_VALUE_INVALID
 
 
 class CountingKeyRing:

@@ -48,6 +48,9 @@ PARTICIPANT_ERASED = "PARTICIPANT_ERASED"
 SEALED_VALUE_INVALID = "SEALED_VALUE_INVALID"
 #: What a DLQ entry holds in place of a personal value that arrived in clear.
 WITHHELD = "[withheld]"
+#: The longest sealed value a consumer that keeps fields sealed keeps (base64 characters): personal
+#: fields are short (a name, an address), so this is generous.
+MAX_SEALED_CHARS = 8192
 
 
 async def open_envelope(codec: FieldEncryptionCodec, envelope: Envelope) -> Envelope | Refused:
@@ -79,10 +82,18 @@ async def kept_sealed(envelope: Envelope) -> Envelope | Refused:
     clear = clear_personal_fields(envelope.type, envelope.payload)
     if clear:
         return _in_clear(envelope, clear)
-    marked = sorted(n for n in personal_fields_of(envelope.type) if envelope.payload.get(n) == ERASED)
+    personal = personal_fields_of(envelope.type)
+    marked = sorted(n for n in personal if envelope.payload.get(n) == ERASED)
     if marked:
         return Refused(PARTICIPANT_ERASED, f"sent for an erased participant: {', '.join(marked)} read {ERASED}", envelope=envelope)
+    malformed = sorted(n for n in personal if is_sealed(envelope.payload.get(n)) and not _well_formed(envelope.payload[n]))
+    if malformed:  # kept as it is, it must be nothing but a sealed value
+        return Refused(SEALED_VALUE_INVALID, f"sealed field {malformed[0]} is not a sealed value", envelope=envelope)
     return envelope
+
+
+def _well_formed(sealed: Any) -> bool:
+    return set(sealed) == {"_enc"} and isinstance(sealed["_enc"], str) and len(sealed["_enc"]) <= MAX_SEALED_CHARS
 
 
 @dataclass(frozen=True)
