@@ -88,10 +88,12 @@ async def session_started(gateway: Gateway, n: int, photo: str, infra: Any, topi
 
 
 class Session:
-    """One pengkinian-data session as the gateway drives it."""
+    """One pengkinian-data session as the gateway drives it; each step waits up to ``wait`` seconds
+    for its outcome (longer where an instance may be killed under it)."""
 
-    def __init__(self, gateway: Gateway, pid: str) -> None:
+    def __init__(self, gateway: Gateway, pid: str, *, wait: float = 60) -> None:
         self.gateway, self.pid, self.sid, self.correlation_id = gateway, pid, new_id(), new_id()
+        self.wait = wait
         self.sent: list[Envelope] = []
 
     def envelope(self, command_type: str, **data: Any) -> Envelope:
@@ -104,11 +106,15 @@ class Session:
         return await self.deliver(command)
 
     async def deliver(self, command: Envelope) -> Envelope:
+        """Send ``command``; its outcome (an earlier step's outcome published again, as Kafka may
+        deliver it at least once, is passed over)."""
         await self.gateway.send(command)
-        events = await self.gateway.until(self.correlation_id, STEP_OUTCOMES, timeout=60)
-        [outcome] = [e for e in events if e.causation_id == command.message_id and e.type in STEP_OUTCOMES] or [None]
-        assert outcome is not None, [e.type for e in events]
-        return outcome
+        seen: list[str] = []
+        async for e in self.gateway.events(self.correlation_id, wait=self.wait):
+            if e.causation_id == command.message_id and e.type in STEP_OUTCOMES:
+                return e
+            seen.append(e.type)
+        raise AssertionError(f"no outcome of {command.type}: {seen}")
 
     async def verify_new_phone(self, infra: Any, topic_prefix: str, keys: dict[str, str], phone: str) -> None:
         """Request a contact-change code for ``phone``, read it as the notification service would, answer it."""
@@ -124,7 +130,7 @@ class Session:
         claim = await upload_selfie(infra.mongodb_uri, f"{database_prefix}{BLOB_DATABASE}", (FACES / image).read_bytes())
         command = command_envelope("SubmitSelfie", {"participant_id": self.pid, "session_id": self.sid, **claim}, correlation_id=self.correlation_id)
         await self.gateway.send(command)
-        events = await self.gateway.until(self.correlation_id, {"SelfieMatched", "SelfieRejected", "CommandRejected"}, timeout=90)
+        events = await self.gateway.until(self.correlation_id, {"SelfieMatched", "SelfieRejected", "CommandRejected"}, timeout=self.wait + 30)
         assert events and events[-1].causation_id == command.message_id, [e.type for e in events]
         return events[-1]
 
@@ -145,7 +151,7 @@ class Session:
 
 
 async def until_type(gateway: Gateway, session: Session, wanted: str) -> Envelope:
-    events = await gateway.until(session.correlation_id, {wanted}, timeout=60)
+    events = await gateway.until(session.correlation_id, {wanted}, timeout=session.wait)
     assert events and events[-1].type == wanted, [e.type for e in events]
     return events[-1]
 

@@ -7,7 +7,9 @@ passes through up to its OTP (RegisterParticipant → ParticipantRegistered → 
 and the sealed delivery request → the SMS), so killing one instance of each hands over a command
 consumer and log (registration), a consumer, log and quota holder (identity) and a sender with
 delivery claims (notification). Biometric and profile-update are not on that path; starting them
-too would only load the two cores of the machine this runs on.
+too would only load the two cores of the machine this runs on: ``test_two_instances_pengkinian``
+runs two of each of them under a burst of pengkinian-data sessions and kills one of each, with
+the helpers of this module.
 """
 
 from __future__ import annotations

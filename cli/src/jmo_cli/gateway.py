@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
@@ -79,6 +80,7 @@ class Gateway:
         self._producers: dict[str, AIOKafkaProducer] = {}
         self._starting = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
+        self._backlog: deque[Any] = deque()  # records fetched and not looked at yet (see events)
         self._mongo: AsyncMongoClient | None = None
         self._codec: FieldEncryptionCodec | None = None
 
@@ -171,16 +173,23 @@ class Gateway:
         return sent.partition, sent.offset
 
     async def events(self, correlation_id: str, *, wait: float) -> AsyncIterator[Envelope]:
-        """Every event carrying ``correlation_id``, as it arrives, until ``wait`` seconds pass quietly."""
+        """Every event carrying ``correlation_id``, as it arrives, for ``wait`` seconds.
+
+        A caller that stops early (:meth:`until`, at the event it waited for) leaves the records
+        fetched with that event for the next call: one fetch may bring two events of a journey at
+        once (a SelfieMatched and the SelfieVerificationRecorded it caused, from two topics), and the
+        second must still be seen by whoever waits for it next."""
         assert self._consumer is not None
         deadline = time.monotonic() + wait
-        while (left := deadline - time.monotonic()) > 0:
-            batches = await self._consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
-            for records in batches.values():
-                for record in records:
-                    envelope = Envelope.from_json(record.value)
-                    if envelope.correlation_id == correlation_id:
-                        yield await self.opened(envelope)
+        while True:
+            while self._backlog:
+                envelope = Envelope.from_json(self._backlog.popleft().value)
+                if envelope.correlation_id == correlation_id:
+                    yield await self.opened(envelope)
+            if (left := deadline - time.monotonic()) <= 0:
+                return
+            for records in (await self._consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))).values():
+                self._backlog.extend(records)
 
     async def until(self, correlation_id: str, types: set[str], *, timeout: float) -> list[Envelope]:
         """Collect the journey's events until one of ``types`` arrives (or ``timeout``)."""

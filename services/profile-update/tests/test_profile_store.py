@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from typing import Any
@@ -44,14 +45,14 @@ def activated(pid: str = PID) -> Envelope:
     return Envelope.wrap(body, stream_id=f"registration-{pid}", correlation_id=new_id())
 
 
-def updated(pid: str = PID) -> Envelope:
+def updated(pid: str = PID, session_id: str = "c" * 32) -> Envelope:
     address = Address(street="Jl. Melati No. 7", rt="002", rw="004", village="Tegal Gundil", district="Bogor Utara", city="Kota Bogor", province="Jawa Barat", postal_code="16152")
     values = ProfileValues(**NEW, address=address, blood_type="B")
     body = ProfileUpdated(
-        participant_id=pid, session_id="c" * 32, changed_fields=[*NEW, "address", "blood_type"], new_values=values,
+        participant_id=pid, session_id=session_id, changed_fields=[*NEW, "address", "blood_type"], new_values=values,
         contact_email=EMAIL, contact_phone=NEW["phone"], notification_channel=OtpChannel.SMS,
     )
-    return Envelope.wrap(body, stream_id=f"profile-update-{'c' * 32}", correlation_id=new_id())
+    return Envelope.wrap(body, stream_id=f"profile-update-{session_id}", correlation_id=new_id())
 
 
 def in_clear(doc: Any) -> list[str]:
@@ -162,8 +163,8 @@ class Profiles:
     """A profile store (in memory or on the real store) with its key ring, what it stores, and how
     often it read a stored profile."""
 
-    def __init__(self, store: Any, ring: Any, stored: Any, reads: Any) -> None:
-        self.store, self.ring, self._stored, self._reads = store, ring, stored, reads
+    def __init__(self, store: Any, ring: Any, stored: Any, reads: Any, twin: Any) -> None:
+        self.store, self.ring, self._stored, self._reads, self.twin = store, ring, stored, reads, twin
 
     async def doc(self, pid: str = PID) -> dict[str, Any] | None:
         return await self._stored(pid)
@@ -197,7 +198,12 @@ async def both(request: Any) -> Any:
         async def stored_in_memory(pid: str) -> dict[str, Any] | None:
             return memory.docs.get(pid)
 
-        yield Profiles(memory, ring, stored_in_memory, lambda: memory.loads)
+        def memory_twin() -> InMemoryProfileStore:
+            twin = InMemoryProfileStore(FieldEncryptionCodec(ring))
+            twin.docs = memory.docs  # another instance of the service: the same documents, locks of its own
+            return twin
+
+        yield Profiles(memory, ring, stored_in_memory, lambda: memory.loads, memory_twin)
         return
     infra, prefix = request.getfixturevalue("infra"), request.getfixturevalue("database_prefix")
     commands = CommandLog()
@@ -211,7 +217,10 @@ async def both(request: Any) -> Any:
     async def stored_in_mongo(pid: str) -> dict[str, Any] | None:
         return await db["participant_profiles"].find_one({"_id": pid})
 
-    yield Profiles(store, ring, stored_in_mongo, lambda: len(commands.of("find", "participant_profiles")))
+    def mongo_twin() -> MongoProfileStore:  # another instance of the service: another process's store over the same collection
+        return MongoProfileStore(client[db.name]["participant_profiles"], FieldEncryptionCodec(MongoKeyRing(client[db.name]["data_keys"], master, cache_seconds=0)))
+
+    yield Profiles(store, ring, stored_in_mongo, lambda: len(commands.of("find", "participant_profiles")), mongo_twin)
     await client.close()
     await looking.close()
 
@@ -312,3 +321,32 @@ async def test_a_registration_kept_as_it_came_on_kafka_is_inserted_without_a_key
         assert await blank_personal(db["participant_profiles"], PID) == 0  # blanked already
     finally:
         await client.close()
+
+
+@pytest.mark.unit
+async def test_two_instances_folding_into_one_profile_at_once_lose_neither_event(both: Profiles) -> None:
+    """Two sessions of one participant confirmed at once, on two instances (their commands are on
+    different partitions): both read the profile before either writes. The per-participant lock
+    of one process does not serialise them; the write that comes second must not replace the first."""
+    await both.ring.load([participant_subject(PID)], create=True)
+    await both.store.apply(registered())
+    await both.store.apply(activated())
+    instances = [both.store, both.twin()]
+    both_read = asyncio.Barrier(len(instances))
+    for store in instances:
+        load = store._load  # noqa: SLF001 (the read of the read-fold-write, held until both have read)
+
+        async def held(participant_id: str, load: Any = load, waited: list[bool] = []) -> Any:  # noqa: B006 (one list per store)
+            doc = await load(participant_id)
+            if not waited:
+                waited.append(True)
+                await both_read.wait()
+            return doc
+
+        store._load = held  # noqa: SLF001
+    first, second = updated(session_id="a" * 32), updated(session_id="b" * 32)
+    await asyncio.gather(instances[0].apply(first), instances[1].apply(second))
+
+    doc = await both.doc()
+    assert doc is not None and {first.message_id, second.message_id} <= set(doc["applied"]) and len(doc["applied"]) == 4
+    assert (doc["profile_version"], sorted(doc["sessions"])) == (2, ["a" * 32, "b" * 32])

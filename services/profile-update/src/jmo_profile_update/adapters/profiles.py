@@ -23,7 +23,13 @@ After an erasure (the key replaced by a tombstone in every service's key ring, `
   sees an erased participant. Erasing a participant means deleting their key in every service's ring.
 
 Folding is read, fold, write, under a per-participant lock — except for an event that starts a
-profile (``profile.STARTS``: ``ParticipantRegistered``). That one is folded into no profile and the
+profile (``profile.STARTS``: ``ParticipantRegistered``). The lock serialises one process only; the
+write is conditional, so that two instances folding into one profile at once (two sessions of one
+participant confirmed on two instances, a redelivery after a rebalance) lose neither event: it
+replaces the document only while its ``applied`` list is the one read (every fold adds its message
+id, so the list changes with every write), matched by ``_id`` — one document looked up by its index,
+atomic on MongoDB and FerretDB alike. A write that finds the document changed reads, folds and
+writes again. That one is folded into no profile and the
 result *inserted* (one store command instead of a read and a write); only when the insert meets a
 stored document (a redelivery, another instance, a replay, an erased profile…) is it read, folded
 and written as any other event. The insert keeps every promise above:
@@ -60,6 +66,7 @@ from typing import Any, Protocol
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from jmo_contracts import Envelope
 from jmo_eventstore import ERASED, FieldEncryptionCodec, PlainCodec, ValueSealer, participant_subject
@@ -82,6 +89,13 @@ CONTEXT = "participant-profile"
 AS_SENT = "personal_as_sent"
 
 Profile = dict[str, Any]
+#: Reads, folds and writes of one event before a profile that keeps changing under it fails the message
+#: (it is then redelivered): another instance would have to write the profile that often meanwhile.
+FOLD_ATTEMPTS = 5
+
+
+class ProfileChanged(Exception):
+    """Another instance wrote the profile between this fold's read and its write."""
 
 
 class ProfileStore(Protocol):
@@ -195,8 +209,9 @@ async def stored_form(sealer: ValueSealer, profile: Mapping[str, Any]) -> dict[s
 
 
 class _Folding:
-    """Read, fold, write — one participant at a time within this process; an event that starts a
-    profile is inserted without a read while none is stored (see the module docstring)."""
+    """Read, fold, write — one participant at a time within this process, and a write only over the
+    document that was read (another instance's write in between makes it fold again); an event that
+    starts a profile is inserted without a read while none is stored (see the module docstring)."""
 
     def __init__(self, sealer: ValueSealer) -> None:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -205,11 +220,9 @@ class _Folding:
     async def _load(self, participant_id: str) -> dict[str, Any] | None:
         raise NotImplementedError
 
-    async def _store(self, doc: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-    async def _insert(self, doc: dict[str, Any]) -> bool:
-        """Store ``doc`` unless a document with its ``_id`` exists: whether it was stored."""
+    async def _write(self, doc: dict[str, Any], read: Mapping[str, Any] | None) -> bool:
+        """Store ``doc`` in place of ``read``, the document as it was read (None: none was stored),
+        unless it has changed since (its ``applied`` is another): whether it was stored."""
         raise NotImplementedError
 
     async def get(self, participant_id: str) -> Profile | None:
@@ -224,13 +237,22 @@ class _Folding:
             if envelope.type in profiles.STARTS and await self._start(envelope):
                 return
             envelope = await self._opened(envelope)
-            stored = await self._load(participant)
-            if stored is not None and envelope.message_id in stored.get("applied", ()):
-                return
-            current, protection = await self._sealing.open(stored)
-            updated = profiles.apply(current, envelope)
-            if updated is not None:
-                await self._store(await self._sealing.seal(updated, protection))
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(ProfileChanged), stop=stop_after_attempt(FOLD_ATTEMPTS),
+                wait=wait_random_exponential(multiplier=0.01, max=0.2), reraise=True,
+            ):
+                with attempt:
+                    await self._fold(participant, envelope)
+
+    async def _fold(self, participant: str, envelope: Envelope) -> None:
+        """Read, fold, write once; ProfileChanged when another instance wrote the profile meanwhile."""
+        stored = await self._load(participant)
+        if stored is not None and envelope.message_id in stored.get("applied", ()):
+            return
+        current, protection = await self._sealing.open(stored)
+        updated = profiles.apply(current, envelope)
+        if updated is not None and not await self._write(await self._sealing.seal(updated, protection), stored):
+            raise ProfileChanged(participant)
 
     async def _start(self, envelope: Envelope) -> bool:
         """Fold ``envelope`` into no profile and insert the result: whether that made the profile
@@ -239,7 +261,7 @@ class _Folding:
         if new is None:
             return False
         doc = ProfileSealing.as_sent(new, envelope) or (None if _has_sealed(envelope) else await self._sealing.seal_new(new))
-        return doc is not None and await self._insert(doc)
+        return doc is not None and await self._write(doc, None)
 
     async def _opened(self, envelope: Envelope) -> Envelope:
         """``envelope`` with the personal fields it carries sealed (as its consumer keeps them) opened
@@ -263,15 +285,16 @@ class MongoProfileStore(_Folding):
     async def _load(self, participant_id: str) -> dict[str, Any] | None:
         return await self._c.find_one({"_id": participant_id})
 
-    async def _store(self, doc: dict[str, Any]) -> None:
-        await self._c.replace_one({"_id": doc["_id"]}, doc, upsert=True)
-
-    async def _insert(self, doc: dict[str, Any]) -> bool:
-        try:
-            await self._c.insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        return True
+    async def _write(self, doc: dict[str, Any], read: Mapping[str, Any] | None) -> bool:
+        if read is None:
+            try:
+                await self._c.insert_one(doc)
+            except DuplicateKeyError:
+                return False
+            return True
+        # by _id, and only while ``applied`` is still the list read (a missing one matches None)
+        replaced = await self._c.replace_one({"_id": doc["_id"], "applied": read.get("applied")}, doc)
+        return replaced.matched_count == 1
 
 
 class InMemoryProfileStore(_Folding):
@@ -285,11 +308,9 @@ class InMemoryProfileStore(_Folding):
         doc = self.docs.get(participant_id)
         return dict(doc) if doc is not None else None
 
-    async def _store(self, doc: dict[str, Any]) -> None:
-        self.docs[doc["_id"]] = dict(doc)
-
-    async def _insert(self, doc: dict[str, Any]) -> bool:
-        if doc["_id"] in self.docs:
+    async def _write(self, doc: dict[str, Any], read: Mapping[str, Any] | None) -> bool:
+        now = self.docs.get(doc["_id"])
+        if (now is None) != (read is None) or (now is not None and read is not None and now.get("applied") != read.get("applied")):
             return False
-        await self._store(doc)
+        self.docs[doc["_id"]] = dict(doc)
         return True
