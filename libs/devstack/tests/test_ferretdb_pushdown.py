@@ -1,0 +1,39 @@
+"""The embedded FerretDB answers every filter that names ``_id`` from its ``_id`` index (the JMO patch
+in ``install.FERRETDB_PATCHES``), and still applies the rest of the filter: a conditional write
+(``{_id, applied}``: only over the document as read) is one index look-up, not a scan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from jmo_contracts import new_id
+
+pytestmark = pytest.mark.integration
+
+
+async def pushed_down(db: Any, collection: str, filter_: dict[str, Any]) -> bool:
+    explained = await db.command("explain", {"find": collection, "filter": filter_}, verbosity="queryPlanner")
+    return bool(explained.get("filterPushdown"))
+
+
+async def test_a_filter_naming_id_among_other_conditions_is_narrowed_by_the_id_index_and_still_applied_whole(mongo_client: Any, database_prefix: str) -> None:
+    db = mongo_client[f"{database_prefix}pushdown_{new_id()[:8]}"]
+    profiles = db["profiles"]
+    await profiles.insert_many([{"_id": f"p{i}", "applied": [f"m{i}"], "status": "REGISTERED"} for i in range(20)])
+
+    assert await pushed_down(db, "profiles", {"_id": "p3"})
+    assert await pushed_down(db, "profiles", {"_id": "p3", "applied": ["m3"]})
+    assert await pushed_down(db, "profiles", {"applied": ["m3"], "_id": "p3", "status": {"$in": ["REGISTERED"]}})
+    assert not await pushed_down(db, "profiles", {"applied": ["m3"]})  # no _id: a scan, as before (and as FerretDB does)
+
+    assert await profiles.find_one({"_id": "p3", "applied": ["m3"]}) is not None
+    assert await profiles.find_one({"_id": "p3", "applied": ["m4"]}) is None  # the other conditions still hold
+    assert await profiles.count_documents({"_id": "p3", "status": "ACTIVE"}) == 0
+    assert (await profiles.replace_one({"_id": "p3", "applied": ["stale"]}, {"applied": ["m3", "x"]})).matched_count == 0
+    assert (await profiles.replace_one({"_id": "p3", "applied": ["m3"]}, {"applied": ["m3", "x"]})).modified_count == 1
+    assert (await profiles.update_one({"_id": "p4", "status": "ACTIVE"}, {"$set": {"status": "X"}})).matched_count == 0
+    assert (await profiles.delete_one({"_id": "p5", "applied": ["m5"]})).deleted_count == 1
+    assert await profiles.find_one_and_update({"_id": "p6", "applied": ["m6"]}, {"$set": {"status": "ACTIVE"}}) is not None
+    assert [d["_id"] async for d in profiles.find({"_id": "p6", "status": "ACTIVE"})] == ["p6"]
