@@ -37,3 +37,30 @@ async def test_a_filter_naming_id_among_other_conditions_is_narrowed_by_the_id_i
     assert (await profiles.delete_one({"_id": "p5", "applied": ["m5"]})).deleted_count == 1
     assert await profiles.find_one_and_update({"_id": "p6", "applied": ["m6"]}, {"$set": {"status": "ACTIVE"}}) is not None
     assert [d["_id"] async for d in profiles.find({"_id": "p6", "status": "ACTIVE"})] == ["p6"]
+
+
+async def test_writes_that_match_a_document_first_apply_to_it_one_at_a_time_as_on_mongodb(mongo_client: Any, database_prefix: str) -> None:
+    """Two conditional writes of one document never both apply, and no increment is lost (the
+    embedded FerretDB serialises update / findAndModify / delete per collection)."""
+    import asyncio
+
+    db = mongo_client[f"{database_prefix}atomic_{new_id()[:8]}"]
+    docs = db["docs"]
+    await docs.insert_many([{"_id": "doc", "version": 0}, {"_id": "counter", "count": 0}])
+    applied = 0
+
+    async def fold_repeatedly() -> None:
+        nonlocal applied
+        for _ in range(15):
+            read = await docs.find_one({"_id": "doc"})
+            written = await docs.replace_one({"_id": "doc", "version": read["version"]}, {"version": read["version"] + 1})
+            applied += written.modified_count
+
+    async def count_repeatedly() -> None:
+        for _ in range(15):
+            await docs.find_one_and_update({"_id": "counter"}, {"$inc": {"count": 1}})
+
+    await asyncio.gather(*(fold_repeatedly() for _ in range(4)), *(count_repeatedly() for _ in range(4)))
+    final = await docs.find_one({"_id": "doc"})
+    assert final["version"] == applied  # each version written by exactly one of the writers that read it
+    assert (await docs.find_one({"_id": "counter"}))["count"] == 4 * 15  # no increment lost

@@ -98,6 +98,11 @@ def _same_files(a: Path, b: Path) -> bool:
 #: whole filter again to what the backend returns (`common.FilterIterator` / `FilterDocument`), so
 #: the backend may narrow by the `_id` equality of any filter that names `_id` once (top-level keys
 #: are ANDed); explain then says `filterPushdown: true` for it.
+#: And its update, findAndModify and delete find the documents, then write them, with nothing in
+#: between to stop another such command doing the same: two conditional writes of one document
+#: ({_id, applied}) could both match it and the second silently replace the first (a lost profile
+#: update; a lost $inc of a quota). They are serialised per collection, which gives MongoDB's
+#: atomicity of a write to one document (SQLite has a single writer anyway).
 FERRETDB_PATCHES: tuple[tuple[str, str, str], ...] = (
     (
         "github.com/FerretDB/FerretDB/internal/backends/sqlite/metadata/metadata.go",
@@ -117,6 +122,41 @@ FERRETDB_PATCHES: tuple[tuple[str, str, str], ...] = (
         "// narrows the query by the _id index; the handler applies the whole filter afterwards).\n"
         "func namesIDOnce(filter *types.Document) bool {\n\tn := 0\n\tfor _, k := range filter.Keys() {\n"
         "\t\tif k == \"_id\" {\n\t\t\tn++\n\t\t}\n\t}\n\n\treturn n == 1\n}\n",
+    ),
+    (
+        "github.com/FerretDB/FerretDB/internal/handler/msg_update.go",
+        "// MsgUpdate implements `update` command.\n",
+        "// matchThenWrite serialises, per collection, the commands that find documents and then write\n"
+        "// them (update, findAndModify, delete). MongoDB applies such a write to a document atomically;\n"
+        "// without this two of them could both match a document and the second overwrite the first\n"
+        "// (JMO patch).\n"
+        "var matchThenWrite sync.Map\n\n"
+        "func lockCollection(db, coll string) func() {\n"
+        "\tm, _ := matchThenWrite.LoadOrStore(db+\".\"+coll, new(sync.Mutex))\n"
+        "\tmu := m.(*sync.Mutex)\n\tmu.Lock()\n\n\treturn mu.Unlock\n}\n\n"
+        "// MsgUpdate implements `update` command.\n",
+    ),
+    (
+        "github.com/FerretDB/FerretDB/internal/handler/msg_update.go",
+        "import (\n\t\"context\"\n\t\"fmt\"\n",
+        "import (\n\t\"context\"\n\t\"fmt\"\n\t\"sync\"\n",
+    ),
+    (
+        "github.com/FerretDB/FerretDB/internal/handler/msg_update.go",
+        "func (h *Handler) updateDocument(ctx context.Context, params *common.UpdateParams) (int32, int32, *types.Array, error) {\n",
+        "func (h *Handler) updateDocument(ctx context.Context, params *common.UpdateParams) (int32, int32, *types.Array, error) {\n"
+        "\tdefer lockCollection(params.DB, params.Collection)()\n\n",
+    ),
+    (
+        "github.com/FerretDB/FerretDB/internal/handler/msg_findandmodify.go",
+        "func (h *Handler) findAndModifyDocument(ctx context.Context, params *common.FindAndModifyParams) (*findAndModifyResult, error) {\n",
+        "func (h *Handler) findAndModifyDocument(ctx context.Context, params *common.FindAndModifyParams) (*findAndModifyResult, error) {\n"
+        "\tdefer lockCollection(params.DB, params.Collection)()\n\n",
+    ),
+    (
+        "github.com/FerretDB/FerretDB/internal/handler/msg_delete.go",
+        "\t\td, err = h.execDelete(connCtx, c, &p)\n",
+        "\t\tunlock := lockCollection(params.DB, params.Collection)\n\t\td, err = h.execDelete(connCtx, c, &p)\n\t\tunlock()\n",
     ),
 )
 
