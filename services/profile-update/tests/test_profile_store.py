@@ -350,3 +350,17 @@ async def test_two_instances_folding_into_one_profile_at_once_lose_neither_event
     doc = await both.doc()
     assert doc is not None and {first.message_id, second.message_id} <= set(doc["applied"]) and len(doc["applied"]) == 4
     assert (doc["profile_version"], sorted(doc["sessions"])) == (2, ["a" * 32, "b" * 32])
+
+
+@pytest.mark.unit
+async def test_the_per_participant_locks_are_kept_only_while_in_use() -> None:
+    """One lock per participant ever folded would grow with the log: they go once released."""
+    ring = InMemoryKeyRing()
+    store = InMemoryProfileStore(FieldEncryptionCodec(ring))
+    pids = [new_id() for _ in range(20)]
+    for pid in pids:
+        await ring.load([participant_subject(pid)], create=True)
+    await asyncio.gather(*(store.apply(registered(pid)) for pid in pids), *(store.apply(activated(pid)) for pid in pids))
+    assert len(store._locks) == 0  # noqa: SLF001
+    statuses = [(await store.get(pid) or {}).get("status") for pid in pids]
+    assert statuses == ["ACTIVE"] * len(pids)  # folded all the same

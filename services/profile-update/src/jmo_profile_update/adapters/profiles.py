@@ -59,8 +59,8 @@ as it is and is sealed at its next write; ``jmo audit rebuild participant-profil
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from enum import Enum
 from typing import Any, Protocol
 
@@ -214,7 +214,7 @@ class _Folding:
     starts a profile is inserted without a read while none is stored (see the module docstring)."""
 
     def __init__(self, sealer: ValueSealer) -> None:
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks = _InUseLocks()
         self._sealing = ProfileSealing(sealer)
 
     async def _load(self, participant_id: str) -> dict[str, Any] | None:
@@ -233,7 +233,7 @@ class _Folding:
         participant = profiles.participant_of(envelope)
         if participant is None:
             return
-        async with self._locks[participant]:
+        async with self._locks.hold(participant):
             if envelope.type in profiles.STARTS and await self._start(envelope):
                 return
             envelope = await self._opened(envelope)
@@ -272,6 +272,31 @@ class _Folding:
         if isinstance(opened, Refused):
             raise Unprocessable(opened.reason, opened.detail)
         return opened
+
+
+class _InUseLocks:
+    """One lock per participant, kept only while someone holds or awaits it: a map of every
+    participant ever folded would grow with the log."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._held.get(key, (asyncio.Lock(), 0))
+        self._held[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._held[key]
+            if users == 1:
+                del self._held[key]
+            else:
+                self._held[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._held)
 
 
 class MongoProfileStore(_Folding):
