@@ -1,6 +1,7 @@
-"""The embedded FerretDB answers every filter that names ``_id`` from its ``_id`` index (the JMO patch
-in ``install.FERRETDB_PATCHES``), and still applies the rest of the filter: a conditional write
-(``{_id, applied}``: only over the document as read) is one index look-up, not a scan."""
+"""What the JMO patches of the embedded FerretDB (``install.FERRETDB_PATCHES``) promise: every filter
+that names ``_id`` is answered from the ``_id`` index, the rest of the filter still applied (a
+conditional write, ``{_id, applied}``, is one index look-up, not a scan); and writes that first
+match a document apply to it one at a time, as on MongoDB (no lost update, no lost ``$inc``)."""
 
 from __future__ import annotations
 
