@@ -17,6 +17,8 @@ gives each of them one of the photos a test selfie matches.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections import Counter, defaultdict
 from typing import Any
@@ -40,6 +42,23 @@ KILLED = ("profile-update", "biometric")
 FACES = {"obama.jpg": "obama2.jpg", "kit_harington1.jpeg": "kit_harington2.jpeg"}
 #: A step may wait for a rebalance (the dead consumer's session to time out) and a relay's recovery round.
 STEP_WAIT = 180
+
+
+async def killed_with_work_pending(proc: Any, db: Any, looks: int = 100) -> dict[str, list[str]]:
+    """SIGKILL ``proc`` (no shutdown hook, no settling, no offset commit) at a moment its outbox
+    holds commits, so that the hand-over has something to take over: it is frozen (SIGSTOP) while
+    its outbox is looked at, so nothing settles between the look and the kill, and let go again
+    (SIGCONT) for a moment when nothing is pending. What it left pending (see ``pending_at``)."""
+    instance = store_instance(proc)
+    pending: dict[str, list[str]] = {}
+    for _ in range(looks):
+        os.kill(proc.pid, signal.SIGSTOP)
+        if pending := await pending_at(db, instance):
+            break
+        os.kill(proc.pid, signal.SIGCONT)
+        await asyncio.sleep(0.02)
+    proc.kill()
+    return pending
 
 
 def dukcapil_with_photos(photos: dict[str, str]) -> CitizenDataset:
@@ -109,9 +128,7 @@ async def test_a_pengkinian_burst_survives_one_of_two_profile_update_and_biometr
         at_kill = await until(lambda: len(matched) if len(matched) >= SESSIONS // 4 or burst.done() else None, 600, every=0.1)
         assert not burst.done(), "the burst was over (or failed) before the kill; nothing was tested"
         victims = {name: max(pair, key=work_done) for name, pair in pairs.items()}
-        for proc in victims.values():
-            proc.kill()  # SIGKILL: no shutdown hook, no settling, no offset commit
-        left = {name: await pending_at(database(mongo_client, database_prefix, name), store_instance(proc)) for name, proc in victims.items()}
+        left = {name: await killed_with_work_pending(proc, database(mongo_client, database_prefix, name)) for name, proc in victims.items()}
         on_kafka_at_kill = {e.message_id for name in KILLED for e in await published(infra, topic_prefix + topics.events(name))}
         unpublished_at_kill = {name: [c for c, ids in commits.items() if not set(ids) <= on_kafka_at_kill] for name, commits in left.items()}
 
