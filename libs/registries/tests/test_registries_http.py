@@ -351,7 +351,7 @@ def test_an_adapter_made_outside_an_event_loop_makes_its_session_in_the_loop_tha
         async with RegistryServer(port=port):
             assert await employers.membership(UNKNOWN) is None
         await close_registry(employers)  # as the service's stop does
-        assert employers._session is not None and employers._session.closed
+        assert employers._session.made is not None and employers._session.made.closed
         await close_registry(EmbeddedEmployerRegistry())  # holds nothing to close
 
     asyncio.run(use())

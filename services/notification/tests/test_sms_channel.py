@@ -85,26 +85,18 @@ async def test_statuses_are_transient_or_permanent(provider: Provider, code: int
     assert type(excinfo.value) is error and str(excinfo.value) == f"SMS provider answered HTTP {code}"
 
 
-async def test_a_provider_that_does_not_answer_in_time_is_transient(provider: Provider) -> None:
-    async def hold(_request: web.Request) -> web.StreamResponse:
-        await provider.release.wait()
+@pytest.mark.parametrize("trouble", ["answers too late", "drops the connection"])
+async def test_a_provider_that_answers_too_late_or_drops_the_connection_is_transient(provider: Provider, trouble: str) -> None:
+    async def answer(request: web.Request) -> web.StreamResponse:
+        if trouble == "answers too late":
+            await provider.release.wait()
+        else:
+            assert request.transport is not None
+            request.transport.close()
         return web.Response(status=202)
 
-    provider.answer = hold
+    provider.answer = answer
     channel = HttpSmsChannel(provider.url, sender="BPJSTK", timeout=0.2)
-    with pytest.raises(TransientDeliveryError, match="not reachable"):
-        await channel.send(MESSAGE)
-    await channel.close()
-
-
-async def test_a_provider_that_drops_the_connection_is_transient(provider: Provider) -> None:
-    async def drop(request: web.Request) -> web.StreamResponse:
-        assert request.transport is not None
-        request.transport.close()
-        return web.Response(status=202)
-
-    provider.answer = drop
-    channel = HttpSmsChannel(provider.url, sender="BPJSTK", timeout=5)
     with pytest.raises(TransientDeliveryError, match="not reachable"):
         await channel.send(MESSAGE)
     await channel.close()
@@ -145,6 +137,6 @@ def test_a_channel_made_outside_an_event_loop_makes_its_session_in_the_loop_that
         async with TestServer(app, host="127.0.0.1", port=port):
             assert await channel.send(MESSAGE) == "sms-9"
         await channel.close()
-        assert channel._session is not None and channel._session.closed
+        assert channel._session.made is not None and channel._session.made.closed
 
     asyncio.run(use())

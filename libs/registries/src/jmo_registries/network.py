@@ -46,6 +46,7 @@ from datetime import date
 from typing import Any
 
 import aiohttp
+from jmo_runtime.http_client import SessionOnFirstUse, attempt_timeout
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from .breaker import CircuitBreaker
@@ -110,20 +111,12 @@ class _JsonRegistryClient:
         self._max_backoff = max_backoff
         self._base_url = base_url.rstrip("/")
         self._headers = dict(headers or {})  # sent with every request, on our session or a given one
-        self._timeout = aiohttp.ClientTimeout(connect=timeout, sock_read=timeout)
-        self._own_session = session is None
-        self._session = session
-
-    def _client(self) -> aiohttp.ClientSession:
-        """The session, made on first use: in the event loop the calls run in."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-        return self._session
+        self._timeout = attempt_timeout(timeout)
+        self._session = SessionOnFirstUse(session)
 
     async def aclose(self) -> None:
         """Close the session this adapter made (a given one is its owner's to close)."""
-        if self._own_session and self._session is not None:
-            await self._session.close()
+        await self._session.close()
 
     async def __aenter__(self):  # noqa: ANN204 - returns the subclass
         return self
@@ -134,7 +127,7 @@ class _JsonRegistryClient:
     async def _attempt(self, path: str, body: dict[str, Any], limit: int | None) -> _Answer:
         async with self.breaker.guard():
             try:
-                async with self._client().post(self._base_url + path, json=body, headers=self._headers, timeout=self._timeout) as response:
+                async with self._session().post(self._base_url + path, json=body, headers=self._headers, timeout=self._timeout) as response:
                     if response.status >= 500 or response.status in TRY_LATER:
                         raise _AttemptFailed(f"HTTP {response.status}")
                     content = await (response.read() if limit is None else _read_at_most(response.content, limit))

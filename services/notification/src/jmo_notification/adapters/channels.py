@@ -21,6 +21,7 @@ from typing import Protocol
 
 import aiohttp
 import aiosmtplib
+from jmo_runtime.http_client import SessionOnFirstUse, attempt_timeout
 
 from ..settings import NotificationSettings
 
@@ -116,19 +117,13 @@ class HttpSmsChannel:
                  session: aiohttp.ClientSession | None = None) -> None:
         self.url, self.sender = url, sender
         self._authorization = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._timeout = aiohttp.ClientTimeout(connect=timeout, sock_read=timeout)
-        self._own_session = session is None
-        self._session = session
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-        return self._session
+        self._timeout = attempt_timeout(timeout)
+        self._session = SessionOnFirstUse(session)
 
     async def send(self, message: Outgoing) -> str | None:
         try:
-            async with self._client().post(self.url, json={"to": message.to, "body": message.body, "sender": self.sender},
-                                           headers={**self._authorization, "Idempotency-Key": message.notification_id}, timeout=self._timeout) as response:
+            async with self._session().post(self.url, json={"to": message.to, "body": message.body, "sender": self.sender},
+                                            headers={**self._authorization, "Idempotency-Key": message.notification_id}, timeout=self._timeout) as response:
                 status = response.status
                 answer = await response.read() if 200 <= status < 300 else b""
         except (aiohttp.ClientError, TimeoutError) as e:
@@ -145,8 +140,7 @@ class HttpSmsChannel:
 
     async def close(self) -> None:
         """Close the session this channel made (a given one is its owner's to close)."""
-        if self._own_session and self._session is not None:
-            await self._session.close()
+        await self._session.close()
 
 
 def channels_from(settings: NotificationSettings) -> dict[str, Channel]:
