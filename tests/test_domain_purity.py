@@ -17,7 +17,7 @@ pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN_FILES = sorted(ROOT.glob("services/*/src/*/domain/*.py"))
 CORE = ["jmo_runtime.decider", "jmo_runtime.rules", "jmo_runtime.privacy"]
-FORBIDDEN = ("pymongo", "motor", "aiokafka", "kafka", "faststream", "structlog", "logging", "uvicorn", "httpx", "tenacity")
+FORBIDDEN = ("pymongo", "motor", "aiokafka", "kafka", "faststream", "structlog", "logging", "uvicorn", "httpx", "aiohttp", "tenacity")
 CLOCK_CALLS = {"now", "utcnow", "today", "time", "monotonic", "perf_counter"}
 
 

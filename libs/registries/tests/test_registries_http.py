@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
 
-import httpx
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from jmo_registries import (
     CircuitOpen,
+    EmbeddedEmployerRegistry,
     EmployerRegistry,
     NikCheck,
     PopulationRegistry,
     RegistryError,
     RegistryUnavailable,
+    close_registry,
     default_dataset,
 )
 from jmo_registries.breaker import CircuitBreaker
@@ -66,10 +71,13 @@ async def test_adapters_satisfy_the_ports(dukcapil: HttpPopulationRegistry, empl
 
 
 async def test_health(server: RegistryServer) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url) as client:
-        assert (await client.get("/health")).json() == {"status": "ok"}
-        assert (await client.get("/v1/nik/verify")).status_code == 405
-        assert (await client.post("/v1/nik/verify", content=b"not json")).status_code == 400
+    async with aiohttp.ClientSession(server.base_url) as client:
+        async with client.get("/health") as response:
+            assert await response.json() == {"status": "ok"}
+        async with client.get("/v1/nik/verify") as response:
+            assert response.status == 405
+        async with client.post("/v1/nik/verify", data=b"not json") as response:
+            assert response.status == 400
 
 
 async def test_verify_sesuai_tidak_sesuai_and_not_found(dukcapil: HttpPopulationRegistry) -> None:
@@ -213,3 +221,137 @@ async def test_open_circuit_stops_the_retries_of_a_call(server: RegistryServer) 
         with pytest.raises(CircuitOpen):
             await dukcapil.verify(r["nik"], r["full_name"])
         assert server.requests["/v1/nik/verify"] == 2
+
+
+# --- against a server whose answers a test chooses -------------------------------------------------
+
+class Chosen:
+    """An aiohttp server on loopback answering every POST with ``answer(request)``; it keeps the
+    headers and bodies it received."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, str], bytes]] = []
+        self.answer = answering(lambda: web.json_response({"hasil": "SESUAI"}))
+        self.release = asyncio.Event()  # lets a handler that holds its answer finish
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.received.append((request.path, dict(request.headers), await request.read()))
+        return await self.answer(request)
+
+
+@pytest.fixture
+async def chosen() -> AsyncIterator[tuple[Chosen, str]]:
+    answers = Chosen()
+    app = web.Application()
+    app.router.add_post("/{path:.*}", answers.handle)
+    async with TestServer(app, host="127.0.0.1") as test_server:
+        yield answers, str(test_server.make_url("")).rstrip("/")
+        answers.release.set()
+
+
+def answering(make: Callable[[], web.StreamResponse]):  # noqa: ANN201
+    """A handler answering each request with a new ``make()``."""
+    async def answer(_request: web.Request) -> web.StreamResponse:
+        return make()
+    return answer
+
+
+async def test_credentials_go_with_every_request_and_the_nik_only_in_the_body(chosen: tuple[Chosen, str]) -> None:
+    answers, url = chosen
+    credentials = {"Authorization": "Bearer registry-key", "X-Institution": "BPJSTK"}
+    r = first(lambda r: True)
+    async with HttpPopulationRegistry(url, headers=credentials, **FAST) as dukcapil, \
+            HttpEmployerRegistry(url, headers=credentials, **FAST) as employers:
+        assert await dukcapil.verify(r["nik"], r["full_name"]) is NikCheck.SESUAI
+        answers.answer = answering(lambda: web.Response(body=b"\x89PNG...", content_type="image/png"))
+        assert await dukcapil.ktp_photo(r["nik"]) == b"\x89PNG..."
+        answers.answer = answering(lambda: web.json_response(NOT_FOUND, status=404))
+        assert await employers.membership(r["nik"]) is None
+    assert [path for path, _, _ in answers.received] == ["/v1/nik/verify", "/v1/nik/foto", "/v1/peserta/cari"]
+    for path, headers, body in answers.received:
+        assert headers["Authorization"] == "Bearer registry-key" and headers["X-Institution"] == "BPJSTK", path
+        assert headers["Content-Type"] == "application/json" and json.loads(body)["nik"] == r["nik"], path
+
+
+NOT_FOUND = {"hasil": "DATA TIDAK DITEMUKAN"}
+
+
+async def test_a_photo_larger_than_allowed_is_refused_without_reading_the_rest(chosen: tuple[Chosen, str]) -> None:
+    answers, url = chosen
+    limit = 100_000
+
+    async def endless_photo(request: web.Request) -> web.StreamResponse:
+        # more than allowed, then the rest never comes: a client reading the whole body would wait
+        # for it until its read timeout (an unavailable registry), not refuse the photo
+        response = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+        await response.prepare(request)
+        await response.write(b"\xff" * (2 * limit))
+        await answers.release.wait()
+        return response
+
+    answers.answer = endless_photo
+    breaker = CircuitBreaker("dukcapil-big-photo", failure_threshold=5, cooldown=60)
+    async with HttpPopulationRegistry(url, breaker=breaker, max_photo_bytes=limit, **FAST) as dukcapil:
+        with pytest.raises(RegistryError, match="larger than allowed"):
+            await dukcapil.ktp_photo(UNKNOWN)
+        assert len(answers.received) == 1  # not retried
+
+        answers.answer = answering(lambda: web.Response(body=b"\xff" * limit, content_type="image/jpeg"))
+        assert await dukcapil.ktp_photo(UNKNOWN) == b"\xff" * limit  # exactly the limit is allowed
+    assert await breaker.failure_count() == 0
+
+
+async def test_a_photo_of_another_content_type_and_an_answer_that_is_not_json_are_registry_errors(
+        chosen: tuple[Chosen, str]) -> None:
+    answers, url = chosen
+    async with HttpPopulationRegistry(url, **FAST) as dukcapil:
+        answers.answer = answering(lambda: web.Response(text="<html>login</html>", content_type="text/html"))
+        with pytest.raises(RegistryError, match="unexpected content type text/html"):
+            await dukcapil.ktp_photo(UNKNOWN)
+        with pytest.raises(RegistryError, match="not JSON"):
+            await dukcapil.verify(UNKNOWN, "X")
+        answers.answer = answering(lambda: web.json_response({"hasil": "MUNGKIN"}))
+        with pytest.raises(RegistryError, match="hasil"):
+            await dukcapil.verify(UNKNOWN, "X")
+    assert len(answers.received) == 3  # none retried
+
+
+async def test_a_connection_dropped_before_the_answer_is_a_transport_error_and_retried(chosen: tuple[Chosen, str]) -> None:
+    answers, url = chosen
+
+    async def drop(request: web.Request) -> web.StreamResponse:
+        assert request.transport is not None
+        request.transport.close()
+        return web.Response()
+
+    answers.answer = drop
+    async with HttpEmployerRegistry(url, **FAST) as employers:
+        with pytest.raises(RegistryUnavailable, match="transport error"):
+            await employers.membership(UNKNOWN)
+    assert len(answers.received) == 3
+
+
+async def test_a_given_session_is_used_with_the_credentials_and_left_open(chosen: tuple[Chosen, str]) -> None:
+    answers, url = chosen
+    async with aiohttp.ClientSession() as session:
+        async with HttpPopulationRegistry(url, session=session, headers={"Authorization": "Bearer k"}, **FAST) as dukcapil:
+            assert await dukcapil.verify(UNKNOWN, "X") is NikCheck.SESUAI
+        assert not session.closed
+    assert answers.received[0][1]["Authorization"] == "Bearer k"
+
+
+def test_an_adapter_made_outside_an_event_loop_makes_its_session_in_the_loop_that_uses_it() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # as a service's build() does, before its event loop runs (aiohttp cannot make a session there)
+    employers = HttpEmployerRegistry(f"http://127.0.0.1:{port}", **FAST)
+
+    async def use() -> None:
+        async with RegistryServer(port=port):
+            assert await employers.membership(UNKNOWN) is None
+        await close_registry(employers)  # as the service's stop does
+        assert employers._session.made is not None and employers._session.made.closed
+        await close_registry(EmbeddedEmployerRegistry())  # holds nothing to close
+
+    asyncio.run(use())

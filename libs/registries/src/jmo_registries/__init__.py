@@ -4,9 +4,10 @@
   :class:`Membership`, :class:`RegistryUnavailable`, :class:`CircuitOpen`, :class:`RegistryError`).
 * Embedded defaults over the shipped synthetic citizens: :class:`EmbeddedPopulationRegistry`,
   :class:`EmbeddedEmployerRegistry`.
-* Network adapters (httpx, tenacity retries, purgatory circuit breaker):
+* Network adapters (aiohttp, tenacity retries, purgatory circuit breaker):
   :class:`HttpPopulationRegistry`, :class:`HttpEmployerRegistry`, :class:`CircuitBreaker`.
-* :func:`population_registry`, :func:`employer_registry`: the one a service's settings name.
+* :func:`population_registry`, :func:`employer_registry`: the one a service's settings name
+  (:func:`close_registry` at the service's stop).
 * A loopback server over the same API: :mod:`jmo_registries.server`.
 * :func:`identities`: synthetic citizens usable for trying the registration journey.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .clients import employer_registry, population_registry
+from .clients import close_registry, employer_registry, population_registry
 from .dataset import CitizenDataset, default_dataset
 from .embedded import EmbeddedEmployerRegistry, EmbeddedPopulationRegistry
 from .nik import mask_nik, normalise_name, parse_nik
@@ -49,6 +50,7 @@ __all__ = [
     "PopulationRegistry",
     "RegistryError",
     "RegistryUnavailable",
+    "close_registry",
     "default_dataset",
     "employer_registry",
     "identities",

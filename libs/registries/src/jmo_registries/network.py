@@ -1,4 +1,4 @@
-"""Network adapters for the registries: JSON over HTTP with httpx.
+"""Network adapters for the registries: JSON over HTTP with aiohttp.
 
 The API (served for development and tests by :mod:`jmo_registries.server`). Every lookup is a
 ``POST`` with the NIK in the JSON body, so a NIK never appears in a URL, an access log or a proxy
@@ -15,7 +15,8 @@ log::
 
 Failure handling, per call:
 
-* each attempt has a timeout (``timeout`` seconds, connect/read/write/pool);
+* each attempt has a timeout (``timeout`` seconds to get a connection, and at most ``timeout``
+  seconds between two reads of the answer);
 * an attempt that times out, cannot connect, or gets a 5xx is retried, up to ``attempts`` attempts
   in total, waiting an exponentially growing, jittered delay (tenacity) in between;
 * every attempt passes through a :class:`~jmo_registries.breaker.CircuitBreaker`: after N
@@ -28,17 +29,24 @@ Failure handling, per call:
 * any other 4xx (other than 404 where it means "not found"), or an answer that does not follow
   the API: :class:`~jmo_registries.ports.RegistryError`, not retried, not a breaker failure.
 
+The :class:`aiohttp.ClientSession` is made on first use, inside the running event loop (aiohttp
+needs one; services build their adapters before theirs runs), and closed by ``aclose``. Cookies a
+registry sets are not kept, and proxy settings in the environment are not read.
+
 Logs and exception messages carry no personal data; NIKs in logs are masked (``3201********0001``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import httpx
+import aiohttp
+from jmo_runtime.http_client import SessionOnFirstUse, attempt_timeout
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from .breaker import CircuitBreaker
@@ -58,6 +66,26 @@ class _AttemptFailed(RegistryUnavailable):
     """One attempt failed in a way worth retrying (internal; counted by the breaker)."""
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """What an attempt got: the status, the ``Content-Type`` header as sent, and the body (or its
+    first bytes, when the call set a limit)."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+
+async def _read_at_most(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """The first ``limit`` bytes of a body (all of it when shorter): never more, however much is sent."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit and (chunk := await stream.read(limit - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 class _JsonRegistryClient:
     """Timeouts, retries with backoff and jitter, and the circuit breaker around JSON POSTs."""
 
@@ -73,7 +101,7 @@ class _JsonRegistryClient:
         backoff: float = 0.2,
         max_backoff: float = 2.0,
         headers: Mapping[str, str] | None = None,
-        client: httpx.AsyncClient | None = None,
+        session: aiohttp.ClientSession | None = None,
     ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be >= 1")
@@ -81,14 +109,14 @@ class _JsonRegistryClient:
         self.breaker = breaker or CircuitBreaker(self.system)
         self._backoff = backoff
         self._max_backoff = max_backoff
-        self._own_client = client is None
-        self._client = client or httpx.AsyncClient(
-            base_url=base_url, timeout=httpx.Timeout(timeout), headers=dict(headers or {})
-        )
+        self._base_url = base_url.rstrip("/")
+        self._headers = dict(headers or {})  # sent with every request, on our session or a given one
+        self._timeout = attempt_timeout(timeout)
+        self._session = SessionOnFirstUse(session)
 
     async def aclose(self) -> None:
-        if self._own_client:
-            await self._client.aclose()
+        """Close the session this adapter made (a given one is its owner's to close)."""
+        await self._session.close()
 
     async def __aenter__(self):  # noqa: ANN204 - returns the subclass
         return self
@@ -96,19 +124,22 @@ class _JsonRegistryClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _attempt(self, path: str, body: dict[str, Any]) -> httpx.Response:
+    async def _attempt(self, path: str, body: dict[str, Any], limit: int | None) -> _Answer:
         async with self.breaker.guard():
             try:
-                response = await self._client.post(path, json=body)
-            except httpx.TimeoutException:
+                async with self._session().post(self._base_url + path, json=body, headers=self._headers, timeout=self._timeout) as response:
+                    if response.status >= 500 or response.status in TRY_LATER:
+                        raise _AttemptFailed(f"HTTP {response.status}")
+                    content = await (response.read() if limit is None else _read_at_most(response.content, limit))
+                    return _Answer(response.status, response.headers.get("Content-Type", ""), content)
+            except TimeoutError:  # aiohttp's own timeouts are TimeoutErrors too
                 raise _AttemptFailed("timeout") from None
-            except httpx.TransportError as exc:
+            except aiohttp.ClientError as exc:
                 raise _AttemptFailed(f"transport error ({type(exc).__name__})") from None
-            if response.status_code >= 500 or response.status_code in TRY_LATER:
-                raise _AttemptFailed(f"HTTP {response.status_code}")
-            return response
 
-    async def _post(self, operation: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    async def _post(self, operation: str, path: str, body: dict[str, Any], *, limit: int | None = None) -> _Answer:
+        """POST ``body`` with retries; the answer (4xx other than 404 raise). ``limit``: read at most
+        that many bytes of the body."""
         masked = mask_nik(body.get("nik", ""))
 
         def before_sleep(state: RetryCallState) -> None:
@@ -127,18 +158,18 @@ class _JsonRegistryClient:
             reraise=True,
         )
         try:
-            response = await retrying(self._attempt, path, body)
+            answer = await retrying(self._attempt, path, body, limit)
         except _AttemptFailed as exc:
             log.warning("%s %s nik=%s unavailable after %d attempts (%s)",
                         self.system, operation, masked, self.attempts, exc)
             raise RegistryUnavailable(f"{self.system} {operation}: {exc} after {self.attempts} attempts") from None
-        if response.status_code >= 400 and response.status_code != 404:
-            raise RegistryError(f"{self.system} {operation}: rejected with HTTP {response.status_code}")
-        return response
+        if answer.status >= 400 and answer.status != 404:
+            raise RegistryError(f"{self.system} {operation}: rejected with HTTP {answer.status}")
+        return answer
 
-    def _json(self, operation: str, response: httpx.Response) -> Any:
+    def _json(self, operation: str, answer: _Answer) -> Any:
         try:
-            return response.json()
+            return json.loads(answer.body)
         except ValueError:
             raise RegistryError(f"{self.system} {operation}: answer is not JSON") from None
 
@@ -147,8 +178,11 @@ class HttpPopulationRegistry(_JsonRegistryClient):
     """:class:`~jmo_registries.ports.PopulationRegistry` over a Dukcapil-like HTTP/JSON API.
 
     ``HttpPopulationRegistry(base_url, *, timeout=5.0, attempts=3, breaker=None, backoff=0.2,
-    max_backoff=2.0, headers=None, client=None, max_photo_bytes=5 MiB)``; ``headers`` carries the
-    institution's credentials (e.g. ``Authorization``). Close with :meth:`aclose` or ``async with``.
+    max_backoff=2.0, headers=None, session=None, max_photo_bytes=5 MiB)``; ``headers`` carries the
+    institution's credentials (e.g. ``Authorization``) on every request; ``session`` an
+    :class:`aiohttp.ClientSession` to use instead of one of its own (made on first use). A KTP photo
+    is read up to ``max_photo_bytes``: a larger one is a :class:`RegistryError`, and what is sent
+    beyond is never read. Close with :meth:`aclose` or ``async with``.
     """
 
     system = "dukcapil"
@@ -159,25 +193,25 @@ class HttpPopulationRegistry(_JsonRegistryClient):
 
     async def verify(self, nik: str, full_name: str, birth_date: date | None = None) -> NikCheck:
         body = {"nik": nik, "nama_lgkp": full_name, "tgl_lhr": birth_date.isoformat() if birth_date else None}
-        response = await self._post("verify", "/v1/nik/verify", body)
-        if response.status_code == 404:
+        answer = await self._post("verify", "/v1/nik/verify", body)
+        if answer.status == 404:
             return NikCheck.NOT_FOUND
-        data = self._json("verify", response)
+        data = self._json("verify", answer)
         try:
             return NikCheck(data["hasil"])
         except (TypeError, KeyError, ValueError):
             raise RegistryError("dukcapil verify: answer without a known 'hasil'") from None
 
     async def ktp_photo(self, nik: str) -> bytes | None:
-        response = await self._post("photo", "/v1/nik/foto", {"nik": nik})
-        if response.status_code == 404:
+        answer = await self._post("photo", "/v1/nik/foto", {"nik": nik}, limit=self.max_photo_bytes + 1)
+        if answer.status == 404:
             return None
-        content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        content_type = answer.content_type.split(";")[0].strip().lower()
         if content_type not in ("image/jpeg", "image/png"):
             raise RegistryError(f"dukcapil photo: unexpected content type {content_type or 'none'}")
-        if len(response.content) > self.max_photo_bytes:
+        if len(answer.body) > self.max_photo_bytes:
             raise RegistryError("dukcapil photo: image larger than allowed")
-        return response.content
+        return answer.body
 
 
 class HttpEmployerRegistry(_JsonRegistryClient):
@@ -189,10 +223,10 @@ class HttpEmployerRegistry(_JsonRegistryClient):
     system = "employer-registry"
 
     async def membership(self, nik: str) -> Membership | None:
-        response = await self._post("membership", "/v1/peserta/cari", {"nik": nik})
-        if response.status_code == 404:
+        answer = await self._post("membership", "/v1/peserta/cari", {"nik": nik})
+        if answer.status == 404:
             return None
-        data = self._json("membership", response)
+        data = self._json("membership", answer)
         try:
             return membership_from_json(data)
         except (TypeError, KeyError, ValueError):

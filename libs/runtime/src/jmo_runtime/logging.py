@@ -16,7 +16,7 @@ def _mask_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dic
 
 
 def configure_logging(service: str, *, fmt: str = "auto", level: str = "INFO") -> None:
-    """Route structlog and stdlib logging (faststream, aiokafka, pymongo) through one renderer.
+    """Route structlog and stdlib logging (faststream, aiokafka, pymongo, aiohttp) through one renderer.
 
     Every event carries ``service``; values under personal-data keys are masked before rendering.
     """
@@ -39,6 +39,6 @@ def configure_logging(service: str, *, fmt: str = "auto", level: str = "INFO") -
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiokafka", "pymongo", "kafka", "httpx", "httpcore"):
+    for noisy in ("aiokafka", "pymongo", "kafka", "aiohttp"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     structlog.contextvars.bind_contextvars(service=service)

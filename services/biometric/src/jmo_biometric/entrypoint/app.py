@@ -17,7 +17,7 @@ import structlog
 
 from jmo_contracts import Envelope, topics
 from jmo_eventstore import KeyRing
-from jmo_registries import PopulationRegistry, population_registry
+from jmo_registries import PopulationRegistry, close_registry, population_registry
 from jmo_runtime import Service
 
 from ..adapters.blobs import GridFsSelfieBlobs, SelfieBlobs
@@ -72,6 +72,8 @@ def build(
         if pool is not None:
             await asyncio.to_thread(pool.shutdown)
             pool = None
+        if registry is None:  # the one built here (a given one is its owner's to close)
+            await close_registry(dukcapil)
 
     service.resource(start, stop)
 

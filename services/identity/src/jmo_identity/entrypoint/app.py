@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from jmo_contracts import Envelope, topics
-from jmo_registries import PopulationRegistry, population_registry
+from jmo_registries import PopulationRegistry, close_registry, population_registry
 from jmo_runtime import Service
 
 from ..adapters.contact_changes import InMemoryContactChanges, MongoContactChanges
@@ -64,6 +64,8 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
         outbox = getattr(started, "outbox", None)  # None when the service stops before it started
         if outbox is not None:
             await outbox.close()  # the codes published last are deleted, not left to a redelivery
+        if registry is None:  # the one built here (a given one is its owner's to close)
+            await close_registry(dukcapil)
 
     service.resource(start, stop)
 

@@ -1,4 +1,4 @@
-"""Email over SMTP (aiosmtplib) and SMS through an HTTP provider (httpx), each one attempt per call.
+"""Email over SMTP (aiosmtplib) and SMS through an HTTP provider (aiohttp), each one attempt per call.
 
 Retrying is the caller's business (see :mod:`jmo_notification.application.delivery`); an adapter
 only says whether a failed attempt is worth retrying (:class:`TransientDeliveryError`) or not
@@ -12,14 +12,16 @@ the local sinks do.
 
 from __future__ import annotations
 
+import json
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Protocol
 
+import aiohttp
 import aiosmtplib
-import httpx
+from jmo_runtime.http_client import SessionOnFirstUse, attempt_timeout
 
 from ..settings import NotificationSettings
 
@@ -100,33 +102,45 @@ class SmtpChannel:
 
 
 class HttpSmsChannel:
-    """SMS through an HTTP provider: ``POST url`` JSON ``{to, body, sender}``; any 2xx is success."""
+    """SMS through an HTTP provider: ``POST url`` JSON ``{to, body, sender}`` with ``Idempotency-Key``
+    (and ``Authorization: Bearer <api_key>`` when given); any 2xx is success, its ``{"id"}`` the
+    provider's message id. 5xx, 408, 425, 429, timeouts and connection failures are transient, other
+    statuses permanent.
+
+    ``session``: an :class:`aiohttp.ClientSession` to use instead of one of its own, which is made on
+    first use (inside the running event loop, as aiohttp needs) and closed by :meth:`close`.
+    """
 
     name = "sms"
 
-    def __init__(self, url: str, *, sender: str, api_key: str | None = None, timeout: float = 10.0, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, url: str, *, sender: str, api_key: str | None = None, timeout: float = 10.0,
+                 session: aiohttp.ClientSession | None = None) -> None:
         self.url, self.sender = url, sender
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout), headers=headers)
+        self._authorization = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._timeout = attempt_timeout(timeout)
+        self._session = SessionOnFirstUse(session)
 
     async def send(self, message: Outgoing) -> str | None:
         try:
-            response = await self._client.post(self.url, json={"to": message.to, "body": message.body, "sender": self.sender},
-                                               headers={"Idempotency-Key": message.notification_id})
-        except httpx.HTTPError as e:
+            async with self._session().post(self.url, json={"to": message.to, "body": message.body, "sender": self.sender},
+                                            headers={**self._authorization, "Idempotency-Key": message.notification_id}, timeout=self._timeout) as response:
+                status = response.status
+                answer = await response.read() if 200 <= status < 300 else b""
+        except (aiohttp.ClientError, TimeoutError) as e:
             raise TransientDeliveryError(f"SMS provider not reachable ({type(e).__name__})") from None
-        if 200 <= response.status_code < 300:
+        if 200 <= status < 300:
             try:
-                answer = response.json()
-                return str(answer.get("id")) if isinstance(answer, dict) and answer.get("id") is not None else None
+                data = json.loads(answer)
             except ValueError:
                 return None
-        if response.status_code >= 500 or response.status_code in (408, 425, 429):
-            raise TransientDeliveryError(f"SMS provider answered HTTP {response.status_code}")
-        raise PermanentDeliveryError(f"SMS provider answered HTTP {response.status_code}")
+            return str(data.get("id")) if isinstance(data, dict) and data.get("id") is not None else None
+        if status >= 500 or status in (408, 425, 429):
+            raise TransientDeliveryError(f"SMS provider answered HTTP {status}")
+        raise PermanentDeliveryError(f"SMS provider answered HTTP {status}")
 
     async def close(self) -> None:
-        await self._client.aclose()
+        """Close the session this channel made (a given one is its owner's to close)."""
+        await self._session.close()
 
 
 def channels_from(settings: NotificationSettings) -> dict[str, Channel]:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from jmo_contracts import Envelope, topics
-from jmo_registries import EmployerRegistry, employer_registry
+from jmo_registries import EmployerRegistry, close_registry, employer_registry
 from jmo_runtime import Service
 
 from ..adapters.accounts import InMemoryKpjReservations, InMemoryNikIndex, KpjReservations, MongoKpjReservations, MongoNikIndex, NikIndex
@@ -55,7 +55,11 @@ def build(
             employers=registry, attempts=attempts, open_registrations=open_registrations, retries=retries, policy=policy, clock=now,
         )
 
-    service.resource(start)
+    async def stop() -> None:
+        if employers is None:  # the one built here (a given one is its owner's to close)
+            await close_registry(registry)
+
+    service.resource(start, stop)
 
     async def expire_unfinished() -> None:
         await started.registrations.expire_unfinished()
