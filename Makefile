@@ -34,8 +34,12 @@ $(UV_STAMP):
 	$(UV_DIR)/bin/pip install --disable-pip-version-check --progress-bar off uv==$(UV_VERSION)
 	touch $@
 
+# Bytecode is compiled here, once: this machine kind sets PYTHONDONTWRITEBYTECODE, so without it
+# every process (each service, each CLI, each test's stack) compiled ~740 modules from source at
+# start (2.0 s of CPU per service process; 0.7 s with bytecode). Re-running is a no-op (mtimes).
 sync: $(UV_STAMP)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
+	$(PY) -m compileall -q -j 0 contracts libs services cli bench > /dev/null
 
 tools: sync
 	$(DEVSTACK) install
