@@ -15,7 +15,7 @@ from jmo_eventstore import FieldEncryptionCodec, InMemoryEventStore, InMemoryKey
 from jmo_runtime.messaging import Refused, admit, check
 from jmo_runtime.relay import OutgoingRecord, Relay
 from jmo_eventstore.codec import SealedFieldUnreadable
-from jmo_runtime.wire import PARTICIPANT_ERASED, PERSONAL_DATA_IN_CLEAR, SEALED_VALUE_INVALID, WITHHELD, WireSealed, kept_sealed, open_envelope, open_kept, seal_envelope
+from jmo_runtime.wire import PARTICIPANT_ERASED, PERSONAL_DATA_IN_CLEAR, SEALED_VALUE_INVALID, WITHHELD, WireSealed, kept_sealed, open_all_kept, open_envelope, open_kept, seal_envelope
 
 pytestmark = pytest.mark.unit
 
@@ -162,6 +162,28 @@ async def test_a_consumer_that_keeps_fields_sealed_still_refuses_them_in_clear_o
         refused = await kept_sealed(sealed.model_copy(update={"payload": sealed.payload | {"nik": bad}}))  # kept as it is: nothing but a sealed value
         assert isinstance(refused, Refused) and refused.reason == SEALED_VALUE_INVALID
 
+
+async def test_several_kept_fields_open_with_one_key_look_up_and_the_first_that_does_not_open_stops_them_all() -> None:
+    keys = InMemoryKeyRing()
+    codec = FieldEncryptionCodec(keys)
+    pid = new_id()
+    event = registered_event(pid)
+    sealed = await seal_envelope(codec, event)
+    names = ["nik", "full_name", "email"]
+    kept = [k for name in names if (k := WireSealed.of(sealed, name)) is not None]
+    assert [k.field for k in kept] == names
+    keeping = FieldEncryptionCodec(CountingKeyRing(keys))
+    assert await open_all_kept(keeping, kept) == {name: event.payload[name] for name in names}
+    assert keeping.keys.loads == 1  # one look-up for all three, not one each
+
+    moved = WireSealed(pid, kept[1].stream_id, kept[1].type, "email", kept[1].sealed)  # full_name's value presented as the email
+    with pytest.raises(SealedFieldUnreadable) as unreadable:
+        await open_all_kept(codec, [kept[0], moved])
+    assert unreadable.value.reason == SEALED_VALUE_INVALID and unreadable.value.field_name == "email"
+    await keys.erase(participant_subject(pid))
+    with pytest.raises(SealedFieldUnreadable) as erased:
+        await open_all_kept(codec, kept)
+    assert erased.value.reason == PARTICIPANT_ERASED
 
 class CountingKeyRing:
     """A key ring that counts how often keys are loaded."""

@@ -34,6 +34,7 @@ erased since) reads as missing when it is needed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,13 +132,18 @@ async def open_kept(codec: FieldEncryptionCodec, kept: WireSealed) -> Any:
     :raises SealedFieldUnreadable: ``PARTICIPANT_ERASED`` (no key: erased, or never issued) or
         ``SEALED_VALUE_INVALID`` (not sealed under that key for that stream, type and field).
     """
-    if kept.field not in personal_fields_of(kept.type):  # a stored document that says otherwise is not ours
-        raise SealedFieldUnreadable(SEALED_VALUE_INVALID, kept.field)
-    payload: dict[str, Any] = {kept.field: kept.sealed}
-    if kept.participant_id:
-        payload["participant_id"] = kept.participant_id
-    await codec.prepare([(kept.stream_id, kept.type, payload)], writing=False)
-    return codec.open_received(kept.stream_id, kept.type, payload)[kept.field]
+    return (await open_all_kept(codec, [kept]))[kept.field]
+
+
+async def open_all_kept(codec: FieldEncryptionCodec, kept: Sequence[WireSealed]) -> dict[str, Any]:
+    """The values ``kept`` hold, by field name, opened as :func:`open_kept` opens one, with one
+    key look-up for all of them (the first that does not open raises, as there)."""
+    for one in kept:
+        if one.field not in personal_fields_of(one.type):  # a stored document that says otherwise is not ours
+            raise SealedFieldUnreadable(SEALED_VALUE_INVALID, one.field)
+    payloads = [{one.field: one.sealed} | ({"participant_id": one.participant_id} if one.participant_id else {}) for one in kept]
+    await codec.prepare([(one.stream_id, one.type, payload) for one, payload in zip(kept, payloads)], writing=False)
+    return {one.field: codec.open_received(one.stream_id, one.type, payload)[one.field] for one, payload in zip(kept, payloads)}
 
 
 def _in_clear(envelope: Envelope, fields: list[str]) -> Refused:

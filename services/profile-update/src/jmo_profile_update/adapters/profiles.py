@@ -70,10 +70,10 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from jmo_contracts import Envelope
 from jmo_eventstore import ERASED, FieldEncryptionCodec, PlainCodec, ValueSealer, participant_subject
-from jmo_eventstore.codec import SealedFieldUnreadable, is_sealed
+from jmo_eventstore.codec import SealedFieldUnreadable, is_sealed, personal_fields_of
 from jmo_runtime import Unprocessable
 from jmo_runtime.messaging import Refused
-from jmo_runtime.wire import WireSealed, open_envelope, open_kept
+from jmo_runtime.wire import WireSealed, open_all_kept, open_envelope
 
 from ..domain import profile as profiles
 
@@ -121,11 +121,6 @@ class ProfileSealing:
     def __init__(self, sealer: ValueSealer) -> None:
         self._sealer = sealer
 
-    @property
-    def sealer(self) -> ValueSealer:
-        """What it seals with: the codec of the service's event log."""
-        return self._sealer
-
     async def open(self, stored: Mapping[str, Any] | None) -> tuple[Profile | None, Protection]:
         """The profile as the fold knows it, and how it is protected. An erased profile has only its
         clear fields."""
@@ -145,7 +140,7 @@ class ProfileSealing:
         if not isinstance(self._sealer, FieldEncryptionCodec):
             raise TypeError("a profile kept as it came on Kafka needs the service's data key to be read")
         try:
-            personal = {name: await open_kept(self._sealer, WireSealed.from_document(kept)) for name, kept in as_sent.items()}
+            personal = await open_all_kept(self._sealer, [WireSealed.from_document(kept) for kept in as_sent.values()])
         except SealedFieldUnreadable:  # the key is gone (or the value was never this participant's)
             return clear, Protection.ERASED
         return clear | personal, Protection.SEALED
@@ -184,7 +179,8 @@ class ProfileSealing:
 
 
 def _has_sealed(envelope: Envelope) -> bool:
-    return any(is_sealed(v) for v in envelope.payload.values())
+    """Whether a personal field of ``envelope`` came sealed (kept as it came, to be opened here)."""
+    return any(is_sealed(envelope.payload.get(name)) for name in personal_fields_of(envelope.type))
 
 
 def _clear_part(profile: Mapping[str, Any]) -> dict[str, Any]:
@@ -215,6 +211,7 @@ class _Folding:
 
     def __init__(self, sealer: ValueSealer) -> None:
         self._locks = _InUseLocks()
+        self._sealer = sealer
         self._sealing = ProfileSealing(sealer)
 
     async def _load(self, participant_id: str) -> dict[str, Any] | None:
@@ -266,9 +263,9 @@ class _Folding:
     async def _opened(self, envelope: Envelope) -> Envelope:
         """``envelope`` with the personal fields it carries sealed (as its consumer keeps them) opened
         with the participant's key; :class:`Unprocessable` (parked, with the reason) when they do not open."""
-        if not _has_sealed(envelope) or not isinstance(self._sealing.sealer, FieldEncryptionCodec):
+        if not _has_sealed(envelope) or not isinstance(self._sealer, FieldEncryptionCodec):
             return envelope
-        opened = await open_envelope(self._sealing.sealer, envelope)
+        opened = await open_envelope(self._sealer, envelope)
         if isinstance(opened, Refused):
             raise Unprocessable(opened.reason, opened.detail)
         return opened
