@@ -100,11 +100,16 @@ def _pid(server: Any) -> int | None:
 
 
 @contextmanager
-def stack(keep: bool = False) -> Iterator[Stack]:
-    """FerretDB, Kafka, sinks and the five services on free loopback ports; all stopped on exit."""
+def stack(keep: bool = False, profile: Path | None = None) -> Iterator[Stack]:
+    """FerretDB, Kafka, sinks and the five services on free loopback ports; all stopped on exit.
+    With ``profile``, FerretDB writes a CPU profile of the whole run there (``ferretdb.pprof``)."""
     paths = StackPaths.discover()
     home = Path(tempfile.mkdtemp(prefix="jmo-bench-load-"))
-    ferretdb = FerretDBServer(home / "ferretdb", free_port(), paths=paths, die_with_parent=True)
+    cpu_profile = None
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
+        cpu_profile = profile / "ferretdb.pprof"
+    ferretdb = FerretDBServer(home / "ferretdb", free_port(), paths=paths, die_with_parent=True, cpu_profile=cpu_profile)
     kafka = KafkaServer(home / "kafka", free_port(), free_port(), paths=paths, die_with_parent=True)
     smtp_port, sms_port = free_port(), free_port()
     inbox = home / "inbox" / "messages.jsonl"
@@ -526,11 +531,11 @@ def main() -> int:
     parser.add_argument("--growth-rate", type=float, default=25.0)
     parser.add_argument("--out", default=str(HERE / "results_load.json"))
     parser.add_argument("--keep", action="store_true", help="keep the temporary state and logs")
-    parser.add_argument("--profile", type=Path, default=None, help="directory for py-spy profiles (collapsed stacks) of each service during each rate")
+    parser.add_argument("--profile", type=Path, default=None, help="directory for py-spy profiles (collapsed stacks) of each service during each rate, and FerretDB's CPU profile of the whole run (go tool pprof)")
     args = parser.parse_args()
     args.rates = [float(r) for r in args.rates.split(",") if r.strip()]
     args.growth = sorted(int(n) for n in args.growth.split(",") if n.strip())
-    with stack(keep=args.keep) as st:
+    with stack(keep=args.keep, profile=args.profile) as st:
         results = asyncio.run(benchmark(st, args))
     results["environment"] = {"cpu_count": os.cpu_count(), "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "at": datetime.now().astimezone().isoformat(timespec="seconds")}
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

@@ -37,7 +37,9 @@ class FerretDBServer(ManagedServer):
     """One FerretDB server on 127.0.0.1:``port`` keeping its SQLite files in ``workdir``/data/.
 
     Its log is ``workdir``/ferretdb.log; ``start()`` adopts a server already running from the
-    same pid file. ``synchronous`` is SQLite's sync mode (see :data:`SYNCHRONOUS`).
+    same pid file. ``synchronous`` is SQLite's sync mode (see :data:`SYNCHRONOUS`). With
+    ``cpu_profile`` the server writes a Go CPU profile of its whole run to that file, closed when
+    it stops (``go tool pprof .local/bin/ferretdb <file>``).
     """
 
     label = "FerretDB"
@@ -52,6 +54,7 @@ class FerretDBServer(ManagedServer):
         log_level: str = "warn",
         die_with_parent: bool = False,
         synchronous: str | None = None,
+        cpu_profile: Path | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.port = port
@@ -62,6 +65,7 @@ class FerretDBServer(ManagedServer):
         self.synchronous = (synchronous or os.environ.get("JMO_FERRETDB_SYNCHRONOUS") or SYNCHRONOUS).upper()
         if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"SQLite synchronous must be OFF, NORMAL, FULL or EXTRA, not {self.synchronous!r}")
+        self.cpu_profile = cpu_profile
         self._popen: subprocess.Popen[bytes] | None = None
 
     @property
@@ -83,6 +87,7 @@ class FerretDBServer(ManagedServer):
             "-listen-addr", f"{LOOPBACK}:{self.port}",
             "-sqlite-url", f"file:{self.data_dir}/?_pragma=synchronous({self.synchronous})",
             "-log-level", self.log_level,
+            *(["-cpu-profile", str(self.cpu_profile)] if self.cpu_profile is not None else []),
         ]
 
     def start(self, timeout: float = 30.0) -> bool:
