@@ -1,0 +1,86 @@
+"""What one store round trip costs, apart from what it does: the floor under every service's CPU.
+
+Each of the 18 store commands of a registration (see bench/load.py) is an ``_id``-keyed
+``find_one``, ``insert_one`` or ``update_one``. This runs each alone, sequentially, against an
+embedded FerretDB started for the run, with PyMongo's async client on uvloop as the services use
+them, and prints per operation: the client's CPU (this process), the server's CPU (FerretDB's
+``/proc/<pid>/stat``) and the wall time. Figures are reported, never asserted.
+
+    .venv/bin/python bench/round_trip.py [--ops 3000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import uvloop
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+
+from jmo_devstack.ferretdb import FerretDBServer
+from jmo_devstack.net import free_port
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from load import cpu_seconds  # noqa: E402  (bench/ is not a package)
+
+Operation = Callable[[AsyncCollection, int], Awaitable[object]]
+
+OPERATIONS: dict[str, Operation] = {
+    "find_one by _id": lambda c, i: c.find_one({"_id": "known"}),
+    "insert_one": lambda c, i: c.insert_one({"_id": f"new-{i}", "n": 1}),
+    "update_one $inc by _id": lambda c, i: c.update_one({"_id": "known"}, {"$inc": {"n": 1}}),
+}
+
+
+async def measure(uri: str, server_pid: int, ops: int, rounds: int) -> dict[str, dict[str, float]]:
+    client: AsyncMongoClient = AsyncMongoClient(uri)
+    results: dict[str, dict[str, list[float]]] = {name: {"client_us": [], "server_us": [], "wall_us": []} for name in OPERATIONS}
+    try:
+        for round_no in range(rounds):
+            collection = client["jmo_round_trip"][f"round{round_no}"]
+            await collection.insert_one({"_id": "known", "n": 0})
+            for _ in range(200):  # warm the connection pool and the server's caches
+                await collection.find_one({"_id": "known"})
+            for name, operation in OPERATIONS.items():
+                client0, server0, wall0 = time.process_time(), cpu_seconds(server_pid), time.perf_counter()
+                for i in range(ops):
+                    await operation(collection, i)
+                per_op = 1e6 / ops
+                results[name]["client_us"].append((time.process_time() - client0) * per_op)
+                results[name]["server_us"].append((cpu_seconds(server_pid) - server0) * per_op)
+                results[name]["wall_us"].append((time.perf_counter() - wall0) * per_op)
+            await collection.drop()
+    finally:
+        await client.close()
+    return {name: {k: statistics.median(v) for k, v in figures.items()} for name, figures in results.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ops", type=int, default=3000, help="operations of each kind per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (the median is printed)")
+    args = parser.parse_args()
+    server = FerretDBServer(Path(tempfile.mkdtemp(prefix="jmo-round-trip-")), free_port(), die_with_parent=True)
+    server.start()
+    try:
+        record = server.record()
+        assert record is not None
+        figures = uvloop.run(measure(server.uri, record.pid, args.ops, args.rounds))
+    finally:
+        server.stop()
+    print(f"one round trip, sequential, median of {args.rounds} rounds of {args.ops} (µs per operation)")
+    print(f"{'operation':26s} {'client CPU':>10s} {'server CPU':>10s} {'wall':>8s}")
+    for name, f in figures.items():
+        print(f"{name:26s} {f['client_us']:10.0f} {f['server_us']:10.0f} {f['wall_us']:8.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
