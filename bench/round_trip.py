@@ -4,7 +4,8 @@ Each of the 18 store commands of a registration (see bench/load.py) is an ``_id`
 ``find_one``, ``insert_one`` or ``update_one``. This runs each alone, sequentially, against an
 embedded FerretDB started for the run, with PyMongo's async client on uvloop as the services use
 them, and prints per operation: the client's CPU (this process), the server's CPU (FerretDB's
-``/proc/<pid>/stat``) and the wall time. Figures are reported, never asserted.
+``/proc/<pid>/stat``) and the wall time; and, beside them, inserts five to a round trip, per
+document: what handling messages in batches would pay. Figures are reported, never asserted.
 
     .venv/bin/python bench/round_trip.py [--ops 3000] [--rounds 3]
 """
@@ -37,22 +38,26 @@ OPERATIONS: dict[str, Operation] = {
     "insert_one": lambda c, i: c.insert_one({"_id": f"new-{i}", "n": 1}),
     "update_one $inc by _id": lambda c, i: c.update_one({"_id": "known"}, {"$inc": {"n": 1}}),
 }
+#: The same inserts, BATCH to a round trip: what handling messages in batches would pay per document.
+BATCH = 5
+BATCHED = {f"insert_many of {BATCH}, per doc": lambda c, i: c.insert_many([{"_id": f"batch-{i}-{k}", "n": 1} for k in range(BATCH)])}
 
 
 async def measure(uri: str, server_pid: int, ops: int, rounds: int) -> dict[str, dict[str, float]]:
     client: AsyncMongoClient = AsyncMongoClient(uri)
-    results: dict[str, dict[str, list[float]]] = {name: {"client_us": [], "server_us": [], "wall_us": []} for name in OPERATIONS}
+    results: dict[str, dict[str, list[float]]] = {name: {"client_us": [], "server_us": [], "wall_us": []} for name in OPERATIONS | BATCHED}
     try:
         for round_no in range(rounds):
             collection = client["jmo_round_trip"][f"round{round_no}"]
             await collection.insert_one({"_id": "known", "n": 0})
             for _ in range(200):  # warm the connection pool and the server's caches
                 await collection.find_one({"_id": "known"})
-            for name, operation in OPERATIONS.items():
+            for name, operation in (OPERATIONS | BATCHED).items():
+                calls = ops if name in OPERATIONS else ops // BATCH
                 client0, server0, wall0 = time.process_time(), cpu_seconds(server_pid), time.perf_counter()
-                for i in range(ops):
+                for i in range(calls):
                     await operation(collection, i)
-                per_op = 1e6 / ops
+                per_op = 1e6 / ops  # per document
                 results[name]["client_us"].append((time.process_time() - client0) * per_op)
                 results[name]["server_us"].append((cpu_seconds(server_pid) - server0) * per_op)
                 results[name]["wall_us"].append((time.perf_counter() - wall0) * per_op)
