@@ -2,9 +2,10 @@
 and a relay pass. Reported under "other timings"; not ratios, not part of any aim.
 
 Why collection size matters on FerretDB v1 (SQLite backend, v1.24): a query is pushed down to
-SQLite only when its filter is exactly ``{_id: <string or ObjectId>}``. Anything else (``$in``,
-``stream_id``, an integer ``_id`` as the sequence log uses, two keys) reads every row of the table
-and filters the decoded documents in Go, stopping early only when a ``limit`` is reached.
+SQLite only when its filter names ``_id`` as a string or ObjectId (with the JMO patches of
+``jmo_devstack.install``: among other keys, or as ``$in`` of such values). Anything else
+(``stream_id``, an integer ``_id`` as the sequence log uses) reads every row of the table and
+filters the decoded documents in Go, stopping early only when a ``limit`` is reached.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ class _Timer:
 def _instrument_store(t: _Timer, store: MongoEventStore) -> list[tuple[Any, str, Any]]:
     return [
         (store, "_catch_up", t.wrap_async("store: _catch_up (sequence log find_one, full scan each)", store._catch_up)),
-        (store, "_fetch", t.wrap_async("store: _fetch (commits $in, full scan)", store._fetch)),
+        (store, "_fetch", t.wrap_async("store: _fetch (commits by _id $in)", store._fetch)),
         (store, "_reconcile", t.wrap_async("store: _reconcile (commits full scan)", store._reconcile)),
         (mongo_module, "recorded_events", t.wrap("store: recorded_events (decode + pydantic Envelope)", mongo_module.recorded_events)),
     ]

@@ -1,6 +1,7 @@
 """What the JMO patches of the embedded FerretDB (``install.FERRETDB_PATCHES``) promise: every filter
 that names ``_id`` is answered from the ``_id`` index, the rest of the filter still applied (a
-conditional write, ``{_id, applied}``, is one index look-up, not a scan); and writes that first
+conditional write, ``{_id, applied}``, is one index look-up, not a scan), and so is ``_id: {$in: [...]}``
+of strings; and writes that first
 match a document apply to it one at a time, as on MongoDB (no lost update, no lost ``$inc``)."""
 
 from __future__ import annotations
@@ -39,6 +40,27 @@ async def test_a_filter_naming_id_among_other_conditions_is_narrowed_by_the_id_i
     assert await profiles.find_one_and_update({"_id": "p6", "applied": ["m6"]}, {"$set": {"status": "ACTIVE"}}) is not None
     assert [d["_id"] async for d in profiles.find({"_id": "p6", "status": "ACTIVE"})] == ["p6"]
 
+
+
+async def test_a_filter_of_id_in_a_list_of_strings_is_served_by_the_id_index_and_finds_exactly_the_listed_documents(mongo_client: Any, database_prefix: str) -> None:
+    db = mongo_client[f"{database_prefix}pushdown_in_{new_id()[:8]}"]
+    commits = db["commits"]
+    await commits.insert_many([{"_id": f"s{i}@0", "n": i} for i in range(30)])
+    await commits.insert_one({"_id": 7, "n": -1})  # an _id that is not a string
+
+    wanted = ["s3@0", "s17@0", "s29@0", "missing@0"]
+    assert await pushed_down(db, "commits", {"_id": {"$in": wanted}})
+    assert await pushed_down(db, "commits", {"_id": {"$in": wanted}, "n": {"$gt": 10}})
+    assert sorted([d["_id"] async for d in commits.find({"_id": {"$in": wanted}})]) == ["s17@0", "s29@0", "s3@0"]
+    assert sorted([d["_id"] async for d in commits.find({"_id": {"$in": wanted}, "n": {"$gt": 10}})]) == ["s17@0", "s29@0"]  # the rest still applies
+
+    # anything else is a scan, as before, and still right
+    assert not await pushed_down(db, "commits", {"_id": {"$in": ["s3@0", 7]}})
+    assert sorted([d["n"] async for d in commits.find({"_id": {"$in": ["s3@0", 7]}})]) == [-1, 3]
+    assert not await pushed_down(db, "commits", {"_id": {"$in": []}}) and await commits.count_documents({"_id": {"$in": []}}) == 0
+    assert not await pushed_down(db, "commits", {"_id": {"$in": ["s3@0"], "$ne": "s3@0"}})
+    assert await commits.count_documents({"_id": {"$in": ["s3@0"], "$ne": "s3@0"}}) == 0
+    assert not await pushed_down(db, "commits", {"_id": {"$nin": ["s3@0"]}})
 
 async def test_writes_that_match_a_document_first_apply_to_it_one_at_a_time_as_on_mongodb(mongo_client: Any, database_prefix: str) -> None:
     """Two conditional writes of one document never both apply, and no increment is lost (the

@@ -8,7 +8,8 @@ sort) must be one of :data:`QUERIES`, and every index named there must exist aft
 services' own adapters are checked from their source: every filter they write, in a call or a bulk
 statement, is ``{"_id": <value>}`` — equality, the only ``_id`` filter FerretDB v1 answers from its
 index (``{"_id": {"$in": [...]}}`` scans the collection there: many ids go as one bulk command of
-statements by ``_id``, :func:`jmo_eventstore.delete_by_id`).
+statements by ``_id``, :func:`jmo_eventstore.delete_by_id`). The batch tools fetch pages of
+commits by ``_id: {$in: [...]}``, served by the ``_id`` index on MongoDB and, patched, on FerretDB.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ SCAN = None  # a batch tool's full scan, by design (jmo audit verify / rebuild):
 
 #: (collection suffix, filter fields, sort fields) -> (index name, where it runs)
 QUERIES: dict[tuple[str, frozenset[str], tuple[str, ...]], tuple[str | None, str]] = {
-    ("_commits", frozenset({"_id"}), ()): (ID, "append (side documents+slot+commit), read_stream walk, recovery walk, settle deletes, void slots, find/drop side documents"),
+    ("_commits", frozenset({"_id"}), ()): (ID, "append (side documents+slot+commit), read_stream walk, recovery walk, settle deletes, void slots, find/drop side documents, read_all pages ($in)"),
     ("_commits", frozenset({"cause_id"}), ()): ("cause_unique", "find_cause: a cause reused by another stream (rare), tools"),
     ("_commits", frozenset(), ()): (SCAN, "batch tools: sequence (reconcile), verify, stream_ids"),
     ("_relays", frozenset({"_id"}), ()): (ID, "register, heartbeat, watermark, take-over (findAndModify _id + heartbeat)"),

@@ -97,7 +97,8 @@ def _same_files(a: Path, b: Path) -> bool:
 #: [...]}` (a write only over the document as read) scanned the table. Every handler applies the
 #: whole filter again to what the backend returns (`common.FilterIterator` / `FilterDocument`), so
 #: the backend may narrow by the `_id` equality of any filter that names `_id` once (top-level keys
-#: are ANDed); explain then says `filterPushdown: true` for it.
+#: are ANDed); explain then says `filterPushdown: true` for it. The same for `_id: {$in: [...]}` of
+#: strings or ObjectIDs (up to 1000), which the batch tools use to fetch a page of commits at once.
 #: And its update, findAndModify and delete find the documents, then write them, with nothing in
 #: between to stop another such command doing the same: two conditional writes of one document
 #: ({_id, applied}) could both match it and the second silently replace the first (a lost profile
@@ -122,6 +123,44 @@ FERRETDB_PATCHES: tuple[tuple[str, str, str], ...] = (
         "// narrows the query by the _id index; the handler applies the whole filter afterwards).\n"
         "func namesIDOnce(filter *types.Document) bool {\n\tn := 0\n\tfor _, k := range filter.Keys() {\n"
         "\t\tif k == \"_id\" {\n\t\t\tn++\n\t\t}\n\t}\n\n\treturn n == 1\n}\n",
+    ),
+    (
+        "github.com/FerretDB/FerretDB/internal/backends/sqlite/collection.go",
+        "\t\t\twhereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)\n"
+        "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n\t\t}\n\t}\n\n\tq += whereClause",
+        "\t\t\twhereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)\n"
+        "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n"
+        "\t\tcase *types.Document:\n"
+        "\t\t\tif clause, ids, ok := idIn(v.(*types.Document)); ok {\n\t\t\t\twhereClause, args = clause, ids\n\t\t\t}\n"
+        "\t\t}\n\t}\n\n\tq += whereClause",
+    ),
+    (
+        "github.com/FerretDB/FerretDB/internal/backends/sqlite/collection.go",
+        "\t\t\tfilterPushdown = true\n\t\t\twhereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)\n"
+        "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n\t\t}\n",
+        "\t\t\tfilterPushdown = true\n\t\t\twhereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)\n"
+        "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n"
+        "\t\tcase *types.Document:\n"
+        "\t\t\tif clause, ids, ok := idIn(v.(*types.Document)); ok {\n\t\t\t\tfilterPushdown = true\n\t\t\t\twhereClause, args = clause, ids\n\t\t\t}\n"
+        "\t\t}\n",
+    ),
+    (
+        "github.com/FerretDB/FerretDB/internal/backends/sqlite/collection.go",
+        "// check interfaces\nvar (\n\t_ backends.Collection = (*collection)(nil)\n)\n",
+        "// check interfaces\nvar (\n\t_ backends.Collection = (*collection)(nil)\n)\n\n"
+        "// idIn is the WHERE clause for an _id condition {$in: [...]} of up to 1000 strings or ObjectIDs\n"
+        "// (JMO patch: served by the _id index like an equality; the handler applies the whole filter\n"
+        "// afterwards); ok is false for any other condition.\n"
+        "func idIn(cond *types.Document) (string, []any, bool) {\n"
+        "\tif cond.Len() != 1 {\n\t\treturn \"\", nil, false\n\t}\n\n"
+        "\tv, err := cond.Get(\"$in\")\n\tif err != nil {\n\t\treturn \"\", nil, false\n\t}\n\n"
+        "\tarr, ok := v.(*types.Array)\n\tif !ok || arr.Len() == 0 || arr.Len() > 1000 {\n\t\treturn \"\", nil, false\n\t}\n\n"
+        "\targs := make([]any, 0, arr.Len())\n\tfor i := 0; i < arr.Len(); i++ {\n\t\te := must.NotFail(arr.Get(i))\n"
+        "\t\tswitch e.(type) {\n\t\tcase string, types.ObjectID:\n"
+        "\t\t\targs = append(args, string(must.NotFail(sjson.MarshalSingleValue(e))))\n"
+        "\t\tdefault:\n\t\t\treturn \"\", nil, false\n\t\t}\n\t}\n\n"
+        "\tplaceholders := strings.TrimSuffix(strings.Repeat(\"?, \", len(args)), \", \")\n\n"
+        "\treturn fmt.Sprintf(` WHERE %s IN (%s)`, metadata.IDColumn, placeholders), args, true\n}\n",
     ),
     (
         "github.com/FerretDB/FerretDB/internal/handler/msg_update.go",
