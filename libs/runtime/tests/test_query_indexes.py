@@ -7,9 +7,9 @@ sort) must be one of :data:`QUERIES`, and every index named there must exist aft
 ``ensure_indexes`` of its owner, with keys that start with the filter's (or sort's) fields. The
 services' own adapters are checked from their source: every filter they write, in a call or a bulk
 statement, is ``{"_id": <value>}`` — equality, the only ``_id`` filter FerretDB v1 answers from its
-index (``{"_id": {"$in": [...]}}`` scans the collection there: many ids go as one bulk command of
-statements by ``_id``, :func:`jmo_eventstore.delete_by_id`). The batch tools fetch pages of
-commits by ``_id: {$in: [...]}``, served by the ``_id`` index on MongoDB and, patched, on FerretDB.
+index unpatched. The store's deletes (:func:`jmo_eventstore.delete_by_id`) and the batch tools'
+page fetches name many ids as ``_id: {$in: [...]}``, served by the ``_id`` index on MongoDB and on
+the embedded FerretDB with its JMO patch (``libs/devstack/tests/test_ferretdb_patches.py``).
 """
 
 from __future__ import annotations
