@@ -5,7 +5,8 @@ Each of the 18 store commands of a registration (see bench/load.py) is an ``_id`
 embedded FerretDB started for the run, with PyMongo's async client on uvloop as the services use
 them, and prints per operation: the client's CPU (this process), the server's CPU (FerretDB's
 ``/proc/<pid>/stat``) and the wall time; and, beside them, inserts five to a round trip, per
-document: what handling messages in batches would pay. Figures are reported, never asserted.
+document (what handling messages in batches would pay), and deletes of fifty ``_id``s as one
+``$in`` statement or one statement each, per document. Figures are reported, never asserted.
 
     .venv/bin/python bench/round_trip.py [--ops 3000] [--rounds 3]
 """
@@ -22,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import uvloop
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, DeleteOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from jmo_devstack.ferretdb import FerretDBServer
@@ -67,6 +68,42 @@ async def measure(uri: str, server_pid: int, ops: int, rounds: int) -> dict[str,
     return {name: {k: statistics.median(v) for k, v in figures.items()} for name, figures in results.items()}
 
 
+#: Documents per delete of :func:`measure_deletes` (what a relay's settle deletes at ~50 registrations/s).
+DELETED = 50
+
+
+async def measure_deletes(uri: str, server_pid: int, rounds: int, repeats: int = 40) -> dict[str, dict[str, float]]:
+    """Deleting :data:`DELETED` documents by ``_id``, per document: one ``_id: {$in}`` statement
+    (what :func:`jmo_eventstore.delete_by_id` sends) against one statement per ``_id``."""
+    client: AsyncMongoClient = AsyncMongoClient(uri)
+    ways: dict[str, Callable[[AsyncCollection, list[str]], Awaitable[object]]] = {
+        f"delete {DELETED} by _id $in, per doc": lambda c, ids: c.delete_many({"_id": {"$in": ids}}),
+        f"delete {DELETED}, a statement each, per doc": lambda c, ids: c.bulk_write([DeleteOne({"_id": i}) for i in ids], ordered=False),
+    }
+    results: dict[str, dict[str, list[float]]] = {name: {"client_us": [], "server_us": [], "wall_us": []} for name in ways}
+    try:
+        collection = client["jmo_round_trip"]["deletes"]
+        for round_no in range(rounds):
+            for name, delete in ways.items():
+                client_s = server_s = wall_s = 0.0
+                for repeat in range(repeats):
+                    ids = [f"{round_no}-{repeat}-{len(name)}-{i}" for i in range(DELETED)]
+                    await collection.insert_many([{"_id": i, "commit": "c"} for i in ids])  # not timed
+                    client0, server0, wall0 = time.process_time(), cpu_seconds(server_pid), time.perf_counter()
+                    await delete(collection, ids)
+                    client_s += time.process_time() - client0
+                    server_s += cpu_seconds(server_pid) - server0
+                    wall_s += time.perf_counter() - wall0
+                per_doc = 1e6 / (repeats * DELETED)
+                results[name]["client_us"].append(client_s * per_doc)
+                results[name]["server_us"].append(server_s * per_doc)
+                results[name]["wall_us"].append(wall_s * per_doc)
+        await collection.drop()
+    finally:
+        await client.close()
+    return {name: {k: statistics.median(v) for k, v in figures.items()} for name, figures in results.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ops", type=int, default=3000, help="operations of each kind per round")
@@ -78,12 +115,13 @@ def main() -> int:
         record = server.record()
         assert record is not None
         figures = uvloop.run(measure(server.uri, record.pid, args.ops, args.rounds))
+        figures |= uvloop.run(measure_deletes(server.uri, record.pid, args.rounds))
     finally:
         server.stop()
     print(f"one round trip, sequential, median of {args.rounds} rounds of {args.ops} (µs per operation)")
-    print(f"{'operation':26s} {'client CPU':>10s} {'server CPU':>10s} {'wall':>8s}")
+    print(f"{'operation':40s} {'client CPU':>10s} {'server CPU':>10s} {'wall':>8s}")
     for name, f in figures.items():
-        print(f"{name:26s} {f['client_us']:10.0f} {f['server_us']:10.0f} {f['wall_us']:8.0f}")
+        print(f"{name:40s} {f['client_us']:10.0f} {f['server_us']:10.0f} {f['wall_us']:8.0f}")
     return 0
 
 
