@@ -115,12 +115,16 @@ async def test_the_erased_marker_a_gateway_sends_for_an_erased_participant_is_re
     assert isinstance(refused, Refused) and refused.reason == PERSONAL_DATA_IN_CLEAR and "occupation" in refused.detail
 
 
-async def test_a_consumer_that_keeps_fields_sealed_gets_them_unopened_validated_around_them_and_opens_them_later_with_the_key() -> None:
+async def a_sealed_registration() -> tuple[InMemoryKeyRing, FieldEncryptionCodec, str, Envelope, Envelope]:
+    """A key ring, its codec, a participant, their ParticipantRegistered in clear and as it travels (sealed)."""
     keys = InMemoryKeyRing()
     codec = FieldEncryptionCodec(keys)
     pid = new_id()
     event = registered_event(pid)
-    sealed = await seal_envelope(codec, event)
+    return keys, codec, pid, event, await seal_envelope(codec, event)
+
+async def test_a_consumer_that_keeps_fields_sealed_gets_them_unopened_validated_around_them_and_opens_them_later_with_the_key() -> None:
+    keys, codec, pid, event, sealed = await a_sealed_registration()
     keeping = FieldEncryptionCodec(CountingKeyRing(keys))
     kept = await kept_sealed(sealed)
     assert kept == sealed  # as it came: nothing opened, no key looked up
@@ -164,11 +168,7 @@ async def test_a_consumer_that_keeps_fields_sealed_still_refuses_them_in_clear_o
 
 
 async def test_several_kept_fields_open_with_one_key_look_up_and_the_first_that_does_not_open_stops_them_all() -> None:
-    keys = InMemoryKeyRing()
-    codec = FieldEncryptionCodec(keys)
-    pid = new_id()
-    event = registered_event(pid)
-    sealed = await seal_envelope(codec, event)
+    keys, codec, pid, event, sealed = await a_sealed_registration()
     names = ["nik", "full_name", "email"]
     kept = [k for name in names if (k := WireSealed.of(sealed, name)) is not None]
     assert [k.field for k in kept] == names
