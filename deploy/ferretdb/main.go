@@ -43,24 +43,33 @@ func main() {
 		if err := pprof.StartCPUProfile(out); err != nil {
 			log.Fatalf("-cpu-profile: %v", err)
 		}
-		defer func() { pprof.StopCPUProfile(); out.Close() }()
+		code := serve(*listen, *sqliteURL, logger)
+		pprof.StopCPUProfile()
+		out.Close()
+		os.Exit(code)
 	}
+	os.Exit(serve(*listen, *sqliteURL, logger))
+}
 
+// serve runs FerretDB until SIGINT or SIGTERM: the process's exit code.
+func serve(listen, sqliteURL string, logger *slog.Logger) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
+		Listener:  ferretdb.ListenerConfig{TCP: listen},
 		Logger:    logger,
 		Handler:   "sqlite",
-		SQLiteURL: *sqliteURL,
+		SQLiteURL: sqliteURL,
 	})
 	if err != nil {
-		log.Fatal(err)
+		log.Print(err)
+		return 1
 	}
-	logger.Info("FerretDB listening", "addr", *listen)
+	logger.Info("FerretDB listening", "addr", listen)
 	if err := f.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Print(err)
-		defer os.Exit(1) // after the profile is closed
+		return 1
 	}
+	return 0
 }
