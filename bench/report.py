@@ -8,7 +8,8 @@ from typing import Any
 
 from harness import MEASURED_ROUNDS, WARMUP_ROUNDS, Metric
 
-AIM = 0.7
+#: Issue 11: the store within 0.8 of the raw driver on append, replay and relay (was 0.7).
+AIM = 0.8
 
 
 def results(metrics: list[Metric], environment: dict[str, Any], extras: dict[str, Any]) -> dict[str, Any]:
