@@ -14,7 +14,6 @@ document (what handling messages in batches would pay), and deletes of fifty ``_
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import sys
 import tempfile
@@ -44,9 +43,33 @@ BATCH = 5
 BATCHED = {f"insert_many of {BATCH}, per doc": lambda c, i: c.insert_many([{"_id": f"batch-{i}-{k}", "n": 1} for k in range(BATCH)])}
 
 
-async def measure(uri: str, server_pid: int, ops: int, rounds: int) -> dict[str, dict[str, float]]:
+class Tally:
+    """Client CPU, server CPU and wall time per document of each named operation, one sample per
+    round; :meth:`medians` over the rounds."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.samples: dict[str, dict[str, list[float]]] = {}
+
+    def now(self) -> tuple[float, float, float]:
+        return time.process_time(), cpu_seconds(self.server_pid), time.perf_counter()
+
+    def add(self, name: str, spent: tuple[float, float, float], documents: int) -> None:
+        per_doc = 1e6 / documents
+        sample = self.samples.setdefault(name, {"client_us": [], "server_us": [], "wall_us": []})
+        for key, seconds in zip(("client_us", "server_us", "wall_us"), spent):
+            sample[key].append(seconds * per_doc)
+
+    def medians(self) -> dict[str, dict[str, float]]:
+        return {name: {k: statistics.median(v) for k, v in figures.items()} for name, figures in self.samples.items()}
+
+
+def since(start: tuple[float, float, float], tally: Tally) -> tuple[float, float, float]:
+    return tuple(b - a for a, b in zip(start, tally.now()))  # type: ignore[return-value]
+
+
+async def measure(uri: str, tally: Tally, ops: int, rounds: int) -> None:
     client: AsyncMongoClient = AsyncMongoClient(uri)
-    results: dict[str, dict[str, list[float]]] = {name: {"client_us": [], "server_us": [], "wall_us": []} for name in OPERATIONS | BATCHED}
     try:
         for round_no in range(rounds):
             collection = client["jmo_round_trip"][f"round{round_no}"]
@@ -55,24 +78,20 @@ async def measure(uri: str, server_pid: int, ops: int, rounds: int) -> dict[str,
                 await collection.find_one({"_id": "known"})
             for name, operation in (OPERATIONS | BATCHED).items():
                 calls = ops if name in OPERATIONS else ops // BATCH
-                client0, server0, wall0 = time.process_time(), cpu_seconds(server_pid), time.perf_counter()
+                start = tally.now()
                 for i in range(calls):
                     await operation(collection, i)
-                per_op = 1e6 / ops  # per document
-                results[name]["client_us"].append((time.process_time() - client0) * per_op)
-                results[name]["server_us"].append((cpu_seconds(server_pid) - server0) * per_op)
-                results[name]["wall_us"].append((time.perf_counter() - wall0) * per_op)
+                tally.add(name, since(start, tally), ops)
             await collection.drop()
     finally:
         await client.close()
-    return {name: {k: statistics.median(v) for k, v in figures.items()} for name, figures in results.items()}
 
 
 #: Documents per delete of :func:`measure_deletes` (what a relay's settle deletes at ~50 registrations/s).
 DELETED = 50
 
 
-async def measure_deletes(uri: str, server_pid: int, rounds: int, repeats: int = 40) -> dict[str, dict[str, float]]:
+async def measure_deletes(uri: str, tally: Tally, rounds: int, repeats: int = 40) -> None:
     """Deleting :data:`DELETED` documents by ``_id``, per document: one ``_id: {$in}`` statement
     (what :func:`jmo_eventstore.delete_by_id` sends) against one statement per ``_id``."""
     client: AsyncMongoClient = AsyncMongoClient(uri)
@@ -80,28 +99,21 @@ async def measure_deletes(uri: str, server_pid: int, rounds: int, repeats: int =
         f"delete {DELETED} by _id $in, per doc": lambda c, ids: c.delete_many({"_id": {"$in": ids}}),
         f"delete {DELETED}, a statement each, per doc": lambda c, ids: c.bulk_write([DeleteOne({"_id": i}) for i in ids], ordered=False),
     }
-    results: dict[str, dict[str, list[float]]] = {name: {"client_us": [], "server_us": [], "wall_us": []} for name in ways}
     try:
         collection = client["jmo_round_trip"]["deletes"]
         for round_no in range(rounds):
             for name, delete in ways.items():
-                client_s = server_s = wall_s = 0.0
+                spent = [0.0, 0.0, 0.0]
                 for repeat in range(repeats):
                     ids = [f"{round_no}-{repeat}-{len(name)}-{i}" for i in range(DELETED)]
                     await collection.insert_many([{"_id": i, "commit": "c"} for i in ids])  # not timed
-                    client0, server0, wall0 = time.process_time(), cpu_seconds(server_pid), time.perf_counter()
+                    start = tally.now()
                     await delete(collection, ids)
-                    client_s += time.process_time() - client0
-                    server_s += cpu_seconds(server_pid) - server0
-                    wall_s += time.perf_counter() - wall0
-                per_doc = 1e6 / (repeats * DELETED)
-                results[name]["client_us"].append(client_s * per_doc)
-                results[name]["server_us"].append(server_s * per_doc)
-                results[name]["wall_us"].append(wall_s * per_doc)
+                    spent = [a + b for a, b in zip(spent, since(start, tally))]
+                tally.add(name, (spent[0], spent[1], spent[2]), repeats * DELETED)
         await collection.drop()
     finally:
         await client.close()
-    return {name: {k: statistics.median(v) for k, v in figures.items()} for name, figures in results.items()}
 
 
 def main() -> int:
@@ -114,8 +126,10 @@ def main() -> int:
     try:
         record = server.record()
         assert record is not None
-        figures = uvloop.run(measure(server.uri, record.pid, args.ops, args.rounds))
-        figures |= uvloop.run(measure_deletes(server.uri, record.pid, args.rounds))
+        tally = Tally(record.pid)
+        uvloop.run(measure(server.uri, tally, args.ops, args.rounds))
+        uvloop.run(measure_deletes(server.uri, tally, args.rounds))
+        figures = tally.medians()
     finally:
         server.stop()
     print(f"one round trip, sequential, median of {args.rounds} rounds of {args.ops} (µs per operation)")
