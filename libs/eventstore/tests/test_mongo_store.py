@@ -266,3 +266,50 @@ async def test_side_documents_past_their_expiry_are_removed_by_a_ttl_index_where
         assert indexes["beside_ttl"]["expireAfterSeconds"] == 0 and indexes["beside_ttl"]["partialFilterExpression"] == {"expires_at": {"$exists": True}}
     else:  # FerretDB v1 has no TTL indexes: a side document stays until dropped
         assert "beside_ttl" not in indexes
+
+
+async def test_appends_that_arrive_while_one_is_in_flight_share_the_next_insert(counted: tuple[MongoEventStore, CommandLog]) -> None:
+    store, counter = counted
+    first = stream_id("test")
+    await store.append(first, 0, [an_event(first, 1)], cause_id=new_id())  # the instance's first append registers it
+    streams = [stream_id("test") for _ in range(6)]
+    counter.clear()
+    events = [an_event(s, n) for n, s in enumerate(streams)]
+    results = await asyncio.gather(*(store.append(s, 0, [e], cause_id=new_id()) for s, e in zip(streams, events)))
+    inserts = counter.of("insert", store.commits.name)
+    assert [len(i["documents"]) for i in inserts] == [2, 10]  # the first alone; the five that waited for it, together
+    assert [d["_id"] for d in inserts[1]["documents"][1::2]] == [f"{s}@0" for s in streams[1:]]  # each slot before its commit
+    assert all(i["ordered"] is True for i in inserts)
+    assert [r.commit_id for r in results] == [f"{s}@0" for s in streams]
+    published = await store.appended_commits(10)
+    assert [c.commit_id for c in published] == [f"{first}@0", *(r.commit_id for r in results)]
+    for s, e in zip(streams, events):
+        [event] = await second_read(store, s)
+        assert event.envelope == e
+
+
+async def second_read(store: MongoEventStore, s: str) -> list[Any]:
+    """The stream as a new instance reads it from the server (no cache of ``store``'s)."""
+    return await MongoEventStore(store.commits.database, name=store.commits.name.removesuffix("_commits")).read_stream(s)
+
+
+async def test_a_collision_inside_a_shared_insert_fails_only_its_own_append(store: MongoEventStore, second_store: MongoEventStore) -> None:
+    first = stream_id("test")
+    await store.append(first, 0, [an_event(first, 1)], cause_id=new_id())
+    taken = stream_id("test")
+    await second_store.append(taken, 0, [an_event(taken, 9)], cause_id=new_id())
+    before, after = stream_id("test"), stream_id("test")
+    results = await asyncio.gather(
+        store.append(stream_id("test"), 0, [an_event(first, 1)], cause_id=new_id()),  # the one in flight (wrong stream: refused before any insert)
+        store.append(before, 0, [an_event(before, 2)], cause_id=new_id()),
+        store.append(taken, 0, [an_event(taken, 3)], cause_id=new_id(), beside={"otp~lost": {"sealed": "x"}}),  # presumed new, but it is not
+        store.append(after, 0, [an_event(after, 4)], cause_id=new_id()),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], ValueError) and isinstance(results[2], ConcurrencyConflict)
+    assert [r.commit_id for r in (results[1], results[3])] == [f"{before}@0", f"{after}@0"]  # type: ignore[union-attr]
+    assert [e.stream_version for e in await second_read(store, after)] == [1]  # sent again after the collision, and landed
+    assert await store.find_beside("otp~lost") is None  # the collided decision's side document went again
+    slots = [d async for d in store.commits.find({"_id": {"$regex": f"^{SLOT_PREFIX}{store.instance}~"}})]
+    assert sum(1 for d in slots if d.get("void")) == 1  # the collided append's slot, void: never published
+    assert [c.commit_id for c in await store.appended_commits(10)] == [f"{first}@0", f"{before}@0", f"{after}@0"]

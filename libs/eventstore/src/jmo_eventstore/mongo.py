@@ -34,7 +34,9 @@ What a command costs, whatever the size of the log:
   A stale entry is harmless: the decision made on it is appended at a version that is taken, the
   insert collides on ``_id``, and the store reads forward from what it knew. An uncached stream
   is read commit by commit by ``_id``.
-* ``append``: one ``insert`` command (side documents + slot + commit). A redelivered cause is recognised in the
+* ``append``: one ``insert`` command (side documents + slot + commit), or less: appends that
+  arrive while one is in flight go together in the next command (group commit,
+  :mod:`jmo_eventstore.grouped`). A redelivered cause is recognised in the
   stream's own commits (which the instance holds); a cause already used by another stream makes
   the insert collide on the ``cause_id`` index, and only then is it looked up.
 * the relay publishes what this instance appended straight from memory; settling (every second or
@@ -73,6 +75,7 @@ from pymongo.errors import DuplicateKeyError
 from jmo_contracts import Envelope
 
 from .codec import PayloadCodec, PlainCodec
+from .grouped import GroupedInserts
 from .commits import RESERVED_BESIDE_FIELDS, Doc, appended_events, beside_id, build_commit, chain_link, commit_id, new_items, recorded_events, result_of, side_documents, stored_items, verify_chain
 from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, PendingCommit, RecordedEvent
 
@@ -166,6 +169,8 @@ class MongoEventStore:
         self._queue: deque[PendingCommit | str] = deque()
         self._queue_limit = queue_limit
         self._gate = asyncio.Semaphore(MAX_IN_FLIGHT)
+        #: The appends' inserts: those that arrive while one is in flight go together in the next.
+        self.inserts = GroupedInserts(self.commits, max_docs=BULK_CHUNK)
         self._registered = False
         self._next_seq = 0
         self._open: dict[int, str | None] = {}  # seq -> commit id: slots not settled yet (None: still being written)
@@ -197,9 +202,11 @@ class MongoEventStore:
         self, stream_id: str, expected_version: int, events: Sequence[Envelope], *, cause_id: str, cause_digest: str | None = None,
         beside: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> AppendResult:
-        """See :class:`~jmo_eventstore.protocol.EventStore`. One ``insert`` command, ordered: the side
-        documents, the slot, the commit. If the commit collides (its version taken, or its cause
-        used by another stream) the side documents that landed before it are deleted again."""
+        """See :class:`~jmo_eventstore.protocol.EventStore`. One ordered ``insert``: the side
+        documents, the slot, the commit; shared with the appends of this instance that wait for
+        the same round trip (:class:`~jmo_eventstore.grouped.GroupedInserts`). If the commit
+        collides (its version taken, or its cause used by another stream) the side documents that
+        landed before it are deleted again."""
         if not events:
             raise ValueError("nothing to append")
         side = side_documents(beside)
@@ -219,8 +226,9 @@ class MongoEventStore:
             slot = slot_id(self.instance, seq)
             doc["outbox_slot"] = slot
             try:
-                # one command; ordered: side documents and slot first, so no commit exists without them
-                await self.commits.insert_many([*side, {"_id": slot, "cause_id": slot, "commit": doc["_id"], "at": datetime.now(UTC)}, doc], ordered=True)
+                # ordered: side documents and slot first, so no commit exists without them; in one
+                # command with the appends that arrive while another is in flight (GroupedInserts)
+                await self.inserts.insert([*side, {"_id": slot, "cause_id": slot, "commit": doc["_id"], "at": datetime.now(UTC)}, doc])
             except BulkWriteError as e:
                 if any(err.get("code") != 11000 or err.get("index") != len(side) + 1 for err in e.details.get("writeErrors", [])):
                     self._unknown[seq] = datetime.now(UTC)
