@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from jmo_eventstore import MongoEventStore
-from jmo_eventstore.testing import an_event
+from jmo_eventstore.testing import CommandLog, an_event
 from jmo_notification.adapters.records import Claim, MongoClaims, MongoDirectory
 from jmo_notification.domain.notices import Contact
 
@@ -52,3 +53,21 @@ async def test_a_claim_is_won_once_waits_for_a_fresh_lease_is_taken_over_after_i
     await MongoEventStore(database).append(stream, 0, [an_event(stream)], cause_id=nid)
     await claims.settle(nid, "sent", NOW + timedelta(seconds=41))
     assert (await claims.claim(nid, "c", NOW + timedelta(hours=1), LEASE)).claim is Claim.DONE
+
+
+async def test_claims_made_at_once_share_an_insert_and_each_is_still_decided_by_its_own_id(infra: Any, database: Any) -> None:
+    counter = CommandLog()
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri, event_listeners=[counter])
+    try:
+        claims = MongoClaims(client[database.name]["deliveries"])
+        held = secrets.token_hex(16)
+        assert (await claims.claim(held, "a", NOW, LEASE)).claim is Claim.NEW
+        counter.clear()
+        fresh = [secrets.token_hex(16) for _ in range(3)]
+        results = await asyncio.gather(*(claims.claim(nid, "b", NOW + timedelta(seconds=1), LEASE) for nid in [fresh[0], held, *fresh[1:]]))
+        assert [r.claim for r in results] == [Claim.NEW, Claim.BUSY, Claim.NEW, Claim.NEW]  # the held one collided alone
+        inserts = counter.of("insert", "deliveries")
+        assert [[d["_id"] for d in i["documents"]] for i in inserts] == [[fresh[0]], [held, *fresh[1:]], fresh[1:]]  # sent again after the collision
+        assert {d["_id"]: d["owner"] for d in await database["deliveries"].find({}).to_list()} == {held: "a", **{nid: "b" for nid in fresh}}
+    finally:
+        await client.close()

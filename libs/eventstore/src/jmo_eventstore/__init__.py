@@ -1,6 +1,7 @@
 """The event log: append with expected version, idempotency by cause, hash chain, global order."""
 
 from .codec import ERASED, FieldEncryptionCodec, InMemoryKeyRing, KeyRing, PayloadCodec, PlainCodec, ValueSealer, participant_subject, subject_of
+from .grouped import GroupedInserts
 from .keyring import MongoKeyRing
 from .memory import InMemoryEventStore
 from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, PendingCommit, RecordedEvent
@@ -13,6 +14,7 @@ __all__ = [
     "ConcurrencyConflict",
     "EventStore",
     "FieldEncryptionCodec",
+    "GroupedInserts",
     "InMemoryEventStore",
     "InMemoryKeyRing",
     "IntegrityProblem",

@@ -28,7 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+#: The server's code for a write refused by a unique index.
+DUPLICATE_KEY = 11000
+#: Documents per grouped command, by default: FerretDB v1 mishandles bulk writes of 100 or more.
+GROUP_LIMIT = 90
 
 
 @dataclass(eq=False)
@@ -45,7 +50,7 @@ class GroupedInserts:
     split); ``sizes`` counts the commands sent by how many callers each carried (bounded by
     ``max_docs``), for tests and benchmarks."""
 
-    def __init__(self, collection: AsyncCollection, *, max_docs: int) -> None:
+    def __init__(self, collection: AsyncCollection, *, max_docs: int = GROUP_LIMIT) -> None:
         self._collection = collection
         self._max_docs = max_docs
         self._waiting: deque[_Waiting] = deque()
@@ -70,6 +75,17 @@ class GroupedInserts:
         except asyncio.CancelledError:
             if not waiting.sent:  # not on the wire yet: it never will be
                 self._waiting.remove(waiting)
+            raise
+
+    async def insert_one(self, doc: dict[str, Any]) -> None:
+        """Insert one document, as ``insert_one`` would: :class:`~pymongo.errors.DuplicateKeyError`
+        when a unique key of it is taken."""
+        try:
+            await self.insert([doc])
+        except BulkWriteError as e:
+            refused = (e.details.get("writeErrors") or [{}])[0]
+            if refused.get("code") == DUPLICATE_KEY:
+                raise DuplicateKeyError(refused.get("errmsg", "duplicate key"), DUPLICATE_KEY, refused) from None
             raise
 
     def _next(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from jmo_eventstore import GroupedInserts
 from jmo_runtime.sealing import open_text, seal_text
 
 from ..domain.notices import Contact
@@ -135,15 +136,18 @@ class MongoClaims:
     A notification is done once its outcome (NotificationSent / NotificationFailed) is in the
     service's log, which the notifier records before settling: a claim that collides looks the
     outcome up there by ``_id``, so settling writes nothing (one round trip less per notice).
+    Claims that arrive while one is being inserted go together in the next insert
+    (:class:`~jmo_eventstore.GroupedInserts`): each is still decided by its own ``_id`` alone.
     """
 
     def __init__(self, collection: AsyncCollection) -> None:
         self.collection = collection
         self.outcomes = collection.database[OUTCOME_LOG]
+        self._inserts = GroupedInserts(collection)
 
     async def claim(self, notification_id: str, owner: str, now: datetime, lease: timedelta) -> ClaimResult:
         try:
-            await self.collection.insert_one({"_id": notification_id, "owner": owner, "claimed_at": now, "outcome": None})
+            await self._inserts.insert_one({"_id": notification_id, "owner": owner, "claimed_at": now, "outcome": None})
             return ClaimResult(Claim.NEW)
         except DuplicateKeyError:
             pass

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pymongo.errors import AutoReconnect, BulkWriteError
+from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError
 
 from jmo_eventstore.grouped import GroupedInserts
 
@@ -143,3 +143,13 @@ def test_grouping_changes_nothing_any_caller_sees(existing: set[str], callers: l
         return list(results), set(collection.docs)
 
     assert asyncio.run(concurrently()) == asyncio.run(one_at_a_time())
+
+
+async def test_insert_one_answers_a_taken_key_as_insert_one_does() -> None:
+    collection = OrderedCollection()
+    grouped = GroupedInserts(collection, max_docs=90)  # type: ignore[arg-type]
+    await grouped.insert_one({"_id": "a"})
+    results = await asyncio.gather(grouped.insert_one({"_id": "b"}), grouped.insert_one({"_id": "a"}), grouped.insert_one({"_id": "c"}), return_exceptions=True)
+    assert results[0] is None and isinstance(results[1], DuplicateKeyError) and results[2] is None
+    assert set(collection.docs) == {"a", "b", "c"}
+
