@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from pathlib import Path
@@ -107,5 +108,26 @@ async def test_a_nik_sealed_on_the_wire_is_kept_as_it_came_in_one_insert_without
 
         await keyring.erase(participant_subject(pid))
         assert await faces.nik(pid) is None  # erased with the participant's key
+    finally:
+        await client.close()
+
+
+async def test_nik_copies_arriving_at_once_share_an_insert_and_a_redelivery_still_keeps_the_first(infra: object, database_prefix: str) -> None:
+    commands = CommandLog()
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongodb_uri, event_listeners=[commands])  # type: ignore[attr-defined]
+    try:
+        db = client[f"{database_prefix}faces_{new_id()[:8]}"]
+        faces = MongoParticipantFaces(db, ParticipantSealer(MongoKeyRing(db["data_keys"], os.urandom(32))))
+        pids = [new_id() for _ in range(4)]
+
+        def copy(pid: str, sealed: str) -> WireSealed:
+            return WireSealed(pid, f"registration-{pid}", "ParticipantRegistered", "nik", {"_enc": sealed})
+
+        await faces.remember_nik(pids[0], copy(pids[0], "first"))
+        commands.clear()
+        await asyncio.gather(faces.remember_nik(pids[1], copy(pids[1], "b")), faces.remember_nik(pids[0], copy(pids[0], "again")), *(faces.remember_nik(p, copy(p, p)) for p in pids[2:]))
+        assert [[d["_id"] for d in c["documents"]] for c in commands.of("insert", "participants")] == [[pids[1]], [pids[0], *pids[2:]], pids[2:]]
+        kept = {d["_id"]: d["nik_as_sent"]["sealed"]["_enc"] for d in await db["participants"].find({}).to_list()}
+        assert kept == {pids[0]: "first", pids[1]: "b", pids[2]: pids[2], pids[3]: pids[3]}
     finally:
         await client.close()

@@ -15,6 +15,7 @@ import numpy as np
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from jmo_eventstore import GroupedInserts
 from jmo_runtime.wire import WireSealed
 
 from .protection import ParticipantSealer
@@ -56,13 +57,14 @@ class MongoParticipantFaces:
 
     def __init__(self, database: AsyncDatabase, sealer: ParticipantSealer) -> None:
         self._participants = database["participants"]
+        self._first_copies = GroupedInserts(self._participants)  # arrivals at once share an insert
         self._references = database["reference_faces"]
         self._sealer = sealer
 
     async def remember_nik(self, participant_id: str, nik: str | WireSealed) -> None:
         if isinstance(nik, WireSealed):  # one insert, no key look-up
             try:
-                await self._participants.insert_one({"_id": participant_id, _NIK_AS_SENT: nik.to_document()})
+                await self._first_copies.insert_one({"_id": participant_id, _NIK_AS_SENT: nik.to_document()})
             except DuplicateKeyError:
                 pass
             return

@@ -69,7 +69,7 @@ from pymongo.errors import DuplicateKeyError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from jmo_contracts import Envelope
-from jmo_eventstore import ERASED, FieldEncryptionCodec, PlainCodec, ValueSealer, participant_subject
+from jmo_eventstore import ERASED, FieldEncryptionCodec, GroupedInserts, PlainCodec, ValueSealer, participant_subject
 from jmo_eventstore.codec import SealedFieldUnreadable, is_sealed, personal_fields_of
 from jmo_runtime import Unprocessable
 from jmo_runtime.messaging import Refused
@@ -303,6 +303,7 @@ class MongoProfileStore(_Folding):
     def __init__(self, collection: AsyncCollection, sealer: ValueSealer) -> None:
         super().__init__(sealer)
         self._c = collection
+        self._new = GroupedInserts(collection)  # profiles begun at once share an insert
 
     async def _load(self, participant_id: str) -> dict[str, Any] | None:
         return await self._c.find_one({"_id": participant_id})
@@ -310,7 +311,7 @@ class MongoProfileStore(_Folding):
     async def _write(self, doc: dict[str, Any], read: Mapping[str, Any] | None) -> bool:
         if read is None:
             try:
-                await self._c.insert_one(doc)
+                await self._new.insert_one(doc)
             except DuplicateKeyError:
                 return False
             return True
