@@ -55,7 +55,7 @@ class GroupedInserts:
         self._max_docs = max_docs
         self._waiting: deque[_Waiting] = deque()
         self._busy = False
-        self._drainer: asyncio.Task[None] | None = None
+        self._drainer: asyncio.Task[None] | None = None  # held: the loop keeps only weak references to tasks
         self.sizes: Counter[int] = Counter()
 
     async def insert(self, docs: Sequence[dict[str, Any]]) -> None:

@@ -75,8 +75,8 @@ from pymongo.errors import DuplicateKeyError
 from jmo_contracts import Envelope
 
 from .codec import PayloadCodec, PlainCodec
-from .grouped import GroupedInserts
 from .commits import RESERVED_BESIDE_FIELDS, Doc, appended_events, beside_id, build_commit, chain_link, commit_id, new_items, recorded_events, result_of, side_documents, stored_items, verify_chain
+from .grouped import GroupedInserts
 from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, PendingCommit, RecordedEvent
 
 # Cursors are always bounded by limit() and read to the end, never abandoned: FerretDB v1 keeps
