@@ -313,3 +313,24 @@ async def test_a_collision_inside_a_shared_insert_fails_only_its_own_append(stor
     slots = [d async for d in store.commits.find({"_id": {"$regex": f"^{SLOT_PREFIX}{store.instance}~"}})]
     assert sum(1 for d in slots if d.get("void")) == 1  # the collided append's slot, void: never published
     assert [c.commit_id for c in await store.appended_commits(10)] == [f"{first}@0", f"{before}@0", f"{after}@0"]
+
+
+async def test_commits_queued_for_the_relay_stay_queued_when_reading_one_back_fails(mongo_client: AsyncMongoClient, database_prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond ``queue_limit`` only a commit's id waits for the relay, which reads it back; a read
+    that fails (a timeout under load) must not drop what was taken with it, or those commits wait
+    unpublished until this instance dies and another's recovery finds them."""
+    store = MongoEventStore(mongo_client[f"{database_prefix}store"], name=f"c{new_id()[:8]}", queue_limit=1)
+    await store.ensure_indexes()
+    s = stream_id("test")
+    appended = [(await store.append(s, v, [an_event(s, v)], cause_id=new_id())).commit_id for v in range(3)]
+    read_back = store.commits.find_one
+
+    async def times_out_once(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(store.commits, "find_one", read_back)
+        raise TimeoutError("the store did not answer")
+
+    monkeypatch.setattr(store.commits, "find_one", times_out_once)
+    with pytest.raises(TimeoutError):
+        await store.appended_commits(10)
+    assert [c.commit_id for c in await store.appended_commits(10)] == appended
+    assert await store.appended_commits(10) == []

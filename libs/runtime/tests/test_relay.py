@@ -118,6 +118,48 @@ async def test_a_streams_earlier_commit_still_pending_elsewhere_is_published_bef
     assert values(out.records) == await in_log_order(store)
 
 
+class StallsOnce(InMemoryEventStore):
+    """A store that does not answer one of the recovery round's calls in time (a timeout under load)."""
+
+    def __init__(self, failing: str) -> None:
+        super().__init__()
+        self.failing = failing
+
+    async def _maybe_fail(self, call: str) -> None:
+        if self.failing == call:
+            self.failing = ""
+            raise TimeoutError(f"{call} timed out")
+
+    async def heartbeat(self) -> None:
+        await self._maybe_fail("heartbeat")
+
+    async def settle(self, commits: Sequence[str]) -> None:
+        await self._maybe_fail("settle")
+        await super().settle(commits)
+
+    async def pending_commits(self, *, older_than: float, limit: int) -> list[PendingCommit]:
+        await self._maybe_fail("pending_commits")
+        return await super().pending_commits(older_than=older_than, limit=limit)
+
+
+@pytest.mark.parametrize("failing", ["heartbeat", "settle", "pending_commits"])
+async def test_commits_taken_for_a_round_whose_recovery_step_fails_are_published_by_the_next_round(failing: str) -> None:
+    store = StallsOnce(failing)
+    streams = await a_log(store, streams=2, per_stream=2)
+    out = Recorder()
+    r = relay(store, out, batch=100)
+    with pytest.raises(TimeoutError):
+        await r.run_once()
+    assert out.records == []
+    while await r.run_once():
+        pass
+    await r.settle()
+    everything = await in_log_order(store)
+    assert values(out.records) == everything  # none of the four lost, each once, in order
+    assert_each_stream_in_order(out.records, everything, streams)
+    assert store.outbox == {}
+
+
 class DisguisingStore(InMemoryEventStore):
     """Like PyMongo: a cancellation that lands mid-operation comes out as a network error."""
 

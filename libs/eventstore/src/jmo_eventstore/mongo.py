@@ -351,12 +351,16 @@ class MongoEventStore:
         """Commits this instance appended and has not handed out yet, oldest first (no round trip
         unless more were appended than the in-memory queue holds)."""
         out: list[PendingCommit] = []
-        while self._queue and len(out) < limit:
-            item = self._queue.popleft()
+        read = 0
+        while read < len(self._queue) and len(out) < limit:
+            item = self._queue[read]
             if isinstance(item, PendingCommit):
                 out.append(item)
             elif (doc := await self.commits.find_one({"_id": item})) is not None:
                 out.append(await self._pending_of(doc))
+            read += 1
+        for _ in range(read):  # taken off only now: a read that fails leaves them all queued
+            self._queue.popleft()
         return out
 
     async def settle(self, commits: Sequence[str]) -> None:

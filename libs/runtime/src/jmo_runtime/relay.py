@@ -155,19 +155,22 @@ class Relay:
             raise
 
     async def _publish_once(self, *, recover: bool = True) -> int:
-        batch = self._retry or await self.store.appended_commits(self.batch_size)
+        retrying = bool(self._retry)
+        # held from here on: what is taken from the store's queue is not handed out again, so a
+        # round that fails anywhere below must leave it for the next (else it waits, unpublished,
+        # until this instance dies and another's recovery finds it)
+        batch = self._retry = self._retry or await self.store.appended_commits(self.batch_size)
         if recover and (self._recovered_at is None or time.monotonic() - self._recovered_at >= self.recover_every):
             self._recovered_at = time.monotonic()
             await self.store.heartbeat()
             await self.store.settle([])  # what the store can tidy by itself (slots of appends that lost a race)
-            if not self._retry:
+            if not retrying:
                 left = [c for c in await self.store.pending_commits(older_than=self.recover_after, limit=self.batch_size)]
                 if left:
                     log.info("relay publishes commits a silent instance left pending", relay=self.name, commits=len(left))
-                    batch = batch + left
+                    batch = self._retry = batch + left
         if not batch:
             return 0
-        self._retry = batch
         ordered = await self._after_predecessors(batch)
         records = []
         for c in ordered:
