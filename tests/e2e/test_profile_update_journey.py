@@ -95,6 +95,10 @@ class Session:
         self.gateway, self.pid, self.sid, self.correlation_id = gateway, pid, new_id(), new_id()
         self.wait = wait
         self.sent: list[Envelope] = []
+        #: Events of the session read while waiting for another: the follower reads several topics,
+        #: and nothing orders them against each other (profile-update's SelfieVerificationRecorded
+        #: may be read before the SelfieMatched that caused it); :func:`until_type` looks here first.
+        self.passed_over: list[Envelope] = []
 
     def envelope(self, command_type: str, **data: Any) -> Envelope:
         return command_envelope(command_type, {"participant_id": self.pid, "session_id": self.sid, **data}, correlation_id=self.correlation_id)
@@ -114,6 +118,7 @@ class Session:
             if e.causation_id == command.message_id and e.type in STEP_OUTCOMES:
                 return e
             seen.append(e.type)
+            self.passed_over.append(e)
         raise AssertionError(f"no outcome of {command.type}: {seen}")
 
     async def verify_new_phone(self, infra: Any, topic_prefix: str, keys: dict[str, str], phone: str) -> None:
@@ -132,6 +137,7 @@ class Session:
         await self.gateway.send(command)
         events = await self.gateway.until(self.correlation_id, {"SelfieMatched", "SelfieRejected", "CommandRejected"}, timeout=self.wait + 30)
         assert events and events[-1].causation_id == command.message_id, [e.type for e in events]
+        self.passed_over.extend(events[:-1])
         return events[-1]
 
     async def as_biometric(self, infra: Any, topic_prefix: str, event: Message) -> Envelope:
@@ -151,6 +157,10 @@ class Session:
 
 
 async def until_type(gateway: Gateway, session: Session, wanted: str) -> Envelope:
+    """The session's first ``wanted`` event: one already read while waiting for another, or the next."""
+    if read := next((e for e in session.passed_over if e.type == wanted), None):
+        session.passed_over.remove(read)
+        return read
     events = await gateway.until(session.correlation_id, {wanted}, timeout=session.wait)
     assert events and events[-1].type == wanted, [e.type for e in events]
     return events[-1]
