@@ -153,7 +153,7 @@ class Registrations:
     async def _applicant(self, command: RegisterParticipant) -> Applicant:
         now, secret = self.clock(), self.policy.nik_key
         destination = command.email.strip().lower() if command.otp_channel is OtpChannel.EMAIL else "".join(ch for ch in command.phone if ch.isdigit())[-10:]
-        allowed = await self.attempts.take(quota_key(secret, "register-nik", command.nik), now) and await self.attempts.take(quota_key(secret, "register-destination", destination), now)
+        allowed = await self.attempts.take_each([quota_key(secret, "register-nik", command.nik), quota_key(secret, "register-destination", destination)], now)
         return Applicant(nik_has_active_account=await self.nik_index.has_active_account(command.nik), too_many_attempts=not allowed)
 
     async def _membership(self, nik: str) -> object:
