@@ -56,7 +56,7 @@ def test_kafka_is_a_single_kraft_node_on_loopback_without_auto_created_topics(tm
     assert props["controller.quorum.voters"] == "1@127.0.0.1:19093"
     assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:19092"
     assert props["auto.create.topics.enable"] == "false"
-    assert props["num.partitions"] == "3"
+    assert props["num.partitions"] == "6"
     assert props["log.dirs"] == str(tmp_path / "data")
 
 

@@ -15,6 +15,8 @@ from typing import Any
 from aiokafka import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
+from jmo_contracts.topics import PARTITIONS
+
 from .net import LOOPBACK, NotReady, port_open, run_sync, wait_until
 from .paths import StackPaths
 from .server import ManagedServer
@@ -171,7 +173,7 @@ class KafkaServer(ManagedServer):
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "log.dirs": str(self.data_dir),
-            "num.partitions": "3",
+            "num.partitions": str(PARTITIONS),  # topics are created with it (auto-creation is off): the default for any other
             "default.replication.factor": "1",
             "min.insync.replicas": "1",
             "auto.create.topics.enable": "false",

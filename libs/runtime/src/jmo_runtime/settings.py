@@ -45,8 +45,8 @@ class ServiceSettings(BaseSettings):
         description="JMO_STALL_SECONDS: /health reports a partition whose message has been in hand (failing, or waiting for a registry) for longer.",
     )
     consumer_workers: int = Field(
-        default=3, ge=1, le=16,
-        description="JMO_CONSUMER_WORKERS: consumers of one topic per process, sharing its partitions (each partition still one message at a time, in order); 3 = the topics' partitions.",
+        default=6, ge=1, le=16,
+        description="JMO_CONSUMER_WORKERS: consumers of one topic per process, sharing its partitions (each partition still one message at a time, in order); 6 = the topics' partitions (jmo_contracts.topics.PARTITIONS).",
     )
     commit_interval_ms: int = Field(
         default=200, ge=1, le=60_000,
