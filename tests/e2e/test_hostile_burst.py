@@ -27,7 +27,8 @@ from jmo_runtime.messaging import DLQ_REASON, DLQ_SOURCE
 from .hostile_messages import OUTSIDE_TOPICS, Hostile, hostile_batch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("topics")]
-PARTITIONS = 3
+#: What the ``topics`` fixture creates every consumed topic with.
+PARTITIONS = topics.PARTITIONS
 
 
 def _cpu_seconds(pid: int) -> float:
