@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -11,6 +11,8 @@ from jmo_contracts import new_id, stream_id
 from jmo_eventstore import InMemoryEventStore, PendingCommit
 from jmo_eventstore.testing import an_event
 from jmo_runtime.relay import OutgoingRecord, Relay
+from jmo_runtime.service import Service
+from jmo_runtime.settings import ServiceSettings
 
 pytestmark = pytest.mark.unit
 
@@ -196,3 +198,43 @@ async def test_a_commit_too_large_for_kafka_is_parked_and_reported_not_retried_f
     assert await r.run_once() == 0 and len(publisher.records) == 2  # nothing tried again
     await r.settle()
     assert await store.pending_commits(older_than=0, limit=10) == []  # nor by another instance's recovery
+
+
+class Refusing(Recorder):
+    """A broker that refuses every publish until told otherwise (an ACL change, a broker away)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refusing = True
+
+    async def publish(self, records: Sequence[OutgoingRecord]) -> None:
+        if self.refusing:
+            raise ConnectionError("not authorised")
+        await super().publish(records)
+
+
+async def until_true(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_relay_whose_rounds_keep_failing_says_for_how_long_and_health_reports_it() -> None:
+    store, broker = InMemoryEventStore(), Refusing()
+    service = Service("identity", ServiceSettings(stall_seconds=0.2), store=store, relay_publisher=broker)
+    await service.start_store()
+    await service.start_relay()
+    try:
+        s = stream_id("test")
+        await store.append(s, 0, [an_event(s, 0)], cause_id=new_id())
+        store.appended.set()
+        await until_true(lambda: service._relay is not None and service._relay.failing_for() > 0.3)  # noqa: SLF001
+        reason = await service._check_relay()  # noqa: SLF001
+        assert reason is not None and reason.startswith("relay rounds failing for") and "(ConnectionError)" in reason, reason
+        broker.refusing = False
+        await until_true(lambda: len(broker.records) == 1, seconds=15)
+        await until_true(lambda: service._relay is not None and service._relay.failing_for() == 0)  # noqa: SLF001
+        assert await service._check_relay() is None  # noqa: SLF001
+    finally:
+        await service.stop()

@@ -123,6 +123,13 @@ class Relay:
         self._settled_at = time.monotonic()
         self._recovered_at: float | None = None
         self.parked: list[str] = []  # commits whose events could never be published (see MAX_RECORD_BYTES)
+        self._failing_since: float | None = None  # first of the rounds failing since the last that did not
+        self.last_error: str | None = None  # the kind of error of the last failed round (its class name)
+
+    def failing_for(self) -> float:
+        """Seconds since the relay's rounds began failing without one succeeding since; 0 when the
+        last round did not fail. Commits wait in the outbox meanwhile: ``/health`` reports it."""
+        return 0.0 if self._failing_since is None else time.monotonic() - self._failing_since
 
     async def run_once(self) -> int:
         """Publish one batch (this instance's appends, else what recovery finds), settle what is
@@ -227,10 +234,13 @@ class Relay:
             appended.clear()
             try:
                 n = await self.run_once()
-            except Exception:
+                self._failing_since = None
+            except Exception as e:
                 if _being_cancelled():
                     raise asyncio.CancelledError from None  # PyMongo reports a cancellation as a network error
                 log.exception("relay round failed; retrying", relay=self.name)
+                self._failing_since = self._failing_since or time.monotonic()
+                self.last_error = type(e).__name__  # the class only: a driver's message may quote a document
                 n = 0
                 idle = min(max(idle, 0.5) * 2, 5.0)
             if n:

@@ -338,6 +338,8 @@ class Service:
             return "relay stopped"
         if self._relay is not None and self._relay.parked:
             return f"relay parked {len(self._relay.parked)} commit(s) too large for Kafka, e.g. {self._relay.parked[-1]}"
+        if self._relay is not None and (failing := self._relay.failing_for()) > self.settings.stall_seconds:
+            return f"relay rounds failing for {failing:.0f}s ({self._relay.last_error}): appended events are not reaching Kafka"
         return None
 
     def asgi(self) -> AsgiFastStream:

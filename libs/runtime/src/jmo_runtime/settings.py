@@ -42,7 +42,7 @@ class ServiceSettings(BaseSettings):
     )
     stall_seconds: float = Field(
         default=120.0, gt=0,
-        description="JMO_STALL_SECONDS: /health reports a partition whose message has been in hand (failing, or waiting for a registry) for longer.",
+        description="JMO_STALL_SECONDS: /health reports a partition whose message has been in hand (failing, or waiting for a registry) for longer, and a relay whose rounds have been failing for longer.",
     )
     consumer_workers: int = Field(
         default=6, ge=1, le=16,
