@@ -28,12 +28,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from jmo_eventstore import GroupedInserts, ensure_ttl_index
+from jmo_eventstore.grouped import DUPLICATE_KEY
 
 #: Keys whose next use an instance remembers; a key forgotten costs one refused insert per use
 #: already taken in its window (a few) the next time it is taken.
 REMEMBERED_KEYS = 8192
-#: The server's code for a write refused by a unique index.
-DUPLICATE_KEY = 11000
 
 
 def quota_key(secret: bytes, kind: str, value: str) -> str:
