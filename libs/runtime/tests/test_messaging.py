@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 from pymongo.errors import AutoReconnect
 
+from jmo_contracts import Envelope, topics
+from jmo_eventstore import InMemoryEventStore
 from jmo_registries import RegistryError, RegistryUnavailable
 from jmo_runtime.messaging import is_transient
+from jmo_runtime.service import Service
+from jmo_runtime.settings import ServiceSettings
 
 pytestmark = pytest.mark.unit
 
@@ -33,3 +37,15 @@ def test_an_old_version_the_upcaster_cannot_read_is_refused_not_raised(payload: 
                       "correlation_id": "b" * 32, "stream_id": "identity-" + "c" * 32, "payload": payload}).encode()
     refused = admit(raw, {})
     assert isinstance(refused, Refused) and refused.reason in ("UPCAST_FAILED", "INVALID_PAYLOAD")
+
+
+@pytest.mark.parametrize("wait_ms", [500, 2000])
+def test_a_services_consumers_long_poll_as_long_as_its_settings_say(wait_ms: int) -> None:
+    service = Service("identity", ServiceSettings(consumer_fetch_max_wait_ms=wait_ms), store=InMemoryEventStore())
+
+    async def handler(_envelope: Envelope) -> None:
+        pass
+
+    service.consume(topics.commands("identity"), handler, "commands")
+    (subscriber,) = service.broker.subscribers
+    assert subscriber._connection_args["fetch_max_wait_ms"] == wait_ms  # noqa: SLF001 - what each of its consumers is built with

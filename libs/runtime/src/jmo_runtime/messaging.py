@@ -349,6 +349,7 @@ def subscribe(
     opener: Opener | None = None,
     keeps_sealed: bool = False,
     commit_interval: float = 0.2,
+    fetch_max_wait_ms: int = 500,
 ) -> OffsetCommitter:
     """Consume ``topic`` as ``group_id``: admit, hand valid envelopes to ``handler``, park the rest.
 
@@ -385,6 +386,7 @@ def subscribe(
         parser=_lenient_parser,
         decoder=message_itself,
         max_workers=workers,
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )
     watch.watch_lag(lambda: getattr(subscriber, "consumer_subgroup", None) or [getattr(subscriber, "consumer", None)], committer.done)
 
