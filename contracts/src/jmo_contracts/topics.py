@@ -77,10 +77,10 @@ CONSUMES: dict[str, tuple[str, ...]] = {
 
 #: Partitions of every topic but the DLQs: how many messages of one topic a service can have in hand
 #: at once (one per partition, in order), and so how many of its store calls can share a round
-#: trip (group commit). 3 -> 6 (with 6 consumers per topic): 16.7 -> 14.8 store commands per
-#: registration at 100/s offered (``bench/load.py --rates 100``), more registrations per second in
-#: every back-to-back pair (by 2-37 %: the machine's own drift is of that size); the idle stack
-#: costs ~100 ms of CPU per second more for the extra consumers.
+#: trip (group commit). 3 -> 6 (with 6 consumers per topic), ``bench/load.py --rates 100`` back to
+#: back in the order 3, 6, 6, 3: 67.8 / 82.8 / 80.1 / 67.5 registrations per second, 15.1-15.3 ->
+#: 12.6-12.8 store commands per registration; the idle stack costs ~90 ms of CPU per second more
+#: for the extra consumers.
 PARTITIONS = 6
 
 

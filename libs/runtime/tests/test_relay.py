@@ -228,7 +228,6 @@ async def test_a_relay_whose_rounds_keep_failing_says_for_how_long_and_health_re
     try:
         s = stream_id("test")
         await store.append(s, 0, [an_event(s, 0)], cause_id=new_id())
-        store.appended.set()
         await until_true(lambda: service._relay is not None and service._relay.failing_for() > 0.3)  # noqa: SLF001
         reason = await service._check_relay()  # noqa: SLF001
         assert reason is not None and reason.startswith("relay rounds failing for") and "(ConnectionError)" in reason, reason
