@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from aiokafka import TopicPartition
 from aiokafka.errors import IllegalStateError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -333,6 +334,62 @@ class FailureBudget:
         return min(self.first_pause * 2 ** (failures - 1), self.max_pause)
 
 
+#: How long a partition whose message failed is held before that message is delivered again, when
+#: the failure passes by itself (the store or a registry away): a pause instead of a tight loop.
+TRANSIENT_PAUSE = 0.2
+
+
+@dataclass(frozen=True)
+class Received:
+    """One record of a fetched batch, with its headers decoded (leniently, see :func:`_lenient_batch_parser`)."""
+
+    record: Any
+    headers: Mapping[str, Any]
+
+    @property
+    def raw(self) -> bytes:
+        value = self.record.value
+        return value if isinstance(value, bytes) else bytes(value or b"")
+
+    @property
+    def partition(self) -> int:
+        return int(getattr(self.record, "partition", -1))
+
+    @property
+    def offset(self) -> int:
+        return int(getattr(self.record, "offset", -1))
+
+
+class _Progress:
+    """Which messages of a partition's batch finished: the committable prefix, the first unfinished."""
+
+    def __init__(self, offsets: list[int]) -> None:
+        self._offsets = offsets
+        self._finished: set[int] = set()
+        self._next = 0  # index of the first message not finished
+
+    def finish(self, offset: int) -> int | None:
+        """Record ``offset`` finished; the last offset of the finished prefix when it moved, else None."""
+        self._finished.add(offset)
+        start = self._next
+        while self._next < len(self._offsets) and self._offsets[self._next] in self._finished:
+            self._next += 1
+        return self._offsets[self._next - 1] if self._next > start else None
+
+    @property
+    def first_unfinished(self) -> int | None:
+        return self._offsets[self._next] if self._next < len(self._offsets) else None
+
+
+class _TryAgain(Exception):
+    """A message that failed within its budget: delivered again after ``pause`` seconds."""
+
+    def __init__(self, cause: BaseException, pause: float) -> None:
+        super().__init__(type(cause).__name__)
+        self.cause = cause
+        self.pause = pause
+
+
 def subscribe(
     broker: KafkaBroker,
     topic: str,
@@ -345,7 +402,8 @@ def subscribe(
     on_refused: RefusalHandler | None = None,
     watch: ConsumerWatch | None = None,
     max_bytes: int = MAX_MESSAGE_BYTES,
-    workers: int = 1,
+    batch_records: int = 256,
+    batch_wait_ms: int = 20,
     opener: Opener | None = None,
     keeps_sealed: bool = False,
     commit_interval: float = 0.2,
@@ -353,23 +411,30 @@ def subscribe(
 ) -> OffsetCommitter:
     """Consume ``topic`` as ``group_id``: admit, hand valid envelopes to ``handler``, park the rest.
 
-    A message's offset is committed only after its handling finished (handled, refused or parked),
-    in batches every ``commit_interval`` seconds by the returned :class:`OffsetCommitter` (close it
-    before the broker stops, to commit the tail): an exception (store or broker unavailable) seeks
-    back to the message, so it is delivered again and nothing after it is committed first, which is
-    safe because handlers are idempotent by message id. What is too large, has unreadable headers
-    or cannot be parsed is published to ``<topic>.dlq`` with the reason in headers, and the
-    consumer goes on; so is a message whose handler raised :class:`Unprocessable`, or failed
-    non-transiently more often than ``budget`` allows (:class:`FailureBudget`). A message of a type
-    or stream ``boundary`` refuses goes to ``on_refused`` (a rejection event for its sender), or
-    to the DLQ. Headers are decoded leniently and the body never by faststream, so nothing about a
-    message can fail before this code sees it. With ``workers`` > 1, that many consumers of the
-    group share the topic's partitions, each partition still handled one message at a time, in order.
+    Messages come in batches (up to ``batch_records`` per fetch, one consumer per topic per
+    process). Within a batch, each partition's messages of one key (one stream) are handled one
+    after the other, in order, and those of different keys side by side, so their store writes meet
+    in shared round trips. A message's offset is committed only after it and every message before it
+    in its partition finished (handled, refused or parked), in batches every ``commit_interval``
+    seconds by the returned :class:`OffsetCommitter` (close it before the broker stops, to commit
+    the tail). A message that raised (store or broker unavailable) ends its key's chain; its
+    partition seeks back to the first unfinished message and is held a moment (``TRANSIENT_PAUSE``,
+    or the budget's growing pause), so it is delivered again and nothing after it is committed
+    first; what had finished after it is delivered again too, to handlers idempotent by message id.
+    What is too large, has unreadable headers or cannot be parsed is published to ``<topic>.dlq``
+    with the reason in headers, and the consumer goes on; so is a message whose handler raised
+    :class:`Unprocessable`, or failed non-transiently more often than ``budget`` allows
+    (:class:`FailureBudget`). A message of a type or stream ``boundary`` refuses goes to
+    ``on_refused`` (a rejection event for its sender), or to the DLQ. Headers are decoded leniently
+    and the body never by faststream, so nothing about a message can fail before this code sees it.
     ``opener`` opens sealed personal fields after the envelope is read and before its payload is
     validated (:func:`receive`, ``opener``, :func:`check`); what it refuses is refused like the rest.
     With ``keeps_sealed`` the handler gets the personal fields as they came, sealed: ``opener`` only
     refuses what is not sealed (:func:`jmo_runtime.wire.kept_sealed`), and the payload is validated
     around the sealed values.
+
+    ``batch_wait_ms`` is how long a fetch that found nothing waits for a record, and then how long
+    faststream's batch loop rests before the next (so at most that much latency is added while idle).
     """
     budget = budget or FailureBudget()
     watch = watch or ConsumerWatch()
@@ -383,36 +448,70 @@ def subscribe(
         listener=committer,
         title=f"{topic}:{group_id}",
         description=description,
-        parser=_lenient_parser,
+        parser=_lenient_batch_parser,
         decoder=message_itself,
-        max_workers=workers,
+        batch=True,
+        max_records=batch_records,
+        batch_timeout_ms=batch_wait_ms,
         fetch_max_wait_ms=fetch_max_wait_ms,
     )
-    watch.watch_lag(lambda: getattr(subscriber, "consumer_subgroup", None) or [getattr(subscriber, "consumer", None)], committer.done)
+    watch.watch_lag(lambda: [getattr(subscriber, "consumer", None)], committer.done)
 
     @subscriber
-    async def on_message(msg: Any) -> None:  # the message itself (``message_itself``), not a decoded body
+    async def on_batch(msg: Any) -> None:  # the batch itself (``message_itself``), not decoded bodies
         msg.clear_cache()  # it holds itself as its decoded body: let it be freed without the cycle collector
-        raw = msg.body if isinstance(msg.body, bytes) else bytes(msg.body or b"")
-        partition, offset = getattr(msg.raw_message, "partition", -1), getattr(msg.raw_message, "offset", -1)
-        where = (topic, partition, offset)
-        headers = msg.headers or {}
-        if boundary is not None and boundary.passes_over(headers.get(HEADER_TYPE)) and _BAD_HEADERS not in headers and len(raw) <= max_bytes:
-            watch.passed_over += 1
-            committer.finished(getattr(msg, "consumer", None), topic, partition, offset)
-            return
-        watch.started(topic, partition, offset)
-        try:
-            await admit_and_handle(raw, msg, where)
-        except Exception:
-            with contextlib.suppress(IllegalStateError):  # revoked meanwhile: its next owner starts from the committed offset
-                await msg.nack()  # seek back: the message is delivered again, and nothing after it is committed before it
-            raise  # the partition stays busy for the watch
-        watch.finished(topic, partition)
-        committer.finished(getattr(msg, "consumer", None), topic, partition, offset)
+        consumer = getattr(subscriber, "consumer", None)  # None in faststream's in-memory test broker
+        partitions: dict[int, list[Received]] = {}
+        for record, headers in zip(msg.raw_message, msg.batch_headers, strict=True):
+            partitions.setdefault(record.partition, []).append(Received(record, headers))
+        failures = await asyncio.gather(*(handle_partition(consumer, p, received) for p, received in partitions.items()))
+        for failure in failures:
+            if failure is not None:
+                raise failure  # after every partition was settled: faststream logs it (a test broker raises it to the sender)
 
-    async def admit_and_handle(raw: bytes, msg: Any, where: tuple[str, int, int]) -> None:
-        headers = msg.headers or {}
+    async def handle_partition(consumer: Any, partition: int, batch: list[Received]) -> BaseException | None:
+        """Handle one partition's part of a batch; the first failure, once its partition was sought back."""
+        watch.started(topic, partition, batch[0].offset)
+        progress = _Progress([r.offset for r in batch])
+
+        def finished(offset: int) -> None:
+            last = progress.finish(offset)
+            if last is not None:  # every message up to ``last`` finished: committable
+                committer.finished(consumer, topic, partition, last)
+
+        chains: dict[Any, list[Received]] = {}
+        for received in batch:
+            if passed_over(received):
+                watch.passed_over += 1
+                finished(received.offset)
+            else:
+                chains.setdefault(received.record.key, []).append(received)
+        outcomes = await asyncio.gather(*(handle_chain(chain, finished) for chain in chains.values()))
+        if progress.first_unfinished is None:
+            watch.finished(topic, partition)
+            return None
+        failed = [o for o in outcomes if o is not None]
+        _deliver_again(consumer, TopicPartition(topic, partition), progress.first_unfinished, max(o.pause for o in failed))
+        return failed[0].cause  # the partition stays busy for the watch
+
+    async def handle_chain(chain: list[Received], finished: Callable[[int], None]) -> _TryAgain | None:
+        """One key's messages in order; stops at the first that fails (the later ones wait for it)."""
+        for received in chain:
+            try:
+                await admit_and_handle(received)
+            except _TryAgain as again:
+                return again
+            except Exception as exc:  # noqa: BLE001 (a transient failure, or the DLQ unreachable)
+                return _TryAgain(exc, TRANSIENT_PAUSE)
+            finished(received.offset)
+        return None
+
+    def passed_over(received: Received) -> bool:
+        headers = received.headers
+        return boundary is not None and boundary.passes_over(headers.get(HEADER_TYPE)) and _BAD_HEADERS not in headers and len(received.raw) <= max_bytes
+
+    async def admit_and_handle(received: Received) -> None:
+        raw, headers = received.raw, received.headers
         admitted = receive(raw, headers, max_bytes=max_bytes)
         if isinstance(admitted, Envelope) and opener is not None:
             admitted = await opened_then_checked(admitted, headers, opener)
@@ -420,7 +519,7 @@ def subscribe(
             admitted = check(admitted, headers, boundary=boundary)
         if isinstance(admitted, Envelope):
             with structlog.contextvars.bound_contextvars(correlation_id=admitted.correlation_id, message_type=admitted.type, stream_id=admitted.stream_id):
-                if await _within_budget(lambda: handler(admitted), msg, raw, where):
+                if await _within_budget(lambda: handler(admitted), received):
                     watch.handled += 1
             return
         if admitted.envelope is not None:  # parsed, but not to be acted on here
@@ -428,9 +527,9 @@ def subscribe(
             log.warning("message refused at the topic's boundary", reason=admitted.reason, message_type=admitted.envelope.type)
             if on_refused is not None:
                 refused, reason, detail = admitted.envelope, admitted.reason, admitted.detail
-                await _within_budget(lambda: on_refused(refused, reason, detail), msg, raw, where)  # answering may fail like handling
+                await _within_budget(lambda: on_refused(refused, reason, detail), received)  # answering may fail like handling
                 return
-        await _to_dlq(broker, topic, group_id, msg, admitted.parked_as if admitted.parked_as is not None else raw, admitted.reason, admitted.detail)
+        await _to_dlq(broker, topic, group_id, received, admitted.parked_as if admitted.parked_as is not None else raw, admitted.reason, admitted.detail)
 
     async def opened_then_checked(received: Envelope, headers: Mapping[str, Any], opener: Opener) -> Envelope | Refused:
         opened = await opener(received)  # a key look-up may fail like the store: redelivered
@@ -443,13 +542,14 @@ def subscribe(
         other = check(received, headers, boundary=boundary)
         return opened if isinstance(other, Envelope) else dataclasses.replace(other, envelope=opened.envelope if other.envelope else None, parked_as=opened.parked_as)
 
-    async def _within_budget(call: Callable[[], Awaitable[None]], msg: Any, raw: bytes, where: tuple[str, int, int]) -> bool:
+    async def _within_budget(call: Callable[[], Awaitable[None]], received: Received) -> bool:
         """Run ``call``; True when it succeeded, False when the message was parked instead."""
+        where = (topic, received.partition, received.offset)
         try:
             await call()
         except Unprocessable as refused:
             budget.forget(where)
-            await _to_dlq(broker, topic, group_id, msg, raw, refused.reason, refused.detail)
+            await _to_dlq(broker, topic, group_id, received, received.raw, refused.reason, refused.detail)
             return False
         except Exception as exc:
             if is_transient(exc):
@@ -457,11 +557,10 @@ def subscribe(
             failures = budget.failed(where)
             if failures < budget.attempts:
                 log.warning("handler failed; the message will be redelivered", error=type(exc).__name__, failures=failures, of=budget.attempts)
-                await asyncio.sleep(budget.pause_after(failures))
-                raise
+                raise _TryAgain(exc, budget.pause_after(failures)) from exc
             budget.forget(where)
             log.error("handler keeps failing; message parked", error=type(exc).__name__, failures=failures)
-            await _to_dlq(broker, topic, group_id, msg, raw, "HANDLER_FAILED", _describe(exc))
+            await _to_dlq(broker, topic, group_id, received, received.raw, "HANDLER_FAILED", _describe(exc))
             return False
         budget.forget(where)
         return True
@@ -469,9 +568,31 @@ def subscribe(
     return committer
 
 
-async def _lenient_parser(record: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
-    """faststream's Kafka parser, after dropping headers it would fail on (values that are null or
-    not UTF-8); such a message is marked so that it is parked rather than lost or retried."""
+def _deliver_again(consumer: Any, tp: TopicPartition, offset: int, pause: float) -> None:
+    """Seek ``tp`` back to ``offset`` and hold it for ``pause`` seconds: the other partitions go on.
+    A partition revoked meanwhile is left alone (its next owner starts from the committed offset)."""
+    if consumer is None:
+        return
+    with contextlib.suppress(IllegalStateError):
+        consumer.seek(tp, offset)
+        consumer.pause(tp)
+        asyncio.get_running_loop().call_later(pause, _resume, consumer, tp)
+
+
+def _resume(consumer: Any, tp: TopicPartition) -> None:
+    with contextlib.suppress(IllegalStateError):
+        if tp in consumer.assignment():
+            consumer.resume(tp)
+
+
+async def _lenient_batch_parser(records: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """faststream's Kafka batch parser, after dropping the headers it would fail on (values that are
+    null or not UTF-8) from each record; such a record is marked so that it is parked rather than
+    lost or retried."""
+    return await original(tuple(_readable_headers(record) for record in records))
+
+
+def _readable_headers(record: Any) -> Any:
     kept: list[tuple[str, bytes]] = []
     unreadable = False
     for key, value in record.headers or ():
@@ -482,18 +603,15 @@ async def _lenient_parser(record: Any, original: Callable[[Any], Awaitable[Any]]
             continue
         kept.append((key, value))
     if not unreadable:
-        return await original(record)
+        return record
     kept.append((_BAD_HEADERS, b"1"))
-    cleaned = dataclasses.replace(record, headers=kept)
-    if hasattr(record, "consumer"):  # set by faststream's concurrent subscriber: whose offsets to commit
-        cleaned.consumer = record.consumer
-    return await original(cleaned)
+    return dataclasses.replace(record, headers=kept)
 
 
 async def message_itself(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:  # noqa: ARG001
     """A subscriber's decoder that hands it the message itself, never a decoded body.
 
-    faststream would ``json.loads`` the body (a deep nesting raises RecursionError there, before
+    faststream would ``json.loads`` each body (a deep nesting raises RecursionError there, before
     any handler), and :func:`parse` reads it with limits anyway. Receiving the message as the
     "body" also spares the per-message dependency injection a ``KafkaMessage`` parameter needs
     (faststream resolves that context field in a worker thread, one thread hop per message);
@@ -507,15 +625,14 @@ async def publish(broker: KafkaBroker, topic: str, envelope: Envelope) -> None:
     await broker.publish(envelope.to_json(), topic=topic, key=envelope.stream_id.encode(), headers=envelope.kafka_headers(), correlation_id=envelope.correlation_id)
 
 
-async def _to_dlq(broker: KafkaBroker, topic: str, group_id: str, msg: Any, raw: bytes, reason: str, detail: str) -> None:
-    raw_msg = msg.raw_message
-    source = f"{topic}/{getattr(raw_msg, 'partition', '?')}/{getattr(raw_msg, 'offset', '?')}"
-    headers = dlq_headers(msg.headers or {}, reason=reason, detail=detail, source=source, group_id=group_id)
+async def _to_dlq(broker: KafkaBroker, topic: str, group_id: str, received: Received, raw: bytes, reason: str, detail: str) -> None:
+    source = f"{topic}/{received.partition}/{received.offset}"
+    headers = dlq_headers(received.headers, reason=reason, detail=detail, source=source, group_id=group_id)
     value = raw
     if len(raw) > MAX_DLQ_VALUE_BYTES:  # kept cut, with what identifies the original
         value = raw[:MAX_DLQ_VALUE_BYTES]
         headers.update({DLQ_ORIGINAL_SIZE: str(len(raw)), DLQ_ORIGINAL_SHA256: hashlib.sha256(raw).hexdigest()})
-    key = getattr(raw_msg, "key", None)
+    key = getattr(received.record, "key", None)
     if key is not None and len(key) > _MAX_HEADER_CHARS:
         key = key[:_MAX_HEADER_CHARS]
     await broker.publish(value, topic=dlq(topic), key=key, headers=headers)

@@ -7,10 +7,11 @@ Committing after every message makes every consumed message of every group an Of
 commits, per consumer, the offset after the last finished message of each partition, every
 ``interval`` seconds or as soon as ``max_pending`` partitions wait.
 
-Delivery is not weakened: a partition is handled in order, one message at a time, so the offset
-after its last finished message never passes a message that is not finished; a message whose
-handling raised is not recorded (the subscriber seeks back to it), so it is delivered again and
-nothing after it is committed before it finishes. What a crash loses is at most the last
+Delivery is not weakened: the subscriber reports a message finished only once every message
+before it in its partition finished too (a batch's streams are handled side by side, so they may
+finish out of order), so the committed offset never passes a message that is not finished; a
+message whose handling raised is not reported (the subscriber seeks back to it), so it is delivered
+again and nothing after it is committed before it finishes. What a crash loses is at most the last
 uncommitted interval, delivered again to handlers that are idempotent by message id.
 
 The timing (every interval while anything waits, at once when many wait, on close) is

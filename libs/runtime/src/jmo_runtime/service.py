@@ -153,7 +153,7 @@ class Service:
         committer = subscribe(
             self.broker, self.settings.topic(topic), group_id=f"jmo-{self.name}", handler=handle_then_wake_relay, description=description,
             budget=budget, boundary=boundary, on_refused=self.refuse if answers else None, watch=self.watch, max_bytes=self.settings.max_message_bytes,
-            workers=self.settings.consumer_workers, opener=self._opener(keeps_sealed), keeps_sealed=keeps_sealed and self.settings.data_key is not None,
+            batch_records=self.settings.consumer_batch_records, batch_wait_ms=self.settings.consumer_batch_wait_ms, opener=self._opener(keeps_sealed), keeps_sealed=keeps_sealed and self.settings.data_key is not None,
             commit_interval=self.settings.commit_interval_ms / 1000, fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
         )
         self._committers.append(committer)

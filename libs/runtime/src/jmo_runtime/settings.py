@@ -44,9 +44,15 @@ class ServiceSettings(BaseSettings):
         default=120.0, gt=0,
         description="JMO_STALL_SECONDS: /health reports a partition whose message has been in hand (failing, or waiting for a registry) for longer, and a relay whose rounds have been failing for longer.",
     )
-    consumer_workers: int = Field(
-        default=6, ge=1, le=16,
-        description="JMO_CONSUMER_WORKERS: consumers of one topic per process, sharing its partitions (each partition still one message at a time, in order); 6 = the topics' partitions (jmo_contracts.topics.PARTITIONS).",
+    consumer_batch_records: int = Field(
+        default=256, ge=1, le=10_000,
+        description="JMO_CONSUMER_BATCH_RECORDS: most records one fetch hands a topic's consumer (one per topic per process); a batch's "
+        "messages of different streams are handled side by side, those of one stream in order.",
+    )
+    consumer_batch_wait_ms: int = Field(
+        default=20, ge=1, le=1_000,
+        description="JMO_CONSUMER_BATCH_WAIT_MS: how long a consumer waits for records when none are fetched yet, then rests as long "
+        "before asking again (faststream's batch loop): at most this much latency per hop while idle, and the idle stack's wake-ups.",
     )
     consumer_fetch_max_wait_ms: int = Field(
         default=500, ge=1, le=30_000,
