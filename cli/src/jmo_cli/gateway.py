@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
@@ -19,6 +19,8 @@ from jmo_runtime.service import shared_key_ring
 from jmo_runtime.settings import ServiceSettings
 from jmo_runtime.wire import open_envelope, seal_envelope
 
+#: Journeys whose events a :class:`Gateway` keeps, read while it followed another one (the most recent).
+KEPT_JOURNEYS = 10_000
 
 
 def service_for(command_type: str) -> str:
@@ -81,6 +83,7 @@ class Gateway:
         self._starting = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._backlog: deque[Any] = deque()  # records fetched and not looked at yet (see events)
+        self._others: OrderedDict[str, list[bytes]] = OrderedDict()  # events read while following another journey, by correlation id
         self._mongo: AsyncMongoClient | None = None
         self._codec: FieldEncryptionCodec | None = None
 
@@ -178,18 +181,33 @@ class Gateway:
         A caller that stops early (:meth:`until`, at the event it waited for) leaves the records
         fetched with that event for the next call: one fetch may bring two events of a journey at
         once (a SelfieMatched and the SelfieVerificationRecorded it caused, from two topics), and the
-        second must still be seen by whoever waits for it next."""
+        second must still be seen by whoever waits for it next. Events of other journeys read
+        meanwhile are kept for whoever follows those next (the most recent :data:`KEPT_JOURNEYS`
+        journeys), so several journeys can be followed through one gateway, one after the other or
+        side by side."""
         assert self._consumer is not None
         deadline = time.monotonic() + wait
+        kept = self._others.pop(correlation_id, [])
+        while kept:
+            yield await self.opened(Envelope.from_json(kept.pop(0)))
         while True:
             while self._backlog:
-                envelope = Envelope.from_json(self._backlog.popleft().value)
+                value = self._backlog.popleft().value
+                envelope = Envelope.from_json(value)
                 if envelope.correlation_id == correlation_id:
                     yield await self.opened(envelope)
+                else:
+                    self._keep(envelope.correlation_id, value)
             if (left := deadline - time.monotonic()) <= 0:
                 return
             for records in (await self._consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))).values():
                 self._backlog.extend(records)
+
+    def _keep(self, correlation_id: str, value: bytes) -> None:
+        self._others.setdefault(correlation_id, []).append(value)
+        self._others.move_to_end(correlation_id)
+        if len(self._others) > KEPT_JOURNEYS:
+            self._others.popitem(last=False)
 
     async def until(self, correlation_id: str, types: set[str], *, timeout: float) -> list[Envelope]:
         """Collect the journey's events until one of ``types`` arrives (or ``timeout``)."""
