@@ -1,7 +1,7 @@
 """The event log: append with expected version, idempotency by cause, hash chain, global order."""
 
 from .codec import ERASED, FieldEncryptionCodec, InMemoryKeyRing, KeyRing, PayloadCodec, PlainCodec, ValueSealer, participant_subject, subject_of
-from .grouped import GroupedInserts
+from .grouped import GroupedInserts, GroupedLookups, GroupedWrites
 from .keyring import MongoKeyRing
 from .memory import InMemoryEventStore
 from .model import AppendResult, ConcurrencyConflict, IntegrityProblem, PendingCommit, RecordedEvent
@@ -15,6 +15,8 @@ __all__ = [
     "EventStore",
     "FieldEncryptionCodec",
     "GroupedInserts",
+    "GroupedLookups",
+    "GroupedWrites",
     "InMemoryEventStore",
     "InMemoryKeyRing",
     "IntegrityProblem",

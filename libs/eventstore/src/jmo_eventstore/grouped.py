@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
 #: The server's code for a write refused by a unique index.
 DUPLICATE_KEY = 11000
@@ -43,49 +43,42 @@ class _Waiting:
     sent: bool = field(default=False)
 
 
-class GroupedInserts:
-    """Ordered inserts into ``collection``, grouped while one is in flight (see the module).
+class _OrderedGroups:
+    """Ordered writes into ``collection`` (a caller's items in one command, in order), grouped while
+    one is in flight: the machinery of :class:`GroupedInserts` and :class:`GroupedWrites`.
 
-    ``max_docs`` bounds the documents of a grouped command (a caller's own documents are never
-    split); ``sizes`` counts the commands sent by how many callers each carried (bounded by
-    ``max_docs``), for tests and benchmarks."""
+    ``max_items`` bounds the items of a grouped command (a caller's own items are never split);
+    ``sizes`` counts the commands sent by how many callers each carried, for tests and benchmarks."""
 
-    def __init__(self, collection: AsyncCollection, *, max_docs: int = GROUP_LIMIT) -> None:
+    def __init__(self, collection: AsyncCollection, *, max_items: int = GROUP_LIMIT) -> None:
         self._collection = collection
-        self._max_docs = max_docs
+        self._max_items = max_items
         self._waiting: deque[_Waiting] = deque()
         self._busy = False
         self._drainer: asyncio.Task[None] | None = None  # held: the loop keeps only weak references to tasks
         self.sizes: Counter[int] = Counter()
 
-    async def insert(self, docs: Sequence[dict[str, Any]]) -> None:
-        """Insert ``docs`` in order, as ``insert_many(docs, ordered=True)`` would (see the module)."""
+    async def _command(self, items: Sequence[Any]) -> None:
+        """Send ``items`` as one ordered command; a refused item raises :class:`BulkWriteError`
+        with its index in ``items``."""
+        raise NotImplementedError
+
+    async def _submit(self, items: Sequence[Any]) -> None:
         if not self._busy:
             self._busy = True
             try:
                 self.sizes[1] += 1
-                await self._collection.insert_many(docs, ordered=True)
+                await self._command(items)
             finally:
                 self._next()
             return
-        waiting = _Waiting(docs, asyncio.get_running_loop().create_future())
+        waiting = _Waiting(items, asyncio.get_running_loop().create_future())
         self._waiting.append(waiting)
         try:
             await waiting.done
         except asyncio.CancelledError:
             if not waiting.sent:  # not on the wire yet: it never will be
                 self._waiting.remove(waiting)
-            raise
-
-    async def insert_one(self, doc: dict[str, Any]) -> None:
-        """Insert one document, as ``insert_one`` would: :class:`~pymongo.errors.DuplicateKeyError`
-        when a unique key of it is taken."""
-        try:
-            await self.insert([doc])
-        except BulkWriteError as e:
-            refused = (e.details.get("writeErrors") or [{}])[0]
-            if refused.get("code") == DUPLICATE_KEY:
-                raise DuplicateKeyError(refused.get("errmsg", "duplicate key"), DUPLICATE_KEY, refused) from None
             raise
 
     def _next(self) -> None:
@@ -109,7 +102,7 @@ class GroupedInserts:
     def _take(self) -> list[_Waiting]:
         group = [self._waiting.popleft()]
         count = len(group[0].docs)
-        while self._waiting and count + len(self._waiting[0].docs) <= self._max_docs:
+        while self._waiting and count + len(self._waiting[0].docs) <= self._max_items:
             count += len(self._waiting[0].docs)
             group.append(self._waiting.popleft())
         for waiting in group:
@@ -119,14 +112,14 @@ class GroupedInserts:
     async def _send(self, group: list[_Waiting]) -> None:
         self.sizes[len(group)] += 1
         try:
-            await self._collection.insert_many([doc for waiting in group for doc in waiting.docs], ordered=True)
+            await self._command([doc for waiting in group for doc in waiting.docs])
         except BulkWriteError as e:
             self._answer_refusal(group, e)
         except asyncio.CancelledError as e:  # the loop is closing
             for waiting in group:
                 _settle(waiting, e)
             raise
-        except Exception as e:  # nothing says what landed: each caller learns it as from its own insert
+        except Exception as e:  # nothing says what landed: each caller learns it as from its own command
             for waiting in group:
                 _settle(waiting, e)
         else:
@@ -134,7 +127,7 @@ class GroupedInserts:
                 _settle(waiting, None)
 
     def _answer_refusal(self, group: list[_Waiting], error: BulkWriteError) -> None:
-        """Each caller's part of an ordered insert that stopped at one refused document."""
+        """Each caller's part of an ordered command that stopped at one refused item."""
         refused = error.details.get("writeErrors") or []
         if not refused:
             for waiting in group:
@@ -156,6 +149,67 @@ class GroupedInserts:
         self._waiting.extendleft(reversed([w for w in again if not w.done.done()]))
 
 
+class GroupedInserts(_OrderedGroups):
+    """Ordered inserts into ``collection``, grouped while one is in flight (see the module).
+
+    ``max_docs`` bounds the documents of a grouped command (a caller's own documents are never
+    split); ``sizes`` counts the commands sent by how many callers each carried (bounded by
+    ``max_docs``), for tests and benchmarks."""
+
+    def __init__(self, collection: AsyncCollection, *, max_docs: int = GROUP_LIMIT) -> None:
+        super().__init__(collection, max_items=max_docs)
+
+    async def insert(self, docs: Sequence[dict[str, Any]]) -> None:
+        """Insert ``docs`` in order, as ``insert_many(docs, ordered=True)`` would (see the module)."""
+        await self._submit(docs)
+
+    async def insert_one(self, doc: dict[str, Any]) -> None:
+        """Insert one document, as ``insert_one`` would: :class:`~pymongo.errors.DuplicateKeyError`
+        when a unique key of it is taken."""
+        try:
+            await self.insert([doc])
+        except BulkWriteError as e:
+            raise _single(e) from None
+
+    async def _command(self, items: Sequence[Any]) -> None:
+        await self._collection.insert_many(items, ordered=True)
+
+
+class GroupedWrites(_OrderedGroups):
+    """Single writes into ``collection`` (``ReplaceOne``, ``UpdateOne``, ``DeleteOne`` by ``_id``),
+    grouped while one is in flight into one ordered ``bulk_write``: they apply in the order they
+    were asked, so a later write to a document is never overtaken by an earlier one; each caller
+    sees what its own ``replace_one`` / ``update_one`` / ``delete_one`` would have (a refusal
+    raised to it alone, those after it sent again; an error that says nothing of what was applied
+    to every caller of that command). Route every write to the collection that must keep its order
+    with these through the same instance.
+
+    FerretDB v1 answers a grouped ``update`` in which one write is refused without ``nModified``,
+    which PyMongo cannot read (``KeyError``): there every caller of that command gets that error,
+    as for a dropped connection. Meant for writes the server does not refuse (upserts and deletes
+    by ``_id``)."""
+
+    async def write(self, operation: Any) -> None:
+        """Apply one pymongo write operation, in order after those asked before it."""
+        try:
+            await self._submit([operation])
+        except BulkWriteError as e:
+            raise _single(e) from None
+
+    async def _command(self, items: Sequence[Any]) -> None:
+        await self._collection.bulk_write(list(items), ordered=True)
+
+
+def _single(error: BulkWriteError) -> Exception:
+    """What a single write raises for the refusal an ordered command reported."""
+    refused = (error.details.get("writeErrors") or [{}])[0]
+    if refused.get("code") == DUPLICATE_KEY:
+        return DuplicateKeyError(refused.get("errmsg", "duplicate key"), DUPLICATE_KEY, refused)
+    if refused:
+        return WriteError(refused.get("errmsg", "write refused"), refused.get("code"), refused)
+    return error
+
+
 def _settle(waiting: _Waiting, outcome: BaseException | None) -> None:
     if waiting.done.done():  # its caller was cancelled while its documents were on the wire
         return
@@ -165,3 +219,76 @@ def _settle(waiting: _Waiting, outcome: BaseException | None) -> None:
         waiting.done.cancel()
     else:
         waiting.done.set_exception(outcome)
+
+
+class GroupedLookups:
+    """Look-ups of one document by ``_id`` in ``collection``, grouped while one is in flight.
+
+    The look-ups that arrive while one is on the wire go out together as the next
+    ``find({_id: {$in: [...]}})`` (at most ``max_ids`` ids each), which an index serves on MongoDB
+    and on the embedded store alike; each caller gets its document (or ``None``) as from its own
+    ``find_one({_id: ...})``, as the server had it when the command was sent, so never older than
+    when the caller asked. With nothing in flight a look-up goes out at once; none waits for a
+    timer. ``sizes`` counts the commands sent by how many distinct ids each carried."""
+
+    def __init__(self, collection: AsyncCollection, *, max_ids: int = GROUP_LIMIT) -> None:
+        self._collection = collection
+        self._max_ids = max_ids
+        self._waiting: dict[Any, list[asyncio.Future[dict[str, Any] | None]]] = {}
+        self._busy = False
+        self._drainer: asyncio.Task[None] | None = None  # held: the loop keeps only weak references to tasks
+        self.sizes: Counter[int] = Counter()
+
+    async def find_one(self, _id: Any) -> dict[str, Any] | None:
+        """The document whose ``_id`` is ``_id``, or ``None``."""
+        if not self._busy:
+            self._busy = True
+            try:
+                self.sizes[1] += 1
+                return await self._collection.find_one({"_id": _id})
+            finally:
+                self._next()
+        found: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(_id, []).append(found)
+        return await found  # a caller cancelled meanwhile is skipped when the answer comes
+
+    def _next(self) -> None:
+        if self._waiting:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+        else:
+            self._busy = False
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                ids = list(self._waiting)[: self._max_ids]
+                group = {i: self._waiting.pop(i) for i in ids}
+                await self._send(group)
+        finally:
+            for futures in self._waiting.values():  # only if this task itself was cancelled (the loop is closing)
+                for found in futures:
+                    found.cancel()
+            self._waiting.clear()
+            self._busy = False
+            self._drainer = None
+
+    async def _send(self, group: dict[Any, list[asyncio.Future[dict[str, Any] | None]]]) -> None:
+        self.sizes[len(group)] += 1
+        try:
+            docs = await self._collection.find({"_id": {"$in": list(group)}}).to_list(None)
+        except asyncio.CancelledError:
+            for futures in group.values():
+                for found in futures:
+                    found.cancel()
+            raise
+        except Exception as e:  # each caller learns it as from its own find_one
+            for futures in group.values():
+                for found in futures:
+                    if not found.done():
+                        found.set_exception(e)
+            return
+        by_id = {doc["_id"]: doc for doc in docs}
+        for _id, futures in group.items():
+            for found in futures:
+                if not found.done():
+                    found.set_result(dict(by_id[_id]) if _id in by_id else None)

@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from .grouped import GroupedLookups
+
 
 #: Cached in place of a key for an erased subject.
 _ERASED = b""
@@ -43,6 +45,7 @@ class MongoKeyRing:
         if len(master_key) != 32:
             raise ValueError("the master key must be 32 bytes (AES-256)")
         self._c = collection
+        self._lookups = GroupedLookups(collection)  # handlers opening different participants' data at once share a find
         self._master = AESGCM(master_key)
         self._key_id = key_id
         self._cache: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
@@ -67,13 +70,13 @@ class MongoKeyRing:
                 else:
                     self._remember(subject, key)
                     continue
-            doc = await self._c.find_one({"_id": subject})
+            doc = await self._lookups.find_one(subject)
             if doc is None and create:
                 key = AESGCM.generate_key(bit_length=256)
                 try:
                     await self._c.insert_one({"_id": subject, "key_id": self._key_id, "wrapped": self._wrap(subject, key)})
                 except DuplicateKeyError:  # another writer created it first (or erased it): use theirs
-                    doc = await self._c.find_one({"_id": subject})
+                    doc = await self._lookups.find_one(subject)
                 else:
                     self._remember(subject, key)
                     continue

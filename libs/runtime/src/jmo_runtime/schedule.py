@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DeleteOne, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+
+from jmo_eventstore import GroupedWrites
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class MongoSchedule:
 
     def __init__(self, collection: AsyncCollection, *, limit: int = 1000) -> None:
         self._c = collection
+        self._writes = GroupedWrites(collection)  # set and clear, in the order asked; those asked at once share a command
         self._limit = limit
         self._indexed = False
 
@@ -50,10 +53,10 @@ class MongoSchedule:
         self._indexed = True
 
     async def set(self, due: Due) -> None:
-        await self._c.replace_one({"_id": due.key}, {"at": _utc(due.at), "data": dict(due.data)}, upsert=True)
+        await self._writes.write(ReplaceOne({"_id": due.key}, {"at": _utc(due.at), "data": dict(due.data)}, upsert=True))
 
     async def clear(self, key: str) -> None:
-        await self._c.delete_one({"_id": key})
+        await self._writes.write(DeleteOne({"_id": key}))
 
     async def due(self, now: datetime) -> list[Due]:
         """What is due at ``now``, earliest first, at most ``limit`` per call (the rest next time)."""

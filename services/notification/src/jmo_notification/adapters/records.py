@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from jmo_eventstore import GroupedInserts
+from jmo_eventstore import GroupedInserts, GroupedWrites
 from jmo_runtime.sealing import open_text, seal_text
 
 from ..domain.notices import Contact
@@ -49,6 +50,7 @@ class MongoDirectory:
     def __init__(self, collection: AsyncCollection, key: bytes) -> None:
         self.collection = collection
         self.key = key
+        self._writes = GroupedWrites(collection)  # contacts remembered at once share a command
 
     def _seal(self, participant_id: str, name: str, value: str | None) -> str | None:
         return None if value is None else seal_text(self.key, f"{participant_id}:{name}", value)
@@ -59,7 +61,7 @@ class MongoDirectory:
     async def remember(self, contact: Contact, at: datetime) -> None:
         pid = contact.participant_id
         doc = {"email": self._seal(pid, "email", contact.email), "phone": self._seal(pid, "phone", contact.phone), "channel": contact.channel, "updated_at": at}
-        await self.collection.update_one({"_id": pid}, {"$set": doc}, upsert=True)
+        await self._writes.write(UpdateOne({"_id": pid}, {"$set": doc}, upsert=True))
 
     async def find(self, participant_id: str) -> Contact | None:
         doc = await self.collection.find_one({"_id": participant_id})

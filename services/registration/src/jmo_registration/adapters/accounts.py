@@ -12,6 +12,8 @@ from typing import Protocol
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from jmo_eventstore import GroupedLookups
+
 from ..domain.kpj import kpj_candidates
 
 
@@ -54,9 +56,10 @@ def legacy_kpj_id(number: str) -> str:
 class MongoNikIndex:
     def __init__(self, collection: AsyncCollection, key: bytes) -> None:
         self._c, self._key = collection, key
+        self._lookups = GroupedLookups(collection)  # registrations decided at once share one find
 
     async def has_active_account(self, nik: str) -> bool:
-        return await self._c.find_one({"_id": nik_key(self._key, nik)}) is not None
+        return await self._lookups.find_one(nik_key(self._key, nik)) is not None
 
     async def claim(self, nik: str, stream_id: str) -> bool:
         key = nik_key(self._key, nik)
@@ -64,12 +67,12 @@ class MongoNikIndex:
             await self._c.insert_one({"_id": key, "stream_id": stream_id})
             return True
         except DuplicateKeyError:
-            holder = await self._c.find_one({"_id": key})
+            holder = await self._lookups.find_one(key)
             return holder is not None and holder["stream_id"] == stream_id
 
     async def release(self, nik: str, stream_id: str) -> None:
         key = nik_key(self._key, nik)
-        holder = await self._c.find_one({"_id": key})
+        holder = await self._lookups.find_one(key)
         if holder is not None and holder["stream_id"] == stream_id:
             await self._c.delete_one({"_id": key})
 
