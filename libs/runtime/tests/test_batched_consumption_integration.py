@@ -131,3 +131,38 @@ async def test_a_partition_held_for_its_failing_message_does_not_hold_the_other_
         await asyncio.wait_for(later_handled.wait(), 40)  # well inside the failing partition's minute
         await committer.close()
     assert calls == Counter({failing.message_id: 1, later.message_id: 1})
+
+
+async def test_a_slow_message_holds_its_own_partition_and_not_the_topic(infra: Any, run_id: str) -> None:
+    topic = await _topic(infra, run_id, "slow", partitions=2)
+    slow, later, after_slow = an_event(f"test-{new_id()}", 1), an_event(f"test-{new_id()}", 2), an_event(f"test-{new_id()}", 3)
+    slow_started, later_handled, all_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    slow_waited_in_vain = False
+    handled: list[str] = []
+
+    async def handler(envelope: Envelope) -> None:
+        nonlocal slow_waited_in_vain
+        if envelope.message_id == slow.message_id:  # slow until a message of the other partition, sent after it, was handled
+            slow_started.set()
+            try:
+                await asyncio.wait_for(later_handled.wait(), 20)
+            except TimeoutError:
+                slow_waited_in_vain = True
+        handled.append(envelope.message_id)
+        if envelope.message_id == later.message_id:
+            later_handled.set()
+        if len(handled) == 3:
+            all_done.set()
+
+    broker = _broker(infra)
+    committer = subscribe(broker, topic, group_id=f"slow-{run_id}", handler=handler, description="test", hold_after=0.5)
+    async with broker:
+        await broker.start()
+        await _send(broker, topic, slow, partition=0)
+        await asyncio.wait_for(slow_started.wait(), 60)
+        await _send(broker, topic, later, partition=1)
+        await _send(broker, topic, after_slow, partition=0)  # waits behind the slow one, in its partition's order
+        await asyncio.wait_for(all_done.wait(), 60)
+        await committer.close()
+    assert not slow_waited_in_vain
+    assert handled == [later.message_id, slow.message_id, after_slow.message_id]

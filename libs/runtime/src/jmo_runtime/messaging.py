@@ -404,6 +404,7 @@ def subscribe(
     max_bytes: int = MAX_MESSAGE_BYTES,
     batch_records: int = 256,
     batch_wait_ms: int = 20,
+    hold_after: float = 1.0,
     opener: Opener | None = None,
     keeps_sealed: bool = False,
     commit_interval: float = 0.2,
@@ -435,10 +436,14 @@ def subscribe(
 
     ``batch_wait_ms`` is how long a fetch that found nothing waits for a record, and then how long
     faststream's batch loop rests before the next (so at most that much latency is added while idle).
+    A partition whose part of a batch is not done after ``hold_after`` seconds (a message waiting for
+    a registry, or worse) is paused and finished in the background, then resumed: one slow message
+    holds its own partition, never the topic.
     """
     budget = budget or FailureBudget()
     watch = watch or ConsumerWatch()
     committer = OffsetCommitter(interval=commit_interval)
+    in_background: set[asyncio.Task[BaseException | None]] = set()  # partitions still on a slow message (held: the loop keeps weak references)
 
     subscriber = broker.subscriber(
         topic,
@@ -464,10 +469,38 @@ def subscribe(
         partitions: dict[int, list[Received]] = {}
         for record, headers in zip(msg.raw_message, msg.batch_headers, strict=True):
             partitions.setdefault(record.partition, []).append(Received(record, headers))
-        failures = await asyncio.gather(*(handle_partition(consumer, p, received) for p, received in partitions.items()))
+        if consumer is None:  # nothing to pause: every partition is waited for
+            failures = await asyncio.gather(*(handle_partition(consumer, p, received) for p, received in partitions.items()))
+        else:
+            tasks = {p: asyncio.create_task(handle_partition(consumer, p, received)) for p, received in partitions.items()}
+            await asyncio.wait(tasks.values(), timeout=hold_after)
+            for p, task in tasks.items():
+                if not task.done():  # a slow message: the others go on, its partition waits for it
+                    _finish_in_background(consumer, TopicPartition(topic, p), task)
+            failures = [task.result() for task in tasks.values() if task.done()]
         for failure in failures:
             if failure is not None:
                 raise failure  # after every partition was settled: faststream logs it (a test broker raises it to the sender)
+
+    def _finish_in_background(consumer: Any, tp: TopicPartition, task: asyncio.Task[BaseException | None]) -> None:
+        """Pause ``tp`` until its part of the batch is done, so the next batches bring the other
+        partitions only; then resume it (a failure was sought back and is held by its own pause)."""
+        with contextlib.suppress(IllegalStateError):
+            consumer.pause(tp)
+        in_background.add(task)
+
+        def done(finished: asyncio.Task[BaseException | None]) -> None:
+            in_background.discard(finished)
+            if finished.cancelled():
+                return
+            raised = finished.exception()  # a bug in the bookkeeping itself: never leave the partition paused
+            failure = raised or finished.result()
+            if failure is None or raised is not None:
+                _resume(consumer, tp)
+            if failure is not None:
+                log.warning("a message handled in the background failed; its partition delivers it again", error=type(failure).__name__, partition=tp.partition)
+
+        task.add_done_callback(done)
 
     async def handle_partition(consumer: Any, partition: int, batch: list[Received]) -> BaseException | None:
         """Handle one partition's part of a batch; the first failure, once its partition was sought back."""
