@@ -43,7 +43,43 @@ class _Waiting:
     sent: bool = field(default=False)
 
 
-class _OrderedGroups:
+class _OneInFlight:
+    """One command on the wire at a time: what callers ask meanwhile waits, and once the command
+    in flight is answered a drainer task sends what waits, in turns, until nothing does."""
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._drainer: asyncio.Task[None] | None = None  # held: the loop keeps only weak references to tasks
+        self.sizes: Counter[int] = Counter()
+
+    def _has_waiting(self) -> bool:
+        raise NotImplementedError
+
+    async def _send_waiting(self) -> None:
+        """Send the next group of what waits, and answer its callers."""
+        raise NotImplementedError
+
+    def _abandon_waiting(self) -> None:
+        """Cancel what still waits (only when the drainer itself is cancelled: the loop is closing)."""
+        raise NotImplementedError
+
+    def _next(self) -> None:
+        if self._has_waiting():
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+        else:
+            self._busy = False
+
+    async def _drain(self) -> None:
+        try:
+            while self._has_waiting():
+                await self._send_waiting()
+        finally:
+            self._abandon_waiting()
+            self._busy = False
+            self._drainer = None
+
+
+class _OrderedGroups(_OneInFlight):
     """Ordered writes into ``collection`` (a caller's items in one command, in order), grouped while
     one is in flight: the machinery of :class:`GroupedInserts` and :class:`GroupedWrites`.
 
@@ -51,12 +87,10 @@ class _OrderedGroups:
     ``sizes`` counts the commands sent by how many callers each carried, for tests and benchmarks."""
 
     def __init__(self, collection: AsyncCollection, *, max_items: int = GROUP_LIMIT) -> None:
+        super().__init__()
         self._collection = collection
         self._max_items = max_items
         self._waiting: deque[_Waiting] = deque()
-        self._busy = False
-        self._drainer: asyncio.Task[None] | None = None  # held: the loop keeps only weak references to tasks
-        self.sizes: Counter[int] = Counter()
 
     async def _command(self, items: Sequence[Any]) -> None:
         """Send ``items`` as one ordered command; a refused item raises :class:`BulkWriteError`
@@ -81,23 +115,17 @@ class _OrderedGroups:
                 self._waiting.remove(waiting)
             raise
 
-    def _next(self) -> None:
-        if self._waiting:
-            self._drainer = asyncio.get_running_loop().create_task(self._drain())
-        else:
-            self._busy = False
+    def _has_waiting(self) -> bool:
+        return bool(self._waiting)
 
-    async def _drain(self) -> None:
-        try:
-            while self._waiting:
-                await self._send(self._take())
-        finally:
-            for waiting in self._waiting:  # only if this task itself was cancelled (the loop is closing)
-                if not waiting.done.done():
-                    waiting.done.cancel()
-            self._waiting.clear()
-            self._busy = False
-            self._drainer = None
+    async def _send_waiting(self) -> None:
+        await self._send(self._take())
+
+    def _abandon_waiting(self) -> None:
+        for waiting in self._waiting:
+            if not waiting.done.done():
+                waiting.done.cancel()
+        self._waiting.clear()
 
     def _take(self) -> list[_Waiting]:
         group = [self._waiting.popleft()]
@@ -221,7 +249,7 @@ def _settle(waiting: _Waiting, outcome: BaseException | None) -> None:
         waiting.done.set_exception(outcome)
 
 
-class GroupedLookups:
+class GroupedLookups(_OneInFlight):
     """Look-ups of one document by ``_id`` in ``collection``, grouped while one is in flight.
 
     The look-ups that arrive while one is on the wire go out together as the next
@@ -232,12 +260,10 @@ class GroupedLookups:
     timer. ``sizes`` counts the commands sent by how many distinct ids each carried."""
 
     def __init__(self, collection: AsyncCollection, *, max_ids: int = GROUP_LIMIT) -> None:
+        super().__init__()
         self._collection = collection
         self._max_ids = max_ids
         self._waiting: dict[Any, list[asyncio.Future[dict[str, Any] | None]]] = {}
-        self._busy = False
-        self._drainer: asyncio.Task[None] | None = None  # held: the loop keeps only weak references to tasks
-        self.sizes: Counter[int] = Counter()
 
     async def find_one(self, _id: Any) -> dict[str, Any] | None:
         """The document whose ``_id`` is ``_id``, or ``None``."""
@@ -252,25 +278,18 @@ class GroupedLookups:
         self._waiting.setdefault(_id, []).append(found)
         return await found  # a caller cancelled meanwhile is skipped when the answer comes
 
-    def _next(self) -> None:
-        if self._waiting:
-            self._drainer = asyncio.get_running_loop().create_task(self._drain())
-        else:
-            self._busy = False
+    def _has_waiting(self) -> bool:
+        return bool(self._waiting)
 
-    async def _drain(self) -> None:
-        try:
-            while self._waiting:
-                ids = list(self._waiting)[: self._max_ids]
-                group = {i: self._waiting.pop(i) for i in ids}
-                await self._send(group)
-        finally:
-            for futures in self._waiting.values():  # only if this task itself was cancelled (the loop is closing)
-                for found in futures:
-                    found.cancel()
-            self._waiting.clear()
-            self._busy = False
-            self._drainer = None
+    async def _send_waiting(self) -> None:
+        ids = list(self._waiting)[: self._max_ids]
+        await self._send({i: self._waiting.pop(i) for i in ids})
+
+    def _abandon_waiting(self) -> None:
+        for futures in self._waiting.values():
+            for found in futures:
+                found.cancel()
+        self._waiting.clear()
 
     async def _send(self, group: dict[Any, list[asyncio.Future[dict[str, Any] | None]]]) -> None:
         self.sizes[len(group)] += 1
