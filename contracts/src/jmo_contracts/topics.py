@@ -75,12 +75,11 @@ CONSUMES: dict[str, tuple[str, ...]] = {
 }
 
 
-#: Partitions of every topic but the DLQs: how many messages of one topic a service can have in hand
-#: at once (one per partition, in order), and so how many of its store calls can share a round
-#: trip (group commit). 3 -> 6 (with 6 consumers per topic), ``bench/load.py --rates 100`` back to
-#: back in the order 3, 6, 6, 3: 67.8 / 82.8 / 80.1 / 67.5 registrations per second, 15.1-15.3 ->
-#: 12.6-12.8 store commands per registration; the idle stack costs ~90 ms of CPU per second more
-#: for the extra consumers.
+#: Partitions of every topic but the DLQs: how many instances of a service can share a topic's work
+#: (each partition is one instance's at a time). Within an instance a topic is one consumer that
+#: takes every partition's messages in batches, streams side by side (``jmo_runtime.messaging``),
+#: so partitions no longer bound how many messages one process has in hand; six leaves room for
+#: six instances per service.
 PARTITIONS = 6
 
 
