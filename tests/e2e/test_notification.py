@@ -244,7 +244,8 @@ async def test_a_crash_after_sending_but_before_recording_is_resent_with_the_sam
         await gateway.send(request, topic=topics.OTP_DELIVERY)
         sent = only(await gateway.until(request.correlation_id, {"NotificationSent", "NotificationFailed"}, timeout=60), "NotificationSent")
     assert sent.payload["notification_id"] == nid
-    assert len(sinks.messages()) == 1 and sinks.requests()["sms"] == 2  # sent twice, seen once
+    # sent again (once, or more if an attempt timed out on a busy machine), seen once
+    assert len(sinks.messages()) == 1 and sinks.requests()["sms"] == 1 + sent.payload["attempts"]
 
 
 async def test_a_participant_dukcapil_refuses_is_told_on_the_channel_given_at_registration(infra: Any, topic_prefix: str, service_runner: Any, sinks: Any) -> None:

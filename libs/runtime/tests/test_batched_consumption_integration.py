@@ -1,6 +1,7 @@
 """A partition's messages come in batches, on the real broker: different streams are handled side
 by side and each stream in order; a failing stream waits while the rest of its partition goes on;
-and a partition held for its failing message does not hold the topic's other partitions.
+and a partition held for its failing message does not hold the topic's other partitions; a message
+delivered again by a rebalance while still in hand waits for its first handling.
 """
 
 from __future__ import annotations
@@ -166,3 +167,45 @@ async def test_a_slow_message_holds_its_own_partition_and_not_the_topic(infra: A
         await committer.close()
     assert not slow_waited_in_vain
     assert handled == [later.message_id, slow.message_id, after_slow.message_id]
+
+
+async def test_a_message_a_rebalance_delivers_again_while_in_hand_waits_for_its_first_handling(infra: Any, run_id: str) -> None:
+    """Another member joins the group while a slow message is handled in the background: the
+    partition comes back from its committed offset and the message is delivered again. The second
+    handling must start only after the first ended, never beside it."""
+    topic, other_topic = await _topic(infra, run_id, "rebalanced"), await _topic(infra, run_id, "joiner")
+    group = f"rebalanced-{run_id}"
+    slow = an_event(f"test-{new_id()}", 1)
+    started, release = asyncio.Event(), asyncio.Event()
+    in_hand, most_in_hand, calls = 0, 0, 0
+
+    async def handler(envelope: Envelope) -> None:
+        nonlocal in_hand, most_in_hand, calls
+        calls += 1
+        in_hand += 1
+        most_in_hand = max(most_in_hand, in_hand)
+        started.set()
+        try:
+            await asyncio.wait_for(release.wait(), 30)
+        finally:
+            in_hand -= 1
+
+    async def nothing(_envelope: Envelope) -> None:
+        return None
+
+    broker, joiner = _broker(infra), _broker(infra)
+    committer = subscribe(broker, topic, group_id=group, handler=handler, description="test", hold_after=0.2)
+    joined = subscribe(joiner, other_topic, group_id=group, handler=nothing, description="test")
+    async with broker:
+        await broker.start()
+        await _send(broker, topic, slow)
+        await asyncio.wait_for(started.wait(), 60)
+        async with joiner:
+            await joiner.start()  # the group rebalances: the slow message's partition starts again from its committed offset
+            await asyncio.sleep(8)  # long enough for the rebalance and the delivery again
+            release.set()
+            await asyncio.sleep(2)
+            await joined.close()
+        await committer.close()
+    assert most_in_hand == 1  # never two handlings of the stream at once
+    assert calls == 2, "the rebalance did not deliver the message again: nothing was tested"

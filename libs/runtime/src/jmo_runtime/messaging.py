@@ -381,6 +381,37 @@ class _Progress:
         return self._offsets[self._next] if self._next < len(self._offsets) else None
 
 
+class _OneStreamAtATime:
+    """Per key (one stream), one chain at a time in this process, in the order they asked.
+
+    A rebalance gives a partition back from its committed offset while this process may still be
+    handling what it fetched before (a slow message finished in the background): without turns,
+    that message would be handled twice at once, and a handler that is idempotent only against
+    what is *recorded* (a notice claimed by this very instance) would act twice. With them, the
+    second delivery waits for the first and then finds its outcome.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[Any, asyncio.Future[None]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: Any) -> Any:
+        before = self._last.get(key)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._last[key] = mine
+        try:
+            if before is not None:
+                await asyncio.shield(before)  # always resolved, never failed (see finally)
+            yield
+        finally:
+            mine.set_result(None)
+            if self._last.get(key) is mine:
+                del self._last[key]
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+
 class _TryAgain(Exception):
     """A message that failed within its budget: delivered again after ``pause`` seconds."""
 
@@ -438,12 +469,14 @@ def subscribe(
     faststream's batch loop rests before the next (so at most that much latency is added while idle).
     A partition whose part of a batch is not done after ``hold_after`` seconds (a message waiting for
     a registry, or worse) is paused and finished in the background, then resumed: one slow message
-    holds its own partition, never the topic.
+    holds its own partition, never the topic. A stream is never handled twice at once here: a
+    message a rebalance delivers again while it is still in hand waits for that handling to end.
     """
     budget = budget or FailureBudget()
     watch = watch or ConsumerWatch()
     committer = OffsetCommitter(interval=commit_interval)
     in_background: set[asyncio.Task[BaseException | None]] = set()  # partitions still on a slow message (held: the loop keeps weak references)
+    streams = _OneStreamAtATime()  # a stream delivered again (a rebalance) while still in hand waits its turn
 
     subscriber = broker.subscriber(
         topic,
@@ -528,15 +561,17 @@ def subscribe(
         return failed[0].cause  # the partition stays busy for the watch
 
     async def handle_chain(chain: list[Received], finished: Callable[[int], None]) -> _TryAgain | None:
-        """One key's messages in order; stops at the first that fails (the later ones wait for it)."""
-        for received in chain:
-            try:
-                await admit_and_handle(received)
-            except _TryAgain as again:
-                return again
-            except Exception as exc:  # noqa: BLE001 (a transient failure, or the DLQ unreachable)
-                return _TryAgain(exc, TRANSIENT_PAUSE)
-            finished(received.offset)
+        """One key's messages in order, after any chain of that key still in hand here; stops at the
+        first that fails (the later ones wait for it)."""
+        async with streams.turn(chain[0].record.key):
+            for received in chain:
+                try:
+                    await admit_and_handle(received)
+                except _TryAgain as again:
+                    return again
+                except Exception as exc:  # noqa: BLE001 (a transient failure, or the DLQ unreachable)
+                    return _TryAgain(exc, TRANSIENT_PAUSE)
+                finished(received.offset)
         return None
 
     def passed_over(received: Received) -> bool:
