@@ -412,6 +412,10 @@ class _OneStreamAtATime:
         return len(self._last)
 
 
+def _no_turn(_key: Any) -> contextlib.AbstractAsyncContextManager[None]:
+    return contextlib.nullcontext()
+
+
 class _TryAgain(Exception):
     """A message that failed within its budget: delivered again after ``pause`` seconds."""
 
@@ -552,7 +556,10 @@ def subscribe(
                 finished(received.offset)
             else:
                 chains.setdefault(received.record.key, []).append(received)
-        outcomes = await asyncio.gather(*(handle_chain(chain, finished) for chain in chains.values()))
+        # turns only on a real broker: faststream's in-memory one delivers a publish inline, so a
+        # handler publishing to its own topic and key would wait for itself (and there is no rebalance)
+        turns = streams.turn if consumer is not None else _no_turn
+        outcomes = await asyncio.gather(*(handle_chain(chain, finished, turns) for chain in chains.values()))
         if progress.first_unfinished is None:
             watch.finished(topic, partition)
             return None
@@ -560,10 +567,10 @@ def subscribe(
         _deliver_again(consumer, TopicPartition(topic, partition), progress.first_unfinished, max(o.pause for o in failed))
         return failed[0].cause  # the partition stays busy for the watch
 
-    async def handle_chain(chain: list[Received], finished: Callable[[int], None]) -> _TryAgain | None:
+    async def handle_chain(chain: list[Received], finished: Callable[[int], None], turns: Callable[[Any], Any]) -> _TryAgain | None:
         """One key's messages in order, after any chain of that key still in hand here; stops at the
         first that fails (the later ones wait for it)."""
-        async with streams.turn(chain[0].record.key):
+        async with turns(chain[0].record.key):
             for received in chain:
                 try:
                     await admit_and_handle(received)
