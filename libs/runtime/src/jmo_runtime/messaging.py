@@ -399,17 +399,21 @@ class _OneStreamAtATime:
         before = self._last.get(key)
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._last[key] = mine
-        try:
-            if before is not None:
-                await asyncio.shield(before)  # always resolved, never failed (see finally)
-            yield
-        finally:
+
+        def over() -> None:
             mine.set_result(None)
             if self._last.get(key) is mine:
                 del self._last[key]
 
-    def __len__(self) -> int:
-        return len(self._last)
+        try:
+            if before is not None:
+                await asyncio.shield(before)  # always resolved, never failed (see over)
+            yield
+        finally:
+            if before is not None and not before.done():  # cancelled while waiting: those after still wait for the one before
+                before.add_done_callback(lambda _: over())
+            else:
+                over()
 
 
 def _no_turn(_key: Any) -> contextlib.AbstractAsyncContextManager[None]:
