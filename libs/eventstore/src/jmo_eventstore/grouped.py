@@ -38,7 +38,7 @@ GROUP_LIMIT = 90
 
 @dataclass(eq=False)
 class _Waiting:
-    docs: Sequence[dict[str, Any]]
+    items: Sequence[Any]  # documents to insert, or write operations
     done: asyncio.Future[None]
     sent: bool = field(default=False)
 
@@ -129,9 +129,9 @@ class _OrderedGroups(_OneInFlight):
 
     def _take(self) -> list[_Waiting]:
         group = [self._waiting.popleft()]
-        count = len(group[0].docs)
-        while self._waiting and count + len(self._waiting[0].docs) <= self._max_items:
-            count += len(self._waiting[0].docs)
+        count = len(group[0].items)
+        while self._waiting and count + len(self._waiting[0].items) <= self._max_items:
+            count += len(self._waiting[0].items)
             group.append(self._waiting.popleft())
         for waiting in group:
             waiting.sent = True
@@ -140,7 +140,7 @@ class _OrderedGroups(_OneInFlight):
     async def _send(self, group: list[_Waiting]) -> None:
         self.sizes[len(group)] += 1
         try:
-            await self._command([doc for waiting in group for doc in waiting.docs])
+            await self._command([item for waiting in group for item in waiting.items])
         except BulkWriteError as e:
             self._answer_refusal(group, e)
         except asyncio.CancelledError as e:  # the loop is closing
@@ -165,7 +165,7 @@ class _OrderedGroups(_OneInFlight):
         start = 0
         again: list[_Waiting] = []
         for waiting in group:
-            end = start + len(waiting.docs)
+            end = start + len(waiting.items)
             if end <= at:
                 _settle(waiting, None)
             elif start <= at:
