@@ -47,7 +47,7 @@ def generate() -> dict[str, Any]:
     """The document as a JSON-able dict (building services connects to nothing)."""
     services = build_services()
     spec = AsyncAPI(
-        *(s.broker for s in services),
+        *(s.documentation for s in services),
         title="JMO backend",
         version="1.0.0",
         description="Commands the mobile gateway sends and events the services publish. Every message is a JSON envelope "

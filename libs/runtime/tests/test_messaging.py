@@ -9,7 +9,7 @@ from jmo_contracts import Envelope, topics
 from jmo_eventstore import InMemoryEventStore
 from jmo_registries import RegistryError, RegistryUnavailable
 from jmo_runtime.messaging import is_transient
-from jmo_runtime.service import Service
+from jmo_runtime.service import Service, Subscription
 from jmo_runtime.settings import ServiceSettings
 
 pytestmark = pytest.mark.unit
@@ -46,6 +46,6 @@ def test_a_services_consumers_long_poll_as_long_as_its_settings_say(wait_ms: int
     async def handler(_envelope: Envelope) -> None:
         pass
 
-    service.consume(topics.commands("identity"), handler, "commands")
+    service.consume(Subscription(topics.commands("identity"), handler, "commands"))
     (subscriber,) = service.broker.subscribers
     assert subscriber._connection_args["fetch_max_wait_ms"] == wait_ms  # noqa: SLF001 - what each of its consumers is built with

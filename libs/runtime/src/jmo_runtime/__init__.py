@@ -15,7 +15,7 @@ from .decider import Context, Decider, InvariantBroken, Rejection, require
 if TYPE_CHECKING:
     from .handler import CommandHandler, Handled
     from .messaging import Unprocessable
-    from .service import Service
+    from .service import Service, Subscription
     from .settings import ServiceSettings
 
 _INFRASTRUCTURE = {
@@ -23,10 +23,11 @@ _INFRASTRUCTURE = {
     "Handled": "handler",
     "Unprocessable": "messaging",
     "Service": "service",
+    "Subscription": "service",
     "ServiceSettings": "settings",
 }
 
-__all__ = ["CommandHandler", "Context", "Decider", "Handled", "InvariantBroken", "Rejection", "Service", "ServiceSettings", "Unprocessable", "require"]
+__all__ = ["CommandHandler", "Context", "Decider", "Handled", "InvariantBroken", "Rejection", "Service", "ServiceSettings", "Subscription", "Unprocessable", "require"]
 
 
 def __getattr__(name: str) -> Any:

@@ -429,6 +429,25 @@ class _TryAgain(Exception):
         self.pause = pause
 
 
+@dataclass(frozen=True)
+class Route:
+    """Where one topic's messages go in a consumer (see :func:`subscribe_routes`).
+
+    ``boundary`` says which types and streams the topic accepts (and which are passed over
+    unread); a refused message goes to ``on_refused`` (a rejection event for its sender), or to the
+    topic's DLQ. ``opener`` opens sealed personal fields after the envelope is read and before its
+    payload is validated; with ``keeps_sealed`` the handler gets them as they came, sealed (the
+    opener then only refuses what is not sealed, :func:`jmo_runtime.wire.kept_sealed`).
+    """
+
+    topic: str
+    handler: EnvelopeHandler
+    boundary: Boundary | None = None
+    on_refused: RefusalHandler | None = None
+    opener: Opener | None = None
+    keeps_sealed: bool = False
+
+
 def subscribe(
     broker: KafkaBroker,
     topic: str,
@@ -449,37 +468,68 @@ def subscribe(
     commit_interval: float = 0.2,
     fetch_max_wait_ms: int = 500,
 ) -> OffsetCommitter:
-    """Consume ``topic`` as ``group_id``: admit, hand valid envelopes to ``handler``, park the rest.
+    """Consume ``topic`` alone as ``group_id`` (documented as ``<topic>:<group_id>``): one
+    :class:`Route` of :func:`subscribe_routes`, which says what happens to each message."""
+    return subscribe_routes(
+        broker, [Route(topic, handler, boundary=boundary, on_refused=on_refused, opener=opener, keeps_sealed=keeps_sealed)], group_id=group_id,
+        title=f"{topic}:{group_id}", description=description, budget=budget, watch=watch, max_bytes=max_bytes, batch_records=batch_records,
+        batch_wait_ms=batch_wait_ms, hold_after=hold_after, commit_interval=commit_interval, fetch_max_wait_ms=fetch_max_wait_ms,
+    )
 
-    Messages come in batches (up to ``batch_records`` per fetch, one consumer per topic per
-    process). Within a batch, each partition's messages of one key (one stream) are handled one
-    after the other, in order, and those of different keys side by side, so their store writes meet
-    in shared round trips. A message's offset is committed only after it and every message before it
-    in its partition finished (handled, refused or parked), in batches every ``commit_interval``
-    seconds by the returned :class:`OffsetCommitter` (close it before the broker stops, to commit
-    the tail). A message that raised (store or broker unavailable) ends its key's chain; its
-    partition seeks back to the first unfinished message and is held a moment (``TRANSIENT_PAUSE``,
-    or the budget's growing pause), so it is delivered again and nothing after it is committed
-    first; what had finished after it is delivered again too, to handlers idempotent by message id.
-    What is too large, has unreadable headers or cannot be parsed is published to ``<topic>.dlq``
-    with the reason in headers, and the consumer goes on; so is a message whose handler raised
-    :class:`Unprocessable`, or failed non-transiently more often than ``budget`` allows
-    (:class:`FailureBudget`). A message of a type or stream ``boundary`` refuses goes to
-    ``on_refused`` (a rejection event for its sender), or to the DLQ. Headers are decoded leniently
-    and the body never by faststream, so nothing about a message can fail before this code sees it.
-    ``opener`` opens sealed personal fields after the envelope is read and before its payload is
-    validated (:func:`receive`, ``opener``, :func:`check`); what it refuses is refused like the rest.
-    With ``keeps_sealed`` the handler gets the personal fields as they came, sealed: ``opener`` only
-    refuses what is not sealed (:func:`jmo_runtime.wire.kept_sealed`), and the payload is validated
-    around the sealed values.
+
+def subscribe_routes(
+    broker: KafkaBroker,
+    routes: Iterable[Route],
+    *,
+    group_id: str,
+    title: str | None = None,
+    description: str | None = None,
+    include_in_schema: bool = True,
+    budget: FailureBudget | None = None,
+    watch: ConsumerWatch | None = None,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+    batch_records: int = 256,
+    batch_wait_ms: int = 20,
+    hold_after: float = 1.0,
+    commit_interval: float = 0.2,
+    fetch_max_wait_ms: int = 500,
+) -> OffsetCommitter:
+    """Consume the topics of ``routes`` as ``group_id`` with one consumer: admit each message,
+    hand a valid envelope to its topic's handler, park the rest.
+
+    One consumer for all of a process's topics (not one per topic): one fetch loop, one fetch
+    request per round for all of them, one offset commit, one group membership; what each topic's
+    messages go through is its :class:`Route`.
+
+    Messages come in batches (up to ``batch_records`` per fetch). Within a batch, each partition's
+    messages of one key (one stream) are handled one after the other, in order, and those of
+    different keys side by side, so their store writes meet in shared round trips. A message's
+    offset is committed only after it and every message before it in its partition finished
+    (handled, refused or parked), in batches every ``commit_interval`` seconds by the returned
+    :class:`OffsetCommitter` (close it before the broker stops, to commit the tail). A message that
+    raised (store or broker unavailable) ends its key's chain; its partition seeks back to the first
+    unfinished message and is held a moment (``TRANSIENT_PAUSE``, or the budget's growing pause), so
+    it is delivered again and nothing after it is committed first; what had finished after it is
+    delivered again too, to handlers idempotent by message id. What is too large, has unreadable
+    headers or cannot be parsed is published to ``<topic>.dlq`` with the reason in headers, and the
+    consumer goes on; so is a message whose handler raised :class:`Unprocessable`, or failed
+    non-transiently more often than ``budget`` allows (:class:`FailureBudget`). A message of a type
+    or stream its route's boundary refuses goes to its ``on_refused``, or to the DLQ. Headers are
+    decoded leniently and the body never by faststream, so nothing about a message can fail before
+    this code sees it. An opener's refusal is a refusal like the rest.
 
     ``batch_wait_ms`` is how long a fetch that found nothing waits for a record, and then how long
     faststream's batch loop rests before the next (so at most that much latency is added while idle).
     A partition whose part of a batch is not done after ``hold_after`` seconds (a message waiting for
     a registry, or worse) is paused and finished in the background, then resumed: one slow message
-    holds its own partition, never the topic. A stream is never handled twice at once here: a
+    holds its own partition, never the others. A stream is never handled twice at once here: a
     message a rebalance delivers again while it is still in hand waits for that handling to end.
+    ``title`` and ``description`` document the consumer (AsyncAPI) unless ``include_in_schema`` is
+    false (a consumer of several topics documented per topic elsewhere, :func:`describe_subscription`).
     """
+    routes_of = {route.topic: route for route in routes}
+    if not routes_of:
+        raise ValueError("subscribe_routes: no topic to consume")
     budget = budget or FailureBudget()
     watch = watch or ConsumerWatch()
     committer = OffsetCommitter(interval=commit_interval)
@@ -487,13 +537,14 @@ def subscribe(
     streams = _OneStreamAtATime()  # a stream delivered again (a rebalance) while still in hand waits its turn
 
     subscriber = broker.subscriber(
-        topic,
+        *routes_of,
         group_id=group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,  # no commit per message: the committer commits finished offsets in batches
         listener=committer,
-        title=f"{topic}:{group_id}",
+        title=title,
         description=description,
+        include_in_schema=include_in_schema,
         parser=_lenient_batch_parser,
         decoder=message_itself,
         batch=True,
@@ -507,17 +558,17 @@ def subscribe(
     async def on_batch(msg: Any) -> None:  # the batch itself (``message_itself``), not decoded bodies
         msg.clear_cache()  # it holds itself as its decoded body: let it be freed without the cycle collector
         consumer = getattr(subscriber, "consumer", None)  # None in faststream's in-memory test broker
-        partitions: dict[int, list[Received]] = {}
+        partitions: dict[TopicPartition, list[Received]] = {}
         for record, headers in zip(msg.raw_message, msg.batch_headers, strict=True):
-            partitions.setdefault(record.partition, []).append(Received(record, headers))
+            partitions.setdefault(TopicPartition(record.topic, record.partition), []).append(Received(record, headers))
         if consumer is None:  # nothing to pause: every partition is waited for
-            failures = await asyncio.gather(*(handle_partition(consumer, p, received) for p, received in partitions.items()))
+            failures = await asyncio.gather(*(handle_partition(consumer, tp, received) for tp, received in partitions.items()))
         else:
-            tasks = {p: asyncio.create_task(handle_partition(consumer, p, received)) for p, received in partitions.items()}
+            tasks = {tp: asyncio.create_task(handle_partition(consumer, tp, received)) for tp, received in partitions.items()}
             await asyncio.wait(tasks.values(), timeout=hold_after)
-            for p, task in tasks.items():
+            for tp, task in tasks.items():
                 if not task.done():  # a slow message: the others go on, its partition waits for it
-                    _finish_in_background(consumer, TopicPartition(topic, p), task)
+                    _finish_in_background(consumer, tp, task)
             failures = [task.result() for task in tasks.values() if task.done()]
         for failure in failures:
             if failure is not None:
@@ -539,23 +590,24 @@ def subscribe(
             if failure is None or raised is not None:
                 _resume(consumer, tp)
             if failure is not None:
-                log.warning("a message handled in the background failed; its partition delivers it again", error=type(failure).__name__, partition=tp.partition)
+                log.warning("a message handled in the background failed; its partition delivers it again", error=type(failure).__name__, topic=tp.topic, partition=tp.partition)
 
         task.add_done_callback(done)
 
-    async def handle_partition(consumer: Any, partition: int, batch: list[Received]) -> BaseException | None:
+    async def handle_partition(consumer: Any, tp: TopicPartition, batch: list[Received]) -> BaseException | None:
         """Handle one partition's part of a batch; the first failure, once its partition was sought back."""
-        watch.started(topic, partition, batch[0].offset)
+        route = routes_of[tp.topic]
+        watch.started(tp.topic, tp.partition, batch[0].offset)
         progress = _Progress([r.offset for r in batch])
 
         def finished(offset: int) -> None:
             last = progress.finish(offset)
             if last is not None:  # every message up to ``last`` finished: committable
-                committer.finished(consumer, topic, partition, last)
+                committer.finished(consumer, tp.topic, tp.partition, last)
 
         chains: dict[Any, list[Received]] = {}
         for received in batch:
-            if passed_over(received):
+            if passed_over(route, received):
                 watch.passed_over += 1
                 finished(received.offset)
             else:
@@ -563,21 +615,21 @@ def subscribe(
         # turns only on a real broker: faststream's in-memory one delivers a publish inline, so a
         # handler publishing to its own topic and key would wait for itself (and there is no rebalance)
         turns = streams.turn if consumer is not None else _no_turn
-        outcomes = await asyncio.gather(*(handle_chain(chain, finished, turns) for chain in chains.values()))
+        outcomes = await asyncio.gather(*(handle_chain(route, chain, finished, turns) for chain in chains.values()))
         if progress.first_unfinished is None:
-            watch.finished(topic, partition)
+            watch.finished(tp.topic, tp.partition)
             return None
         failed = [o for o in outcomes if o is not None]
-        _deliver_again(consumer, TopicPartition(topic, partition), progress.first_unfinished, max(o.pause for o in failed))
+        _deliver_again(consumer, tp, progress.first_unfinished, max(o.pause for o in failed))
         return failed[0].cause  # the partition stays busy for the watch
 
-    async def handle_chain(chain: list[Received], finished: Callable[[int], None], turns: Callable[[Any], Any]) -> _TryAgain | None:
+    async def handle_chain(route: Route, chain: list[Received], finished: Callable[[int], None], turns: Callable[[Any], Any]) -> _TryAgain | None:
         """One key's messages in order, after any chain of that key still in hand here; stops at the
         first that fails (the later ones wait for it)."""
-        async with turns(chain[0].record.key):
+        async with turns((route.topic, chain[0].record.key)):
             for received in chain:
                 try:
-                    await admit_and_handle(received)
+                    await admit_and_handle(route, received)
                 except _TryAgain as again:
                     return again
                 except Exception as exc:  # noqa: BLE001 (a transient failure, or the DLQ unreachable)
@@ -585,50 +637,51 @@ def subscribe(
                 finished(received.offset)
         return None
 
-    def passed_over(received: Received) -> bool:
+    def passed_over(route: Route, received: Received) -> bool:
         headers = received.headers
-        return boundary is not None and boundary.passes_over(headers.get(HEADER_TYPE)) and _BAD_HEADERS not in headers and len(received.raw) <= max_bytes
+        return route.boundary is not None and route.boundary.passes_over(headers.get(HEADER_TYPE)) and _BAD_HEADERS not in headers and len(received.raw) <= max_bytes
 
-    async def admit_and_handle(received: Received) -> None:
-        raw, headers = received.raw, received.headers
+    async def admit_and_handle(route: Route, received: Received) -> None:
+        raw, headers, boundary = received.raw, received.headers, route.boundary
         admitted = receive(raw, headers, max_bytes=max_bytes)
-        if isinstance(admitted, Envelope) and opener is not None:
-            admitted = await opened_then_checked(admitted, headers, opener)
+        if isinstance(admitted, Envelope) and route.opener is not None:
+            admitted = await opened_then_checked(route, admitted, headers, route.opener)
         elif isinstance(admitted, Envelope):
             admitted = check(admitted, headers, boundary=boundary)
         if isinstance(admitted, Envelope):
-            with structlog.contextvars.bound_contextvars(correlation_id=admitted.correlation_id, message_type=admitted.type, stream_id=admitted.stream_id):
-                if await _within_budget(lambda: handler(admitted), received):
+            handler, envelope = route.handler, admitted
+            with structlog.contextvars.bound_contextvars(correlation_id=envelope.correlation_id, message_type=envelope.type, stream_id=envelope.stream_id):
+                if await _within_budget(route, lambda: handler(envelope), received):
                     watch.handled += 1
             return
         if admitted.envelope is not None:  # parsed, but not to be acted on here
             watch.refused += 1
-            log.warning("message refused at the topic's boundary", reason=admitted.reason, message_type=admitted.envelope.type)
-            if on_refused is not None:
-                refused, reason, detail = admitted.envelope, admitted.reason, admitted.detail
-                await _within_budget(lambda: on_refused(refused, reason, detail), received)  # answering may fail like handling
+            log.warning("message refused at the topic's boundary", reason=admitted.reason, message_type=admitted.envelope.type, topic=route.topic)
+            if route.on_refused is not None:
+                on_refused, refused, reason, detail = route.on_refused, admitted.envelope, admitted.reason, admitted.detail
+                await _within_budget(route, lambda: on_refused(refused, reason, detail), received)  # answering may fail like handling
                 return
-        await _to_dlq(broker, topic, group_id, received, admitted.parked_as if admitted.parked_as is not None else raw, admitted.reason, admitted.detail)
+        await _to_dlq(broker, route.topic, group_id, received, admitted.parked_as if admitted.parked_as is not None else raw, admitted.reason, admitted.detail)
 
-    async def opened_then_checked(received: Envelope, headers: Mapping[str, Any], opener: Opener) -> Envelope | Refused:
+    async def opened_then_checked(route: Route, received: Envelope, headers: Mapping[str, Any], opener: Opener) -> Envelope | Refused:
         opened = await opener(received)  # a key look-up may fail like the store: redelivered
         if isinstance(opened, Envelope):
-            return check(opened, headers, boundary=boundary, sealed_ok=keeps_sealed)
+            return check(opened, headers, boundary=route.boundary, sealed_ok=route.keeps_sealed)
         if opened.parked_as is None:
             return opened
         # refused for what it holds (personal data in clear): any other reason to refuse it comes
         # first, as without an opener, but its DLQ copy is still the one that withholds that data
-        other = check(received, headers, boundary=boundary)
+        other = check(received, headers, boundary=route.boundary)
         return opened if isinstance(other, Envelope) else dataclasses.replace(other, envelope=opened.envelope if other.envelope else None, parked_as=opened.parked_as)
 
-    async def _within_budget(call: Callable[[], Awaitable[None]], received: Received) -> bool:
+    async def _within_budget(route: Route, call: Callable[[], Awaitable[None]], received: Received) -> bool:
         """Run ``call``; True when it succeeded, False when the message was parked instead."""
-        where = (topic, received.partition, received.offset)
+        where = (route.topic, received.partition, received.offset)
         try:
             await call()
         except Unprocessable as refused:
             budget.forget(where)
-            await _to_dlq(broker, topic, group_id, received, received.raw, refused.reason, refused.detail)
+            await _to_dlq(broker, route.topic, group_id, received, received.raw, refused.reason, refused.detail)
             return False
         except Exception as exc:
             if is_transient(exc):
@@ -639,12 +692,26 @@ def subscribe(
                 raise _TryAgain(exc, budget.pause_after(failures)) from exc
             budget.forget(where)
             log.error("handler keeps failing; message parked", error=type(exc).__name__, failures=failures)
-            await _to_dlq(broker, topic, group_id, received, received.raw, "HANDLER_FAILED", _describe(exc))
+            await _to_dlq(broker, route.topic, group_id, received, received.raw, "HANDLER_FAILED", _describe(exc))
             return False
         budget.forget(where)
         return True
 
     return committer
+
+
+def describe_subscription(broker: KafkaBroker, topic: str, *, group_id: str, description: str) -> None:
+    """Declare on ``broker`` (one that documents, never started) a consumer of ``topic`` as
+    ``group_id``, documented as ``<topic>:<group_id>`` with ``description``, shaped like the
+    consumers :func:`subscribe` makes: for a topic consumed by a consumer of several
+    (:func:`subscribe_routes` with ``include_in_schema=False``), which documents none."""
+
+    @broker.subscriber(
+        topic, group_id=group_id, title=f"{topic}:{group_id}", description=description, parser=_lenient_batch_parser, decoder=message_itself, batch=True,
+        auto_offset_reset="earliest", ack_policy=AckPolicy.MANUAL,
+    )
+    async def documented_only(msg: Any) -> None:  # pragma: no cover - this broker is never started
+        raise RuntimeError(f"{topic}: a documenting broker does not consume")
 
 
 def _deliver_again(consumer: Any, tp: TopicPartition, offset: int, pause: float) -> None:

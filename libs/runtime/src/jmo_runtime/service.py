@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +28,7 @@ from jmo_eventstore import EventStore, FieldEncryptionCodec, KeyRing, MongoEvent
 from .decider import Decider, rejected
 from .handler import CommandHandler
 from .health import health_route
-from .messaging import Boundary, ConsumerWatch, EnvelopeHandler, FailureBudget, Opener, Refused, publish, subscribe
+from .messaging import Boundary, ConsumerWatch, EnvelopeHandler, FailureBudget, Opener, Refused, Route, describe_subscription, publish, subscribe_routes
 from .offsets import OffsetCommitter
 from .quota import ServiceQuota
 from .relay import KafkaRecordPublisher, OutgoingRecord, RecordPublisher, Relay
@@ -64,6 +65,36 @@ def personal_data_codec(database: AsyncDatabase, settings: ServiceSettings) -> P
     is configured."""
     ring = shared_key_ring(database.client, settings)
     return PlainCodec() if ring is None else FieldEncryptionCodec(ring)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A topic a service reads and what its messages go to (see :meth:`Service.consume`).
+
+    ``topic`` is a base name from :mod:`jmo_contracts.topics`; ``description`` says, for the
+    AsyncAPI document, what the service does with it; ``acts_on`` narrows the accepted types to the
+    ones ``handler`` acts on (the others are passed over unread); with ``keeps_sealed`` ``handler``
+    gets personal fields sealed, as they came.
+    """
+
+    topic: str
+    handler: EnvelopeHandler
+    description: str
+    acts_on: Collection[type[Message] | str] | None = None
+    keeps_sealed: bool = False
+
+    def boundary(self) -> Boundary:
+        """What the topic accepts (the contracts), for streams of which kind, and what is acted on."""
+        accepts = accepted_on(self.topic)
+        wanted = None if self.acts_on is None else accepts & {t if isinstance(t, str) else t.TYPE for t in self.acts_on}
+        return Boundary(accepts, stream_kind_of(self.topic), acts_on=wanted)
+
+    def documented(self, boundary: Boundary) -> str:
+        """``description``, with who writes the topic, what is accepted and what is acted on."""
+        text = f"{self.description} Written only by `{topics.producer_of(self.topic)}`; accepted here: {', '.join(sorted(boundary.accepts))}; anything else is refused."
+        if boundary.acts_on is not None:
+            text += f" Acted on: {', '.join(sorted(boundary.acts_on))}; the other accepted types are passed over unread."
+        return text
 
 
 class Service:
@@ -111,52 +142,62 @@ class Service:
         self._resources: list[tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]] = []
         self.watch = ConsumerWatch()
         self._committers: list[OffsetCommitter] = []
+        # what the service consumes and publishes, for the AsyncAPI document only (never started):
+        # its one consumer reads every topic, the document describes each topic on its own
+        self.documentation = KafkaBroker(settings.kafka_bootstrap_servers, apply_types=False)
         self.document_publishing(topics.events(name), f"Events of the {name} service's log, relayed in log order; key = stream id.")
 
     def document_publishing(self, topic: str, description: str) -> None:
         """Declare, for the AsyncAPI document, that this service publishes ``topic`` (via the relay)."""
-        self.broker.publisher(self.settings.topic(topic), schema=envelope_union(topic), title=f"{self.settings.topic(topic)}:publish", description=description)
+        self.documentation.publisher(self.settings.topic(topic), schema=envelope_union(topic), title=f"{self.settings.topic(topic)}:publish", description=description)
 
     # -- wiring ----------------------------------------------------------------------------
 
-    def consume(
-        self, topic: str, handler: EnvelopeHandler, description: str, *, acts_on: Collection[type[Message] | str] | None = None, keeps_sealed: bool = False,
-    ) -> None:
-        """Subscribe to ``topic`` (a base name from :mod:`jmo_contracts.topics`) in this service's group.
+    def consume(self, *subscriptions: Subscription) -> None:
+        """Consume the topics of ``subscriptions`` in this service's group, all with one consumer
+        (one fetch loop, one group membership, one offset commit for every topic), each topic's
+        messages going to its own handler; call it once, with every topic the service reads.
 
-        Only the types the contracts accept on ``topic`` reach ``handler`` (and on a commands topic
+        Only the types the contracts accept on a topic reach its handler (and on a commands topic
         only for this service's streams); a refused command is answered with a ``CommandRejected``
-        (see :meth:`refuse`), anything else refused is parked in the topic's DLQ. ``acts_on``
-        (message classes or type names; those ``topic`` does not carry are ignored) narrows what
-        ``handler`` gets to the accepted types it acts on: the others are passed over by their
-        ``jmo-type`` header, before being read (an events topic carries every event of its
+        (see :meth:`refuse`), anything else refused is parked in the topic's DLQ. A subscription's
+        ``acts_on`` (message classes or type names; those the topic does not carry are ignored)
+        narrows what its handler gets to the accepted types it acts on: the others are passed over by
+        their ``jmo-type`` header, before being read (an events topic carries every event of its
         producer, and most consumers want a few of them).
 
-        ``handler`` gets the personal fields opened (the participant's key looked up, cached); with
+        A handler gets the personal fields opened (the participant's key looked up, cached); with
         ``keeps_sealed`` it gets them as they came, sealed, for a handler that only keeps them
         (:class:`jmo_runtime.wire.WireSealed`, opened later with :func:`jmo_runtime.wire.open_kept`):
         no key look-up on arrival. Fields in clear are refused either way.
         """
+        if not subscriptions:
+            raise ValueError(f"{self.name}: consume() needs at least one subscription")
+        group_id = f"jmo-{self.name}"
+        routes = []
+        for sub in subscriptions:
+            topic = self.settings.topic(sub.topic)
+            boundary = sub.boundary()
+            answers = topics.producer_of(sub.topic) in (topics.GATEWAY, topics.PAYMENT_CHANNEL)  # senders that wait for an answer
+            routes.append(Route(
+                topic, self._then_wake_relay(sub.handler), boundary=boundary, on_refused=self.refuse if answers else None,
+                opener=self._opener(sub.keeps_sealed), keeps_sealed=sub.keeps_sealed and self.settings.data_key is not None,
+            ))
+            describe_subscription(self.documentation, topic, group_id=group_id, description=sub.documented(boundary))
+        committer = subscribe_routes(
+            self.broker, routes, group_id=group_id, include_in_schema=False, budget=FailureBudget(attempts=self.settings.handler_attempts),
+            watch=self.watch, max_bytes=self.settings.max_message_bytes, batch_records=self.settings.consumer_batch_records,
+            batch_wait_ms=self.settings.consumer_batch_wait_ms, commit_interval=self.settings.commit_interval_ms / 1000,
+            fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
+        )
+        self._committers.append(committer)
+
+    def _then_wake_relay(self, handler: EnvelopeHandler) -> EnvelopeHandler:
         async def handle_then_wake_relay(envelope: Envelope) -> None:
             await handler(envelope)
             self._wake_relay.set()
 
-        accepts = accepted_on(topic)
-        wanted = None if acts_on is None else accepts & {t if isinstance(t, str) else t.TYPE for t in acts_on}
-        boundary = Boundary(accepts, stream_kind_of(topic), acts_on=wanted)
-        answers = topics.producer_of(topic) in (topics.GATEWAY, topics.PAYMENT_CHANNEL)  # senders that wait for an answer
-        budget = FailureBudget(attempts=self.settings.handler_attempts)
-        accepted = ", ".join(sorted(boundary.accepts))
-        description = f"{description} Written only by `{topics.producer_of(topic)}`; accepted here: {accepted}; anything else is refused."
-        if wanted is not None:
-            description += f" Acted on: {', '.join(sorted(wanted))}; the other accepted types are passed over unread."
-        committer = subscribe(
-            self.broker, self.settings.topic(topic), group_id=f"jmo-{self.name}", handler=handle_then_wake_relay, description=description,
-            budget=budget, boundary=boundary, on_refused=self.refuse if answers else None, watch=self.watch, max_bytes=self.settings.max_message_bytes,
-            batch_records=self.settings.consumer_batch_records, batch_wait_ms=self.settings.consumer_batch_wait_ms, opener=self._opener(keeps_sealed), keeps_sealed=keeps_sealed and self.settings.data_key is not None,
-            commit_interval=self.settings.commit_interval_ms / 1000, fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
-        )
-        self._committers.append(committer)
+        return handle_then_wake_relay
 
     def _opener(self, keeps_sealed: bool) -> Opener | None:
         if self.settings.data_key is None:
@@ -357,7 +398,7 @@ class Service:
 
     def specification(self) -> AsyncAPI:
         """The AsyncAPI description of what this service consumes and publishes."""
-        return AsyncAPI(self.broker, title=f"JMO {self.name} service", version="1.0.0", description=(self.__doc__ or "").strip())
+        return AsyncAPI(self.documentation, title=f"JMO {self.name} service", version="1.0.0", description=(self.__doc__ or "").strip())
 
 
 async def _nothing_to_stop() -> None:

@@ -18,7 +18,7 @@ import structlog
 from jmo_contracts import Envelope, topics
 from jmo_eventstore import KeyRing
 from jmo_registries import PopulationRegistry, close_registry, population_registry
-from jmo_runtime import Service
+from jmo_runtime import Service, Subscription
 
 from ..adapters.blobs import GridFsSelfieBlobs, SelfieBlobs
 from ..adapters.decided import InMemoryDecidedCommands, MongoDecidedCommands
@@ -88,10 +88,13 @@ def build(
 
     service.every(settings.biometric_blob_sweep_seconds, sweep_abandoned_uploads, name="abandoned-uploads")
     service.consume(
-        topics.events("registration"), on_registration_event, "ParticipantRegistered: the participant's NIK, kept sealed as it came (not opened) to fetch the KTP photo later.",
-        acts_on=Selfies.REMEMBERS, keeps_sealed=True,
+        Subscription(
+            topics.events("registration"), on_registration_event,
+            "ParticipantRegistered: the participant's NIK, kept sealed as it came (not opened) to fetch the KTP photo later.",
+            acts_on=Selfies.REMEMBERS, keeps_sealed=True,
+        ),
+        Subscription(topics.commands(NAME), on_command, "SubmitSelfie from the mobile gateway (claim check: the image waits in GridFS)."),
     )
-    service.consume(topics.commands(NAME), on_command, "SubmitSelfie from the mobile gateway (claim check: the image waits in GridFS).")
     return service
 
 

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 from jmo_contracts import Envelope, topics
 from jmo_registries import PopulationRegistry, close_registry, population_registry
-from jmo_runtime import Service
+from jmo_runtime import Service, Subscription
 
 from ..adapters.contact_changes import InMemoryContactChanges, MongoContactChanges
 from ..adapters.outbox import StoreSealedCodes
@@ -78,7 +78,9 @@ def build(settings: IdentitySettings, *, registry: PopulationRegistry | None = N
     async def on_profile_update_event(envelope: Envelope) -> None:
         await started.sessions.follow(envelope)
 
-    service.consume(topics.events("registration"), on_registration_event, "ParticipantRegistered starts the NIK check with Dukcapil and the first OTP.", acts_on=NikChecks.STARTED_BY)
-    service.consume(topics.commands(NAME), on_command, "RequestOtp (resend) and SubmitOtp from the mobile gateway.")
-    service.consume(topics.events("profile-update"), on_profile_update_event, "ContactDataSubmitted opens a session's contact change (its codes go only to the contacts submitted there); ProfileUpdated / Cancelled / Expired close it.", acts_on=ContactChangeSessions.FOLLOWS)
+    service.consume(
+        Subscription(topics.events("registration"), on_registration_event, "ParticipantRegistered starts the NIK check with Dukcapil and the first OTP.", acts_on=NikChecks.STARTED_BY),
+        Subscription(topics.commands(NAME), on_command, "RequestOtp (resend) and SubmitOtp from the mobile gateway."),
+        Subscription(topics.events("profile-update"), on_profile_update_event, "ContactDataSubmitted opens a session's contact change (its codes go only to the contacts submitted there); ProfileUpdated / Cancelled / Expired close it.", acts_on=ContactChangeSessions.FOLLOWS),
+    )
     return service

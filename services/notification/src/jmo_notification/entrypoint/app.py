@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
 from jmo_contracts import Envelope, new_id, topics
-from jmo_runtime import Service
+from jmo_runtime import Service, Subscription
 
 from ..adapters.channels import Channel, channels_from
 from ..adapters.dead_letters import DeadLetters
@@ -68,8 +68,9 @@ def build(
 
         return handle
 
-    service.consume(topics.OTP_DELIVERY, on(topics.OTP_DELIVERY), "Sealed OTP codes from identity: opened only to send them by email or SMS.", acts_on=NOTIFYING)
-    service.consume(topics.events("registration"), on(topics.events("registration")),
-                    "ParticipantRegistered (contacts, 'pendaftaran diterima'), RegistrationRejected and AccountActivated (KPJ number) notices.", acts_on=NOTIFYING)
-    service.consume(topics.events("profile-update"), on(topics.events("profile-update")), "ProfileUpdated: the 'pengkinian data berhasil' notice and the new contacts.", acts_on=NOTIFYING)
+    service.consume(
+        Subscription(topics.OTP_DELIVERY, on(topics.OTP_DELIVERY), "Sealed OTP codes from identity: opened only to send them by email or SMS.", acts_on=NOTIFYING),
+        Subscription(topics.events("registration"), on(topics.events("registration")), "ParticipantRegistered (contacts, 'pendaftaran diterima'), RegistrationRejected and AccountActivated (KPJ number) notices.", acts_on=NOTIFYING),
+        Subscription(topics.events("profile-update"), on(topics.events("profile-update")), "ProfileUpdated: the 'pengkinian data berhasil' notice and the new contacts.", acts_on=NOTIFYING),
+    )
     return service

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from jmo_contracts import Envelope, topics
-from jmo_runtime import Service
+from jmo_runtime import Service, Subscription
 from jmo_runtime.schedule import Schedule
 
 from ..adapters.profiles import COLLECTION, InMemoryProfileStore, MongoProfileStore, ProfileStore
@@ -63,13 +63,15 @@ def build(
         await sessions.selfie_decided(envelope)
 
     service.every(settings.profile_sweep_seconds, expire_inactive, name="expiry")
-    service.consume(topics.commands(NAME), on_command, "The seven pengkinian-data steps from the gateway (StartProfileUpdate … ConfirmProfileUpdate).")
     service.consume(
-        topics.events("registration"), on_registration_event,
-        "ParticipantRegistered / AccountActivated / RegistrationRejected / RegistrationExpired feed the participant-profile read model; "
-        "a new profile keeps a ParticipantRegistered's personal fields sealed as they came (not opened).",
-        acts_on=profile.SOURCES["registration"], keeps_sealed=True,
+        Subscription(topics.commands(NAME), on_command, "The seven pengkinian-data steps from the gateway (StartProfileUpdate … ConfirmProfileUpdate)."),
+        Subscription(
+            topics.events("registration"), on_registration_event,
+            "ParticipantRegistered / AccountActivated / RegistrationRejected / RegistrationExpired feed the participant-profile read model; "
+            "a new profile keeps a ParticipantRegistered's personal fields sealed as they came (not opened).",
+            acts_on=profile.SOURCES["registration"], keeps_sealed=True,
+        ),
+        Subscription(topics.events("identity"), on_identity_event, "OtpVerified (CONTACT_CHANGE) verifies a changed phone or email of a session.", acts_on=Sessions.VERIFICATIONS),
+        Subscription(topics.events("biometric"), on_biometric_event, "SelfieMatched opens the data steps of a session; the last SelfieRejected ends it.", acts_on=Sessions.VERDICTS),
     )
-    service.consume(topics.events("identity"), on_identity_event, "OtpVerified (CONTACT_CHANGE) verifies a changed phone or email of a session.", acts_on=Sessions.VERIFICATIONS)
-    service.consume(topics.events("biometric"), on_biometric_event, "SelfieMatched opens the data steps of a session; the last SelfieRejected ends it.", acts_on=Sessions.VERDICTS)
     return service

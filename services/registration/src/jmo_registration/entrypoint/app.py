@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 from jmo_contracts import Envelope, topics
 from jmo_registries import EmployerRegistry, close_registry, employer_registry
-from jmo_runtime import Service
+from jmo_runtime import Service, Subscription
 
 from ..adapters.accounts import InMemoryKpjReservations, InMemoryNikIndex, KpjReservations, MongoKpjReservations, MongoNikIndex, NikIndex
 from ..application.registrations import Policy, Registrations
@@ -75,7 +75,9 @@ def build(
 
     service.every(settings.registration_sweep_seconds, expire_unfinished, name="expiry")
     service.every(settings.employer_retry_sweep_seconds, retry_membership_checks, name="employer-retry")
-    service.consume(topics.commands(NAME), on_command, "RegisterParticipant and ProvideEmploymentDetails from the gateway.")
-    service.consume(topics.PAYMENTS, on_command, "RecordContributionPayment from the payment channel (its own topic: the gateway cannot confirm a payment).")
-    service.consume(topics.events("identity"), on_identity_event, "NikVerified / NikRejected and OtpVerified move a registration on (or stop it).", acts_on=Registrations.FOLLOWS)
+    service.consume(
+        Subscription(topics.commands(NAME), on_command, "RegisterParticipant and ProvideEmploymentDetails from the gateway."),
+        Subscription(topics.PAYMENTS, on_command, "RecordContributionPayment from the payment channel (its own topic: the gateway cannot confirm a payment)."),
+        Subscription(topics.events("identity"), on_identity_event, "NikVerified / NikRejected and OtpVerified move a registration on (or stop it).", acts_on=Registrations.FOLLOWS),
+    )
     return service
