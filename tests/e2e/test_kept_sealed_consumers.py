@@ -1,5 +1,5 @@
 """The consumers that keep a participant's personal fields sealed as they came (biometric's NIK,
-profile-update's new profiles: ``Service.consume(..., keeps_sealed=True)``) against the worst a
+profile-update's new profiles: ``Subscription(..., keeps_sealed=True)``) against the worst a
 writer of registration's events topic could send them: a "sealed" value that is anything but one
 is parked with ``SEALED_VALUE_INVALID`` by both (a DLQ entry each), a value sealed for someone else
 passes (it is kept as it came and never opens: the adapters' tests show that), and both consumers

@@ -46,7 +46,7 @@ class ServiceSettings(BaseSettings):
     )
     consumer_batch_records: int = Field(
         default=256, ge=1, le=10_000,
-        description="JMO_CONSUMER_BATCH_RECORDS: most records one fetch hands a topic's consumer (one per topic per process); a batch's "
+        description="JMO_CONSUMER_BATCH_RECORDS: most records one fetch hands a process's consumer (one for all its topics); a batch's "
         "messages of different streams are handled side by side, those of one stream in order.",
     )
     consumer_batch_wait_ms: int = Field(
