@@ -463,9 +463,12 @@ async def benchmark(st: Stack, args: argparse.Namespace) -> dict[str, Any]:
     citizens = Citizens()
     results: dict[str, Any] = {"runs": []}
     try:
-        say("warming up (a few registrations, not counted) ...")
-        await run_rate(st, client, citizens, rate=2, duration=args.warmup, drain=60, idle={"commands_per_s": 0, "cpu_per_s": 0}, label="warm-up")
+        # the broker's JIT and the services' caches warm under load, not with a handful: without it
+        # the first rate reported pays for Kafka's compilation (~0.5 of a core for a minute)
+        say(f"warming up ({args.warmup_rate:g}/s for {args.warmup:g} s, not counted) ...")
+        await run_rate(st, client, citizens, rate=args.warmup_rate, duration=args.warmup, drain=60, idle={"commands_per_s": 0, "cpu_per_s": 0}, label="warm-up")
         await asyncio.sleep(2)
+        await quiet(client, {"commands_per_s": 0}, args.backlog)
         idle = await idle_rates(st, client, args.idle)
         results["idle"] = idle
         say(f"idle: {idle['commands_per_s']:.2f} store commands/s, {idle['cpu_per_s'] * 1000:.0f} ms CPU/s")
@@ -525,7 +528,8 @@ def main() -> int:
     parser.add_argument("--drain", type=float, default=60.0, help="longest wait for the last journeys after sending stops")
     parser.add_argument("--pause", type=float, default=5.0, help="quiet seconds between runs")
     parser.add_argument("--backlog", type=float, default=180.0, help="longest wait, after a run, for what it left queued to clear")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of a 2/s warm-up, not reported")
+    parser.add_argument("--warmup", type=float, default=30.0, help="seconds of warm-up at --warmup-rate, not reported")
+    parser.add_argument("--warmup-rate", type=float, default=25.0, help="registrations per second while warming up")
     parser.add_argument("--idle", type=float, default=10.0, help="seconds over which the idle rates are measured")
     parser.add_argument("--growth", default="", help="log sizes (extra commits) to seed and repeat --growth-rate at, e.g. 10000,200000")
     parser.add_argument("--growth-rate", type=float, default=25.0)
