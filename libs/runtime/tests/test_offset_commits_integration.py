@@ -13,13 +13,12 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
 from pymongo.errors import AutoReconnect
 
 from jmo_contracts import Envelope, new_id
 from jmo_contracts.topics import TopicSpec, dlq
-from jmo_devstack.topics import create_topics
+from jmo_devstack.topics import committed_offsets, create_topics
 from jmo_eventstore.testing import an_event
 from jmo_runtime.kafka_security import faststream_security
 from jmo_runtime.messaging import publish, subscribe
@@ -30,13 +29,7 @@ INTERVAL = 0.2
 
 
 async def _committed(infra: Any, group: str, topic: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap, **infra.admin_options())
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)  # over the topic's partitions
+    return (await committed_offsets(infra.kafka_bootstrap, group, infra.admin_options())).get(topic, 0)  # over the topic's partitions
 
 
 async def _until_committed(infra: Any, group: str, topic: str, at_least: int, within: float = 30.0) -> int:

@@ -11,12 +11,11 @@ import time
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
 
 from jmo_contracts import Envelope, new_id
 from jmo_contracts.topics import TopicSpec, dlq
-from jmo_devstack.topics import create_topics, read_records
+from jmo_devstack.topics import committed_offsets, create_topics, read_records
 from jmo_eventstore.testing import an_event
 from jmo_runtime.kafka_security import faststream_security
 from jmo_runtime.messaging import DLQ_REASON, DLQ_SOURCE, Boundary, Route, subscribe_routes
@@ -37,19 +36,6 @@ async def _topics(infra: Any, run_id: str, *names: str) -> list[str]:
 
 async def _send(broker: KafkaBroker, topic: str, envelope: Envelope) -> None:
     await broker.publish(envelope.to_json(), topic=topic, key=envelope.stream_id.encode(), headers=envelope.kafka_headers())
-
-
-async def _committed(infra: Any, group: str) -> dict[str, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap, **infra.admin_options())
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    out: dict[str, int] = {}
-    for tp, meta in offsets.items():
-        out[tp.topic] = out.get(tp.topic, 0) + max(meta.offset, 0)
-    return out
 
 
 async def test_one_consumer_routes_each_topic_to_its_handler_parks_per_topic_and_commits_every_topic(infra: Any, run_id: str) -> None:
@@ -93,7 +79,7 @@ async def test_one_consumer_routes_each_topic_to_its_handler_parks_per_topic_and
         await _send(broker, second, other)
         await asyncio.wait_for(done.wait(), 60)
         deadline = time.monotonic() + 30
-        while (committed := await _committed(infra, group)) != {first: 2, second: 2} and time.monotonic() < deadline:
+        while (committed := await committed_offsets(infra.kafka_bootstrap, group, infra.admin_options())) != {first: 2, second: 2} and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         await committer.close()
     parked = await read_records(infra.kafka_bootstrap, dlq(second), 1, client_options=infra.admin_options())

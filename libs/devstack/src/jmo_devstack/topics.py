@@ -107,6 +107,21 @@ async def existing_topics(bootstrap: str, client_options: Mapping[str, Any] | No
         await admin.close()
 
 
+async def committed_offsets(bootstrap: str, group: str, client_options: Mapping[str, Any] | None = None) -> dict[str, int]:
+    """Per topic, the sum over its partitions of the offsets ``group`` committed (0 for a partition
+    with none): how many of each topic's messages the group has finished. For tests and checks."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(client_options or {}))
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    out: dict[str, int] = {}
+    for tp, meta in offsets.items():
+        out[tp.topic] = out.get(tp.topic, 0) + max(meta.offset, 0)
+    return out
+
+
 async def read_records(bootstrap: str, topic: str, count: int, *, timeout: float = 30.0, client_options: Mapping[str, Any] | None = None) -> list[Any]:
     """The records of ``topic`` from the beginning, once ``count`` are there or after ``timeout`` seconds
     (whatever has come by then); no consumer group, nothing committed. For tests and checks."""
