@@ -49,3 +49,22 @@ def test_a_services_consumers_long_poll_as_long_as_its_settings_say(wait_ms: int
     service.consume(Subscription(topics.commands("identity"), handler, "commands"))
     (subscriber,) = service.broker.subscribers
     assert subscriber._connection_args["fetch_max_wait_ms"] == wait_ms  # noqa: SLF001 - what each of its consumers is built with
+
+
+def test_a_service_reads_all_its_topics_with_one_consumer_and_documents_each_topic_on_its_own() -> None:
+    service = Service("identity", ServiceSettings(), store=InMemoryEventStore())
+
+    async def handler(_envelope: Envelope) -> None:
+        pass
+
+    service.consume(
+        Subscription(topics.commands("identity"), handler, "commands"),
+        Subscription(topics.events("registration"), handler, "registrations", acts_on=["ParticipantRegistered"]),
+    )
+    (consumer,) = service.broker.subscribers
+    assert set(consumer.topic_names_for_subscribe) == {topics.commands("identity"), topics.events("registration")}
+    documented = {s.topic_names_for_subscribe[0]: s for s in service.documentation.subscribers}
+    assert set(documented) == {topics.commands("identity"), topics.events("registration")}
+    assert all(len(s.topic_names_for_subscribe) == 1 for s in service.documentation.subscribers)
+    channels = service.specification().to_specification().to_jsonable()["channels"]
+    assert {c["address"] for c in channels.values() if "Acted on: ParticipantRegistered" in c.get("description", "")} == {topics.events("registration")}

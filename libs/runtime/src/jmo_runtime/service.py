@@ -144,7 +144,7 @@ class Service:
         self._committers: list[OffsetCommitter] = []
         # what the service consumes and publishes, for the AsyncAPI document only (never started):
         # its one consumer reads every topic, the document describes each topic on its own
-        self.documentation = KafkaBroker(settings.kafka_bootstrap_servers, apply_types=False)
+        self.documentation = KafkaBroker(settings.kafka_bootstrap_servers, security=credentials.faststream() if credentials else None, apply_types=False)
         self.document_publishing(topics.events(name), f"Events of the {name} service's log, relayed in log order; key = stream id.")
 
     def document_publishing(self, topic: str, description: str) -> None:
