@@ -62,9 +62,11 @@ class ServiceSettings(BaseSettings):
         "redeliveries slower (the restart and outage e2e tests took 3-6 s longer each), so 500 stays the default.",
     )
     commit_interval_ms: int = Field(
-        default=200, ge=1, le=60_000,
+        default=1000, ge=1, le=60_000,
         description="JMO_COMMIT_INTERVAL_MS: how often a consumer commits the offsets of the messages it finished (one OffsetCommit per consumer "
-        "for all its partitions, instead of one per message); a crash delivers at most that interval's messages again, to idempotent handlers.",
+        "for all its partitions, instead of one per message); a crash delivers at most that interval's messages again, to idempotent handlers "
+        "(a rebalance or a clean stop commits first). 1000 rather than 200: at 100 registrations/s offered, 1.4-1.7 ms less CPU per "
+        "registration and 5-9/s more sustained in three back-to-back pairs (the broker's group coordinator was 12 % of its CPU).",
     )
     max_message_bytes: int = Field(default=128 * 1024, ge=1024, le=900 * 1024, description="JMO_MAX_MESSAGE_BYTES: larger messages are parked as TOO_LARGE.")
     data_key: SecretStr | None = Field(
