@@ -68,3 +68,38 @@ def test_a_service_reads_all_its_topics_with_one_consumer_and_documents_each_top
     assert all(len(s.topic_names_for_subscribe) == 1 for s in service.documentation.subscribers)
     channels = service.specification().to_specification().to_jsonable()["channels"]
     assert {c["address"] for c in channels.values() if "Acted on: ParticipantRegistered" in c.get("description", "")} == {topics.events("registration")}
+
+
+class _QuietConsumer:
+    """A consumer with nothing to fetch: records the polls it is asked for."""
+
+    def __init__(self) -> None:
+        self.polls: list[dict[str, object]] = []
+
+    async def getmany(self, **kwargs: object) -> dict[object, list[object]]:
+        self.polls.append(kwargs)
+        return {}
+
+
+@pytest.mark.parametrize("wait_ms", [500, 3000])
+async def test_a_consumer_that_finds_nothing_asks_again_at_once_instead_of_resting(wait_ms: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import faststream.kafka.subscriber.usecase as faststream_subscriber
+
+    from jmo_runtime.messaging import PromptBatchSubscriber
+
+    async def no_rest(_seconds: float) -> None:
+        raise AssertionError("rested after an empty poll: a record arriving meanwhile would wait")
+
+    monkeypatch.setattr(faststream_subscriber.anyio, "sleep", no_rest)  # what faststream's own batch loop rests with
+    service = Service("identity", ServiceSettings(consumer_batch_wait_ms=wait_ms, consumer_batch_records=64), store=InMemoryEventStore())
+
+    async def handler(_envelope: Envelope) -> None:
+        pass
+
+    service.consume(Subscription(topics.commands("identity"), handler, "commands"))
+    (subscriber,) = service.broker.subscribers
+    assert isinstance(subscriber, PromptBatchSubscriber)
+    consumer = _QuietConsumer()
+    assert await subscriber.get_msg(consumer) == ()
+    assert await subscriber.get_msg(consumer) == ()
+    assert consumer.polls == [{"timeout_ms": wait_ms, "max_records": 64}] * 2  # the poll itself waits, as long as the settings say

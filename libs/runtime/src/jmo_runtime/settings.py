@@ -50,9 +50,10 @@ class ServiceSettings(BaseSettings):
         "messages of different streams are handled side by side, those of one stream in order.",
     )
     consumer_batch_wait_ms: int = Field(
-        default=20, ge=1, le=1_000,
-        description="JMO_CONSUMER_BATCH_WAIT_MS: how long a consumer waits for records when none are fetched yet, then rests as long "
-        "before asking again (faststream's batch loop): at most this much latency per hop while idle, and the idle stack's wake-ups.",
+        default=500, ge=1, le=30_000,
+        description="JMO_CONSUMER_BATCH_WAIT_MS: how long a consumer's poll waits for records before it asks again. A poll returns as soon as "
+        "a record is there and the consumer does not rest between polls, so this adds no latency: it only sets how often an idle consumer "
+        "wakes. (Before, faststream's loop rested this long after an empty poll, 20 ms, up to that much per hop.)",
     )
     consumer_fetch_max_wait_ms: int = Field(
         default=500, ge=1, le=30_000,
