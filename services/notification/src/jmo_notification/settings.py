@@ -28,6 +28,10 @@ class NotificationSettings(ServiceSettings):
     smtp_password: SecretStr | None = None
     smtp_sender: str = Field(default="BPJS Ketenagakerjaan <no-reply@jmo.local>", description="From: of every email.")
     smtp_message_id_domain: str = Field(default="jmo.local", description="Domain of the deterministic Message-ID (<notification_id@domain>).")
+    smtp_connections: int = Field(
+        default=4, ge=1, le=64,
+        description="JMO_SMTP_CONNECTIONS: SMTP connections kept open and reused (one message on each at a time); more emails at once wait for one.",
+    )
 
     sms_url: str = Field(default="http://127.0.0.1:8086/messages", description="Provider endpoint: POST JSON {to, body, sender}; any 2xx is success.")
     sms_api_key: SecretStr | None = Field(default=None, description="Sent as 'Authorization: Bearer <key>' when set.")

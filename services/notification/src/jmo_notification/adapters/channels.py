@@ -1,4 +1,5 @@
-"""Email over SMTP (aiosmtplib) and SMS through an HTTP provider (aiohttp), each one attempt per call.
+"""Email over SMTP (aiosmtplib) and SMS through an HTTP provider (aiohttp), each one attempt per call,
+over connections kept open between calls (an SMTP pool, aiohttp's keep-alive).
 
 Retrying is the caller's business (see :mod:`jmo_notification.application.delivery`); an adapter
 only says whether a failed attempt is worth retrying (:class:`TransientDeliveryError`) or not
@@ -12,6 +13,7 @@ the local sinks do.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 from dataclasses import dataclass
@@ -61,19 +63,31 @@ class Channel(Protocol):
 
 
 class SmtpChannel:
-    """Email through an SMTP server (TLS none / STARTTLS / implicit TLS, optional login)."""
+    """Email through an SMTP server (TLS none / STARTTLS / implicit TLS, optional login).
+
+    Connections are kept open and reused, up to ``connections`` at once (one message on each at a
+    time): a message costs MAIL, RCPT and DATA, not a new TCP (and TLS) connection, EHLO, STARTTLS,
+    AUTH and QUIT each time. A connection that failed is closed, never reused. One the server closed
+    while it was idle (servers time idle sessions out) is found closed and replaced; should the
+    server close it just as a message goes out, the message is tried once more on a new connection,
+    with the same ``Message-ID``. :meth:`close` quits them all.
+    """
 
     name = "email"
 
     def __init__(self, host: str, port: int, *, sender: str, tls: str = "none", username: str | None = None, password: str | None = None,
-                 timeout: float = 10.0, message_id_domain: str = "jmo.local") -> None:
+                 timeout: float = 10.0, message_id_domain: str = "jmo.local", connections: int = 4) -> None:
         self.host, self.port, self.sender, self.tls = host, port, sender, tls
         self.username, self.password, self.timeout, self.domain = username, password, timeout, message_id_domain
+        self._slots = asyncio.Semaphore(connections)
+        self._idle: list[aiosmtplib.SMTP] = []
+        #: Connections opened so far (for tests and benchmarks).
+        self.opened = 0
 
     def message_id(self, notification_id: str) -> str:
         return f"<{notification_id}@{self.domain}>"
 
-    async def send(self, message: Outgoing) -> str | None:
+    def _compose(self, message: Outgoing) -> EmailMessage:
         email = EmailMessage()
         email["From"] = self.sender
         email["To"] = message.to
@@ -81,12 +95,13 @@ class SmtpChannel:
         email["Date"] = formatdate(usegmt=True)
         email["Message-ID"] = self.message_id(message.notification_id)
         email.set_content(message.body)
+        return email
+
+    async def send(self, message: Outgoing) -> str | None:
+        email = self._compose(message)
         try:
-            await aiosmtplib.send(
-                email, hostname=self.host, port=self.port, username=self.username, password=self.password, timeout=self.timeout,
-                use_tls=self.tls == "tls", start_tls=True if self.tls == "starttls" else False,
-                tls_context=ssl.create_default_context() if self.tls != "none" else None,
-            )
+            async with self._slots:
+                await self._deliver(email)
         except aiosmtplib.SMTPRecipientsRefused as e:
             codes = [r.code for r in e.recipients]
             if any(500 <= c < 600 for c in codes):
@@ -99,6 +114,60 @@ class SmtpChannel:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
             raise TransientDeliveryError(f"SMTP server not reachable ({type(e).__name__})") from None
         return self.message_id(message.notification_id)
+
+    async def _deliver(self, email: EmailMessage) -> None:
+        """Send on an idle connection, or a new one; keep the connection only if all went well."""
+        client = self._reusable()
+        if client is not None:
+            try:
+                await client.send_message(email)
+            except aiosmtplib.SMTPServerDisconnected:
+                client.close()  # closed by the server as we began: once more, on a new connection
+            except BaseException:
+                client.close()
+                raise
+            else:
+                self._idle.append(client)
+                return
+        client = await self._connect()
+        try:
+            await client.send_message(email)
+        except BaseException:
+            client.close()
+            raise
+        self._idle.append(client)
+
+    def _reusable(self) -> aiosmtplib.SMTP | None:
+        """The most recently used idle connection still open (closed ones are dropped)."""
+        while self._idle:
+            client = self._idle.pop()
+            if client.is_connected:
+                return client
+            client.close()
+        return None
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        client = aiosmtplib.SMTP(
+            hostname=self.host, port=self.port, username=self.username, password=self.password, timeout=self.timeout,
+            use_tls=self.tls == "tls", start_tls=True if self.tls == "starttls" else False,
+            tls_context=ssl.create_default_context() if self.tls != "none" else None,
+        )
+        self.opened += 1
+        try:
+            await client.connect()  # EHLO, STARTTLS and AUTH as configured
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    async def close(self) -> None:
+        """Quit every idle connection (politely; one that does not answer is just closed)."""
+        idle, self._idle = self._idle, []
+        for client in idle:
+            try:
+                await client.quit(timeout=min(self.timeout, 2.0))
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
 
 
 class HttpSmsChannel:
@@ -149,6 +218,7 @@ def channels_from(settings: NotificationSettings) -> dict[str, Channel]:
     api_key = settings.sms_api_key.get_secret_value() if settings.sms_api_key else None
     return {
         "email": SmtpChannel(settings.smtp_host, settings.smtp_port, sender=settings.smtp_sender, tls=settings.smtp_tls, username=settings.smtp_username,
-                             password=password, timeout=settings.provider_timeout_seconds, message_id_domain=settings.smtp_message_id_domain),
+                             password=password, timeout=settings.provider_timeout_seconds, message_id_domain=settings.smtp_message_id_domain,
+                             connections=settings.smtp_connections),
         "sms": HttpSmsChannel(settings.sms_url, sender=settings.sms_sender, api_key=api_key, timeout=settings.provider_timeout_seconds),
     }
