@@ -76,7 +76,7 @@ class SmtpChannel:
     name = "email"
 
     def __init__(self, host: str, port: int, *, sender: str, tls: str = "none", username: str | None = None, password: str | None = None,
-                 timeout: float = 10.0, message_id_domain: str = "jmo.local", connections: int = 4) -> None:
+                 timeout: float = 10.0, message_id_domain: str = "jmo.local", connections: int = 16) -> None:
         self.host, self.port, self.sender, self.tls = host, port, sender, tls
         self.username, self.password, self.timeout, self.domain = username, password, timeout, message_id_domain
         self._slots = asyncio.Semaphore(connections)
