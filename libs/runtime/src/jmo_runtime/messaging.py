@@ -454,7 +454,6 @@ class Route:
     keeps_sealed: bool = False
 
 
-
 class PromptBatchSubscriber(BatchSubscriber):
     """faststream's batch subscriber without the rest after an empty poll.
 
