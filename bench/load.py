@@ -8,7 +8,8 @@ state in a temporary directory (never the default ports of ``make up``), then fo
   envelope, topic, key and headers) for synthetic citizens of the embedded population registry,
   each registered once, at a fixed rate for ``--duration`` seconds;
 * follows each journey by correlation id: ParticipantRegistered and OtpIssued on the events
-  topics, the OTP SMS in the sink's inbox;
+  topics, the OTP (SMS, or email for ``--email-share`` of the citizens) in the sink's inbox
+  (:func:`is_registration_otp`: not the "registration received" notice that comes first);
 * prints, per rate: p50/p90/p99 of each stage, sustained throughput, CPU-seconds per registration
   per process (``/proc/<pid>/stat``), store commands per registration (FerretDB's
   ``serverStatus().metrics.commands``, the idle rate subtracted) and RSS per process.
@@ -61,6 +62,18 @@ HERE = Path(__file__).resolve().parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 STAGES = ("registered", "otp_issued", "otp_delivered")
+#: How the registration OTP is told from the journey's other notices in the sink (the notification
+#: service's templates): the "registration received" SMS mentions an OTP too ("Kode OTP akan segera
+#: dikirimkan") and arrives first, so "OTP" alone is not enough.
+OTP_SMS_MARK = "Kode OTP pendaftaran"
+OTP_EMAIL_SUBJECT = "Kode verifikasi pendaftaran JMO"
+
+
+def is_registration_otp(message: dict[str, Any]) -> bool:
+    """True for a sink message that carries a registration OTP (SMS or email)."""
+    if message.get("channel") == "sms":
+        return OTP_SMS_MARK in message.get("body", "")
+    return message.get("channel") == "email" and message.get("subject") == OTP_EMAIL_SUBJECT
 SEED_CHUNK = 90  # FerretDB v1 mishandles bulk writes of 100 documents or more
 SEEDED_LOGS = ("registration", "identity", "notification")
 
@@ -198,7 +211,7 @@ def command_delta(a: Sample, b: Sample) -> dict[str, int]:
 class Journey:
     index: int
     correlation_id: str
-    phone: str
+    otp_to: str  # where the OTP goes: the phone (E.164) or the email address
     sent: float
     times: dict[str, float] = field(default_factory=dict)
 
@@ -209,7 +222,7 @@ class Follower:
     def __init__(self, bootstrap: str, inbox: Path) -> None:
         self.bootstrap, self.inbox = bootstrap, inbox
         self.by_correlation: dict[str, Journey] = {}
-        self.by_phone: dict[str, Journey] = {}
+        self.by_recipient: dict[str, Journey] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._offset = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -235,7 +248,7 @@ class Follower:
 
     def add(self, journey: Journey) -> None:
         self.by_correlation[journey.correlation_id] = journey
-        self.by_phone[journey.phone] = journey
+        self.by_recipient[journey.otp_to] = journey
 
     async def _events(self) -> None:
         assert self._consumer is not None
@@ -263,8 +276,8 @@ class Follower:
             self._offset += end
             for line in chunk[:end].splitlines():
                 message = json.loads(line)
-                journey = self.by_phone.get(message.get("to", ""))
-                if journey is not None and message.get("channel") == "sms" and "OTP" in message.get("body", ""):
+                journey = self.by_recipient.get(message.get("to", ""))
+                if journey is not None and is_registration_otp(message):
                     journey.times.setdefault("otp_delivered", datetime.fromisoformat(message["received_at"].replace("Z", "+00:00")).timestamp())
 
 
@@ -278,19 +291,24 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 
 
 class Citizens:
-    """Synthetic citizens, each handed out once per run, with a phone number of their own."""
+    """Synthetic citizens, each handed out once per run, with a phone number and an email address of
+    their own; ``email_share`` of them (spread evenly) choose email for their OTP, the rest SMS."""
 
-    def __init__(self) -> None:
+    def __init__(self, email_share: float = 0.0) -> None:
         self.pool = identities(None, 100_000)
         self.next = 0
+        self.email_share = email_share
 
-    def take(self) -> tuple[int, dict[str, Any]]:
+    def take(self) -> tuple[int, dict[str, Any], str]:
+        """The next citizen's index, RegisterParticipant payload, and where the OTP will go."""
         if self.next >= len(self.pool):
             raise LookupError("every synthetic citizen has registered in this run")
         i, p = self.next, self.pool[self.next]
         self.next += 1
-        data = {"category": "BPU", "nik": p["nik"], "full_name": p["full_name"], "email": f"load{i}@example.com", "phone": f"0812{i:08d}", "otp_channel": "sms"}
-        return i, data
+        by_email = int((i + 1) * self.email_share) > int(i * self.email_share)
+        data = {"category": "BPU", "nik": p["nik"], "full_name": p["full_name"], "email": f"load{i}@example.com", "phone": f"0812{i:08d}",
+                "otp_channel": "email" if by_email else "sms"}
+        return i, data, data["email"] if by_email else "+62812" + f"{i:08d}"
 
     def left(self) -> int:
         return len(self.pool) - self.next
@@ -340,9 +358,9 @@ async def run_rate(st: Stack, client: AsyncMongoClient, citizens: Citizens, rate
             delay = start + n / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            i, data = citizens.take()
+            i, data, otp_to = citizens.take()
             envelope = command_envelope("RegisterParticipant", data, stream=stream_id("registration"))
-            journey = Journey(i, envelope.correlation_id, "+62812" + f"{i:08d}", time.time())
+            journey = Journey(i, envelope.correlation_id, otp_to, time.time())
             follower.add(journey)
             journeys.append(journey)
             sends.append(asyncio.create_task(gateway.send(envelope)))
@@ -460,7 +478,7 @@ async def log_sizes(client: AsyncMongoClient) -> dict[str, int]:
 
 async def benchmark(st: Stack, args: argparse.Namespace) -> dict[str, Any]:
     client: AsyncMongoClient = AsyncMongoClient(st.ferretdb.uri)
-    citizens = Citizens()
+    citizens = Citizens(args.email_share)
     results: dict[str, Any] = {"runs": []}
     try:
         # the broker's JIT and the services' caches warm under load, not with a handful: without it
@@ -533,6 +551,7 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=10.0, help="seconds over which the idle rates are measured")
     parser.add_argument("--growth", default="", help="log sizes (extra commits) to seed and repeat --growth-rate at, e.g. 10000,200000")
     parser.add_argument("--growth-rate", type=float, default=25.0)
+    parser.add_argument("--email-share", type=float, default=0.0, help="share of the citizens (0-1) who choose email for their OTP (SMTP) instead of SMS")
     parser.add_argument("--out", default=str(HERE / "results_load.json"))
     parser.add_argument("--keep", action="store_true", help="keep the temporary state and logs")
     parser.add_argument("--profile", type=Path, default=None, help="directory for py-spy profiles (collapsed stacks) of each service during each rate, and FerretDB's CPU profile of the whole run (go tool pprof)")
