@@ -68,14 +68,15 @@ STAGES = ("registered", "otp_issued", "otp_delivered")
 OTP_SMS_MARK = "Kode OTP pendaftaran"
 OTP_EMAIL_SUBJECT = "Kode verifikasi pendaftaran JMO"
 
+SEED_CHUNK = 90  # FerretDB v1 mishandles bulk writes of 100 documents or more
+SEEDED_LOGS = ("registration", "identity", "notification")
+
 
 def is_registration_otp(message: dict[str, Any]) -> bool:
     """True for a sink message that carries a registration OTP (SMS or email)."""
     if message.get("channel") == "sms":
         return OTP_SMS_MARK in message.get("body", "")
     return message.get("channel") == "email" and message.get("subject") == OTP_EMAIL_SUBJECT
-SEED_CHUNK = 90  # FerretDB v1 mishandles bulk writes of 100 documents or more
-SEEDED_LOGS = ("registration", "identity", "notification")
 
 
 def say(text: str) -> None:
