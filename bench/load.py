@@ -62,6 +62,9 @@ HERE = Path(__file__).resolve().parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 STAGES = ("registered", "otp_issued", "otp_delivered")
+#: The follower's fetches wait this long for FOLLOW_MIN_BYTES of events (see :class:`Follower`).
+FOLLOW_WAIT_MS = 250
+FOLLOW_MIN_BYTES = 1 << 20
 #: How the registration OTP is told from the journey's other notices in the sink (the notification
 #: service's templates): the "registration received" SMS mentions an OTP too ("Kode OTP akan segera
 #: dikirimkan") and arrives first, so "OTP" alone is not enough.
@@ -218,7 +221,12 @@ class Journey:
 
 
 class Follower:
-    """Follows the events topics and the sink's inbox; stamps each journey's stages (wall clock)."""
+    """Follows the events topics and the sink's inbox; stamps each journey's stages (wall clock).
+
+    An event's stage is stamped with its record's timestamp (set by the relay's producer when it
+    sent the event, this machine's clock), not when the follower read it, so the follower can read
+    in large, slow batches: an observer that long-polled every topic at once would add a fetch of
+    its own to each of the stack's publishes, and its cost to the broker's figures."""
 
     def __init__(self, bootstrap: str, inbox: Path) -> None:
         self.bootstrap, self.inbox = bootstrap, inbox
@@ -229,7 +237,7 @@ class Follower:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, client_id="bench-load-follower", fetch_max_wait_ms=20)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, client_id="bench-load-follower", fetch_max_wait_ms=FOLLOW_WAIT_MS, fetch_min_bytes=FOLLOW_MIN_BYTES)
         await consumer.start()
         parts = [TopicPartition(t, p) for t in (topics.events("registration"), topics.events("identity")) for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))]
         consumer.assign(parts)
@@ -255,15 +263,14 @@ class Follower:
         assert self._consumer is not None
         wanted = {"ParticipantRegistered": "registered", "OtpIssued": "otp_issued"}
         while True:
-            batches = await self._consumer.getmany(timeout_ms=200, max_records=2000)
-            now = time.time()
+            batches = await self._consumer.getmany(timeout_ms=FOLLOW_WAIT_MS, max_records=2000)
             for records in batches.values():
                 for r in records:
                     headers = {k: v.decode() for k, v in r.headers}
                     stage = wanted.get(headers.get("jmo-type", ""))
                     journey = self.by_correlation.get(headers.get("jmo-correlation-id", ""))
                     if stage and journey is not None:
-                        journey.times.setdefault(stage, now)
+                        journey.times.setdefault(stage, r.timestamp / 1000)  # CreateTime: when the relay sent it
 
     async def _sink(self) -> None:
         while True:
