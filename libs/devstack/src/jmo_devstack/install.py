@@ -167,11 +167,16 @@ FERRETDB_PATCHES: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "github.com/FerretDB/FerretDB/internal/util/resource/resource.go",
-        "func Track(obj any, token *Token) {\n",
+        "// Track tracks the lifetime of an object until Untrack is called on it.\n",
         "// trackLifetimes is false in this build (JMO patch): FerretDB records a stack trace (pprof\n"
         "// profile) and sets a finalizer that panics, for every iterator, transaction and cursor it\n"
         "// opens; that leak check of its own test suite cost ~9 % of the server's CPU per command.\n"
         "const trackLifetimes = false\n\n"
+        "// Track tracks the lifetime of an object until Untrack is called on it.\n",
+    ),
+    (
+        "github.com/FerretDB/FerretDB/internal/util/resource/resource.go",
+        "func Track(obj any, token *Token) {\n",
         "func Track(obj any, token *Token) {\n\tif !trackLifetimes {\n\t\treturn\n\t}\n\n",
     ),
     (
