@@ -112,6 +112,31 @@ class TestMongoEventStore(EventStoreContract):
         assert await store.read_stream(stream_id("test"), cached=True) == []  # without the presumption, a stream not seen is looked for
         assert counter.names == ["find"]
 
+    async def test_a_forward_reader_fetches_commits_a_window_ahead_and_reads_the_sequence_log_only_at_its_end(self, counted: tuple[MongoEventStore, CommandLog], monkeypatch: pytest.MonkeyPatch) -> None:
+        store, counter = counted
+        monkeypatch.setattr(mongo, "READ_AHEAD_EVENTS", 12)
+        streams = [stream_id("test") for _ in range(10)]
+        for n, s in enumerate(streams):
+            await store.append(s, 0, [an_event(s, n * 3 + i) for i in range(3)], cause_id=new_id())  # 30 events, 3 to a commit
+        await store.settle([c.commit_id for c in await store.appended_commits(100)])
+        assert await store.sequence() == 10
+
+        async def pages() -> list[int]:
+            counter.clear()
+            seen, after = [], 0
+            while page := await store.read_all(after, limit=5):  # pages end inside commits
+                seen.extend(e.position for e in page)
+                after = page[-1].position
+            return seen
+
+        assert await pages() == list(range(1, 31))
+        fetches = [c["filter"]["_id"]["$in"] for c in counter.of("find", store.commits.name)]
+        assert [len(ids) for ids in fetches] == [4, 3, 3]  # windows of 12 events from where a page needs one, less what is held
+        assert sorted(i for ids in fetches for i in ids) == sorted(f"{s}@0" for s in streams)  # no commit read twice
+        assert len(counter.of("find", store.sequence_log.name)) == 2  # the pages past what it knew: then at the end
+        assert await pages() == list(range(1, 31))
+        assert len(counter.of("find", store.commits.name)) == 3  # read again, not served from what was passed
+
     async def test_a_stream_wrongly_presumed_new_is_found_out_by_the_append(self, store: MongoEventStore, second_store: MongoEventStore) -> None:
         s = stream_id("test")
         await second_store.append(s, 0, [an_event(s, 1)], cause_id=new_id())

@@ -97,6 +97,9 @@ NOT_IMPLEMENTED = 238
 BULK_CHUNK = 90
 #: Commit ids per query of the batch tools' page fetches (`_id: {$in: [...]}`).
 FETCH_IN = 500
+#: Events ``read_all`` fetches ahead of its reader, in one ``_id: {$in}`` query (at most
+#: :data:`FETCH_IN` commits to a query): a forward reader pays a round trip per window, not per page.
+READ_AHEAD_EVENTS = 2_000
 #: Commits per batch of ``verify``'s scan.
 VERIFY_BATCH = 1000
 _ORDER_FIELDS = {"_id": 1, "stream_id": 1, "from_version": 1, "prev_commit": 1, "event_count": 1, "recorded_at": 1}
@@ -186,6 +189,7 @@ class MongoEventStore:
         self._sequenced: set[str] = set()
         self._next_position = 1
         self._unsequenced: dict[str, Doc] = {}
+        self._ahead: dict[str, Doc] = {}  # commits read_all fetched ahead of its reader
 
     async def ensure_indexes(self) -> bool:
         """The indexes every query of this store needs on MongoDB (see ``QUERIES`` in the tests),
@@ -537,28 +541,47 @@ class MongoEventStore:
             del self._unsequenced[cid]
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
-        """Sequenced events after ``after_position`` in global order (batch tools)."""
-        await self._catch_up()
-        wanted: list[Doc] = []
-        events = 0
-        for start in self._starts[max(bisect.bisect_right(self._starts, after_position) - 1, 0) :]:
-            for a in self._batches[start]:
-                if events >= limit:
-                    break
-                if a["position"] + a["count"] - 1 > after_position:
-                    wanted.append(a)
-                    events += a["count"]
-            if events >= limit:
-                break
-        docs = await self._fetch([a["commit"] for a in wanted])
-        await self.codec.prepare(stored_items(docs.values()), writing=False)
+        """Sequenced events after ``after_position`` in global order (batch tools).
+
+        Reads the sequence log only when what this process knows of it ends within the page, and
+        the commits ahead of the reader: each fetch takes the page's commits and those after them,
+        up to :data:`READ_AHEAD_EVENTS` events, and keeps the rest, until the reader has passed them,
+        for the next pages (a reader going forward page by page costs one ``_id: {$in}`` query per
+        window, not one per page)."""
+        if self._next_position - 1 < after_position + limit:
+            await self._catch_up()
+        wanted = self._assignments_after(after_position, limit)
+        ahead = self._ahead
+        if any(a["commit"] not in ahead for a in wanted):
+            window = [a["commit"] for a in self._assignments_after(after_position, max(limit, READ_AHEAD_EVENTS))]
+            fetched = await self._fetch([c for c in window if c not in ahead])
+            ahead = self._ahead = {c: d for c in window if (d := ahead.get(c) or fetched.get(c)) is not None}
+        docs = {a["commit"]: ahead.get(a["commit"]) for a in wanted}
+        await self.codec.prepare(stored_items(d for d in docs.values() if d is not None), writing=False)
         out: list[RecordedEvent] = []
         for a in wanted:
-            doc = docs.get(a["commit"])
+            doc = docs[a["commit"]]
             if doc is None:
                 raise LookupError(f"sequenced commit {a['commit']} is missing from the log (run verify)")
             out.extend(recorded_events({**doc, "position": a["position"]}, self.codec, after_position=after_position))
-        return out[:limit]
+        out = out[:limit]
+        for a in wanted:  # read ahead, not a cache: what the reader has passed is not kept
+            if out and a["position"] + a["count"] - 1 <= out[-1].position:
+                self._ahead.pop(a["commit"], None)
+        return out
+
+    def _assignments_after(self, after_position: int, events: int) -> list[Doc]:
+        """The known assignments holding the first ``events`` events after ``after_position``."""
+        wanted: list[Doc] = []
+        count = 0
+        for start in self._starts[max(bisect.bisect_right(self._starts, after_position) - 1, 0) :]:
+            for a in self._batches[start]:
+                if count >= events:
+                    return wanted
+                if a["position"] + a["count"] - 1 > after_position:
+                    wanted.append(a)
+                    count += a["count"]
+        return wanted
 
     async def _catch_up(self) -> None:
         """Read sequence batches written since we last looked (each found by its first position)."""
