@@ -137,6 +137,20 @@ class TestMongoEventStore(EventStoreContract):
         assert await pages() == list(range(1, 31))
         assert len(counter.of("find", store.commits.name)) == 3  # read again, not served from what was passed
 
+    async def test_the_stream_cache_keeps_the_most_recently_used_commits_up_to_its_bound(self, counted: tuple[MongoEventStore, CommandLog]) -> None:
+        base, counter = counted
+        store = MongoEventStore(base.commits.database, name=base.commits.name.removesuffix("_commits"), cache_commits=2)
+        streams = [stream_id("test") for _ in range(3)]
+        for n, s in enumerate(streams):
+            await store.append(s, 0, [an_event(s, n)], cause_id=new_id())
+        counter.clear()
+        for s in (streams[2], streams[1]):
+            assert len(await store.read_stream(s, cached=True)) == 1
+        assert counter.names == []  # the two most recent: held
+        assert len(await store.read_stream(streams[0], cached=True)) == 1
+        assert [c["filter"]["_id"] for c in counter.of("find", store.commits.name)] == [f"{streams[0]}@0", f"{streams[0]}@1"]  # evicted: read back by _id
+        assert sum(len(docs) for docs in store._streams.values()) == 2 and streams[2] not in store._streams  # and the least recently used went
+
     async def test_a_stream_wrongly_presumed_new_is_found_out_by_the_append(self, store: MongoEventStore, second_store: MongoEventStore) -> None:
         s = stream_id("test")
         await second_store.append(s, 0, [an_event(s, 1)], cause_id=new_id())
