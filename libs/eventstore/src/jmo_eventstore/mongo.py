@@ -578,9 +578,9 @@ class MongoEventStore:
             for a in self._batches[start]:
                 if count >= events:
                     return wanted
-                if a["position"] + a["count"] - 1 > after_position:
+                if (after := a["position"] + a["count"] - 1 - after_position) > 0:
                     wanted.append(a)
-                    count += a["count"]
+                    count += min(after, a["count"])  # a page may begin inside a commit
         return wanted
 
     async def _catch_up(self) -> None:
